@@ -1,0 +1,92 @@
+# vufs — build everything into build/ (or build-san/ with SAN=1).
+#   make            build vufsd, vufs-mount, tests and benchmarks
+#   make check      install test dependencies, build (plain and sanitizer), run every test
+#   make demo       share a sample directory with a real guest under QEMU (TCG)
+#   make bench      run the benchmarks
+#   make fuzz       run each libFuzzer harness for FUZZ_SECONDS
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+          -pthread -Isrc $(SANFLAGS) -MMD -MP
+LDFLAGS += -pthread $(SANFLAGS)
+LIBS := -lseccomp -lcap-ng
+
+CORE_SRC := $(wildcard src/common/*.c src/transport/*.c src/protocol/*.c src/fs/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+DAEMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/daemon/*.c))
+MOUNT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/mount/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Programs that run inside the busybox guest must be static and need nothing from our library.
+STATIC_SRC := $(wildcard tests/posix/*.c tests/stress/*.c)
+STATIC_BIN := $(patsubst %.c,$(BUILD)/%,$(notdir $(STATIC_SRC)))
+TOOL_SRC := $(wildcard tests/tools/*.c bench/*.c)
+TOOL_BIN := $(patsubst %.c,$(BUILD)/%,$(notdir $(TOOL_SRC)))
+
+all: $(BUILD)/vufsd $(BUILD)/vufs-mount $(UNIT_BIN) $(STATIC_BIN) $(TOOL_BIN)
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libvufs.a: $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/vufsd: $(DAEMON_OBJ) $(BUILD)/libvufs.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/vufs-mount: $(MOUNT_OBJ) $(BUILD)/libvufs.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvufs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvufs.a -lcmocka $(LIBS)
+
+vpath %.c tests/posix tests/stress tests/tools bench
+$(STATIC_BIN): $(BUILD)/%: %.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread -static -o $@ $<
+
+$(TOOL_BIN): $(BUILD)/%: %.c $(BUILD)/libvufs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvufs.a $(LIBS)
+
+check:
+	@scripts/deps.sh check
+	$(MAKE) all
+	$(MAKE) SAN=1 all
+	tests/run.sh
+
+demo:
+	@scripts/deps.sh demo
+	$(MAKE) all
+	tests/vm/demo.sh
+
+bench:
+	@scripts/deps.sh bench
+	$(MAKE) all
+	bench/run.sh
+
+fuzz:
+	@scripts/deps.sh fuzz
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.PHONY: all deps check demo bench fuzz clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,145 @@
+/* vufsd: options, then file system + FUSE server + vhost-user device, wired together; nothing else. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "daemon/fs_device.h"
+#include "daemon/listen.h"
+#include "daemon/options.h"
+#include "fs/fs.h"
+
+#ifndef VUFS_VERSION
+#define VUFS_VERSION "0.1.0"
+#endif
+
+/* The connected socket, for the signal handler: shutting it down ends vu_dev_serve's read loop.
+ * Written once before signals are installed, read only by the handler. */
+static volatile int frontend_sock = -1;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	if (frontend_sock >= 0)
+		shutdown(frontend_sock, SHUT_RDWR);
+	else
+		_exit(0);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_term };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void print_capabilities(void)
+{
+	/* What libvirt reads: a vhost-user "fs" backend that takes QEMU virtiofsd's -o options. */
+	printf("{\n  \"type\": \"fs\"\n}\n");
+}
+
+static int raise_nofile(uint64_t want)
+{
+	struct rlimit rl = { want, want };
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_err("cannot raise the open-file limit to %llu: %s", (unsigned long long)want, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv)
+{
+	struct fs_device fdev;
+	struct vu_dev *dev = malloc(sizeof(*dev));
+	unsigned nqueues = 1 + o->queues;
+	int rc;
+
+	if (!dev || fs_device_init(&fdev, srv, nqueues) < 0) {
+		free(dev);
+		return -ENOMEM;
+	}
+	log_info("waiting for the VMM to connect");
+	int sock = accept_frontend(lfd);
+	if (sock < 0) {
+		rc = sock;
+		goto out;
+	}
+	frontend_sock = sock;
+	struct vu_dev_config cfg = { .max_queues = nqueues, .handle = fs_device_handle, .opaque = &fdev,
+	                             .poll_us = o->poll_us };
+	rc = vu_dev_init(dev, sock, &cfg);
+	if (rc == 0) {
+		log_info("VMM connected");
+		rc = vu_dev_serve(dev);
+		vu_dev_destroy(dev);
+	}
+	close(sock);
+out:
+	fs_device_destroy(&fdev);
+	free(dev);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct vufsd_options o;
+	struct fs *fs = NULL;
+	struct fuse_server *srv = NULL;
+	int rc, lfd;
+
+	if (vufsd_parse_options(argc, argv, &o) < 0)
+		return 2;
+	if (o.help) {
+		vufsd_usage(stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("vufsd %s\n", VUFS_VERSION);
+		return 0;
+	}
+	if (o.print_capabilities) {
+		print_capabilities();
+		return 0;
+	}
+	log_init("vufsd", o.log_level, o.syslog);
+	umask(0); /* the guest already applied its umask to every mode it sends */
+	if (o.rlimit_nofile && raise_nofile(o.rlimit_nofile) < 0)
+		return 1;
+
+	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .allow_direct_io = o.allow_direct_io,
+	                          .posix_lock = o.posix_lock, .flock = o.flock };
+	rc = fs_new(&fcfg, &fs);
+	if (rc < 0) {
+		log_err("cannot share %s: %s", o.shared_dir, strerror(-rc));
+		return 1;
+	}
+	struct fuse_server_opts sopts = { .cache = o.cache, .writeback = o.writeback, .readdirplus = o.readdirplus,
+	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2 };
+	rc = fuse_server_new(fs, &sopts, &srv);
+	lfd = rc < 0 ? rc : o.fd >= 0 ? listen_on_fd(o.fd) : listen_on_path(o.socket_path, o.socket_group);
+	if (lfd < 0) {
+		fuse_server_free(srv);
+		fs_free(fs);
+		return 1;
+	}
+	install_signals();
+	rc = serve(&o, lfd, srv);
+	close(lfd);
+	if (o.socket_path)
+		unlink(o.socket_path);
+	fuse_server_free(srv);
+	fs_free(fs);
+	log_info("exiting%s", rc < 0 ? " after an error" : "");
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,278 @@
+#include "daemon/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OPT_SOCKET_PATH = 256, OPT_SOCKET_GROUP, OPT_FD, OPT_SHARED_DIR, OPT_CACHE, OPT_WRITEBACK, OPT_NO_WRITEBACK,
+	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
+	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
+	OPT_NO_KILLPRIV_V2, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_UNSUPPORTED,
+};
+
+static const struct option long_opts[] = {
+	{ "socket-path", required_argument, NULL, OPT_SOCKET_PATH },
+	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+	{ "fd", required_argument, NULL, OPT_FD },
+	{ "shared-dir", required_argument, NULL, OPT_SHARED_DIR },
+	{ "cache", required_argument, NULL, OPT_CACHE },
+	{ "writeback", no_argument, NULL, OPT_WRITEBACK },
+	{ "no-writeback", no_argument, NULL, OPT_NO_WRITEBACK },
+	{ "no-readdirplus", no_argument, NULL, OPT_NO_READDIRPLUS },
+	{ "xattr", no_argument, NULL, OPT_XATTR },
+	{ "no-xattr", no_argument, NULL, OPT_NO_XATTR },
+	{ "posix-acl", no_argument, NULL, OPT_POSIX_ACL },
+	{ "thread-pool-size", required_argument, NULL, OPT_THREAD_POOL },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "syslog", no_argument, NULL, OPT_SYSLOG },
+	{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
+	{ "rlimit-nofile", required_argument, NULL, OPT_RLIMIT_NOFILE },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+	{ "allow-direct-io", no_argument, NULL, OPT_ALLOW_DIRECT_IO },
+	{ "killpriv-v2", no_argument, NULL, OPT_KILLPRIV_V2 },
+	{ "no-killpriv-v2", no_argument, NULL, OPT_NO_KILLPRIV_V2 },
+	{ "queues", required_argument, NULL, OPT_QUEUES },
+	{ "poll-us", required_argument, NULL, OPT_POLL_US },
+	{ "no-flock", no_argument, NULL, OPT_NO_FLOCK },
+	{ "no-posix-lock", no_argument, NULL, OPT_NO_POSIX_LOCK },
+	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
+	{ "announce-submounts", no_argument, NULL, OPT_UNSUPPORTED },
+	{ "inode-file-handles", optional_argument, NULL, OPT_UNSUPPORTED },
+	{ "xattrmap", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "modcaps", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "security-label", no_argument, NULL, OPT_UNSUPPORTED },
+	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
+	{ "migration-mode", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "migration-on-error", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "tag", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "translate-uid", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "translate-gid", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "uid-map", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "gid-map", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "version", no_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+void vufsd_usage(FILE *out)
+{
+	fputs("Usage: vufsd [OPTIONS]\n"
+	      "vhost-user-fs backend: serves one host directory to one virtual machine.\n\n"
+	      "  --socket-path=PATH        listen on this vhost-user UNIX socket\n"
+	      "  --socket-group=GROUP      give the socket to this group\n"
+	      "  --fd=N                    use the inherited listening socket N (as libvirt passes it)\n"
+	      "  --shared-dir=DIR          the directory to share (also -o source=DIR)\n"
+	      "  --cache=never|auto|always metadata and data caching in the guest (none = never; default auto)\n"
+	      "  --writeback               let the guest cache writes (FUSE writeback cache)\n"
+	      "  --no-readdirplus          do not return attributes with directory listings\n"
+	      "  --xattr / --no-xattr      serve extended attributes (default off)\n"
+	      "  --no-posix-lock           refuse POSIX locks (default: served)\n"
+	      "  --no-flock                refuse flock() locks (default: served)\n"
+	      "  --allow-direct-io         honour the guest's O_DIRECT\n"
+	      "  --killpriv-v2             let the daemon clear setuid/setgid bits on write (FUSE_HANDLE_KILLPRIV_V2)\n"
+	      "  --thread-pool-size=0      requests are served on their queue's thread (only 0 is accepted)\n"
+	      "  --queues=N                request queues offered to the VMM (default 1, at most 16)\n"
+	      "  --poll-us=N               poll a queue N microseconds before sleeping (default 0)\n"
+	      "  --sandbox=none            (namespace and chroot are not implemented yet)\n"
+	      "  --seccomp=none            (kill, log and trap are not implemented yet)\n"
+	      "  --rlimit-nofile=N         raise the open-file limit to N\n"
+	      "  --log-level=LEVEL         error, warn, info (default) or debug\n"
+	      "  --syslog                  log to syslog instead of stderr\n"
+	      "  --print-capabilities      print the JSON capabilities libvirt reads, then exit\n"
+	      "  -o OPT[,OPT...]           QEMU virtiofsd style: source=DIR, cache=, xattr, no_xattr, flock,\n"
+	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
+	      "                            readdirplus, no_readdirplus, log_level=LEVEL\n"
+	      "  -V, --version             print the version\n"
+	      "  -h, --help                this help\n",
+	      out);
+}
+
+static int parse_cache(const char *s, enum fuse_cache_mode *out)
+{
+	if (!strcmp(s, "never") || !strcmp(s, "none"))
+		*out = CACHE_NEVER;
+	else if (!strcmp(s, "auto"))
+		*out = CACHE_AUTO;
+	else if (!strcmp(s, "always"))
+		*out = CACHE_ALWAYS;
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v > max || s[0] == '-')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int bad(const char *what, const char *value)
+{
+	fprintf(stderr, "vufsd: invalid %s '%s'\n", what, value);
+	return -1;
+}
+
+/* One -o item: "key" or "key=value". */
+static int parse_o_item(char *item, struct vufsd_options *o)
+{
+	char *val = strchr(item, '=');
+	if (val)
+		*val++ = '\0';
+	static const struct { const char *name; size_t off; bool value; } flags[] = {
+		{ "xattr", offsetof(struct vufsd_options, xattr), true },
+		{ "no_xattr", offsetof(struct vufsd_options, xattr), false },
+		{ "flock", offsetof(struct vufsd_options, flock), true },
+		{ "no_flock", offsetof(struct vufsd_options, flock), false },
+		{ "posix_lock", offsetof(struct vufsd_options, posix_lock), true },
+		{ "no_posix_lock", offsetof(struct vufsd_options, posix_lock), false },
+		{ "writeback", offsetof(struct vufsd_options, writeback), true },
+		{ "no_writeback", offsetof(struct vufsd_options, writeback), false },
+		{ "readdirplus", offsetof(struct vufsd_options, readdirplus), true },
+		{ "no_readdirplus", offsetof(struct vufsd_options, readdirplus), false },
+		{ "allow_direct_io", offsetof(struct vufsd_options, allow_direct_io), true },
+		{ "no_allow_direct_io", offsetof(struct vufsd_options, allow_direct_io), false },
+		{ "killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), true },
+		{ "no_killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), false },
+	};
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		if (!val && !strcmp(item, flags[i].name)) {
+			*(bool *)((char *)o + flags[i].off) = flags[i].value;
+			return 0;
+		}
+	}
+	if (val && !strcmp(item, "source")) {
+		o->shared_dir = val;
+		return 0;
+	}
+	if (val && !strcmp(item, "cache"))
+		return parse_cache(val, &o->cache) ? bad("cache mode", val) : 0;
+	if (val && !strcmp(item, "log_level"))
+		return log_parse_level(val, &o->log_level) ? bad("log level", val) : 0;
+	if (val && !strcmp(item, "sandbox"))
+		return strcmp(val, "none") ? bad("sandbox mode (only 'none' is implemented)", val) : 0;
+	fprintf(stderr, "vufsd: -o %s%s%s is not supported\n", item, val ? "=" : "", val ? val : "");
+	return -1;
+}
+
+static int parse_o(char *list, struct vufsd_options *o)
+{
+	char *save = NULL;
+	for (char *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save))
+		if (parse_o_item(item, o) < 0)
+			return -1;
+	return 0;
+}
+
+static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optname)
+{
+	uint64_t v;
+	switch (c) {
+	case OPT_SOCKET_PATH: o->socket_path = arg; return 0;
+	case OPT_SOCKET_GROUP: o->socket_group = arg; return 0;
+	case OPT_FD:
+		if (parse_uint(arg, INT32_MAX, &v))
+			return bad("fd", arg);
+		o->fd = (int)v;
+		return 0;
+	case OPT_SHARED_DIR: o->shared_dir = arg; return 0;
+	case OPT_CACHE: return parse_cache(arg, &o->cache) ? bad("cache mode", arg) : 0;
+	case OPT_WRITEBACK: o->writeback = true; return 0;
+	case OPT_NO_WRITEBACK: o->writeback = false; return 0;
+	case OPT_NO_READDIRPLUS: o->readdirplus = false; return 0;
+	case OPT_XATTR: o->xattr = true; return 0;
+	case OPT_NO_XATTR: o->xattr = false; return 0;
+	case OPT_NO_FLOCK: o->flock = false; return 0;
+	case OPT_NO_POSIX_LOCK: o->posix_lock = false; return 0;
+	case OPT_ALLOW_DIRECT_IO: o->allow_direct_io = true; return 0;
+	case OPT_KILLPRIV_V2: o->killpriv_v2 = true; return 0;
+	case OPT_NO_KILLPRIV_V2: o->killpriv_v2 = false; return 0;
+	case OPT_POSIX_ACL:
+		fprintf(stderr, "vufsd: --posix-acl is not implemented yet\n");
+		return -1;
+	case OPT_THREAD_POOL:
+		if (parse_uint(arg, 1024, &v))
+			return bad("thread pool size", arg);
+		if (v > 0) {
+			fprintf(stderr, "vufsd: --thread-pool-size=%s: requests are served on their queue's thread; "
+			                "only 0 is accepted\n", arg);
+			return -1;
+		}
+		return 0;
+	case OPT_LOG_LEVEL: return log_parse_level(arg, &o->log_level) ? bad("log level", arg) : 0;
+	case OPT_SYSLOG: o->syslog = true; return 0;
+	case OPT_PRINT_CAPS: o->print_capabilities = true; return 0;
+	case OPT_RLIMIT_NOFILE:
+		return parse_uint(arg, UINT32_MAX, &o->rlimit_nofile) ? bad("rlimit-nofile", arg) : 0;
+	case OPT_SANDBOX:
+		if (strcmp(arg, "none"))
+			return bad("sandbox mode (only 'none' is implemented)", arg);
+		o->sandbox = SANDBOX_NONE;
+		return 0;
+	case OPT_SECCOMP:
+		return strcmp(arg, "none") ? bad("seccomp mode (only 'none' is implemented)", arg) : 0;
+	case OPT_QUEUES:
+		if (parse_uint(arg, 16, &v) || v == 0)
+			return bad("queue count (1-16)", arg);
+		o->queues = (unsigned)v;
+		return 0;
+	case OPT_POLL_US:
+		if (parse_uint(arg, 1000000, &v))
+			return bad("poll time", arg);
+		o->poll_us = (unsigned)v;
+		return 0;
+	case 'o': return parse_o(arg, o);
+	case 'V': o->version = true; return 0;
+	case 'h': o->help = true; return 0;
+	case 'f': case 'd': return 0; /* QEMU virtiofsd's foreground and debug flags: we always run in the foreground */
+	case OPT_UNSUPPORTED:
+		fprintf(stderr, "vufsd: --%s is not implemented yet\n", optname);
+		return -1;
+	default:
+		return -1;
+	}
+}
+
+int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
+{
+	*o = (struct vufsd_options){
+		.fd = -1, .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = true, .flock = true,
+		.log_level = LOG_LVL_INFO, .sandbox = SANDBOX_NONE, .queues = 1,
+	};
+	int c, idx = -1;
+	while ((c = getopt_long(argc, argv, "o:Vhfd", long_opts, &idx)) != -1) {
+		const char *name = idx >= 0 ? long_opts[idx].name : "";
+		if (c == '?' || parse_one(c, optarg, o, name) < 0) {
+			if (c == '?')
+				vufsd_usage(stderr);
+			return -1;
+		}
+		idx = -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vufsd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->help || o->version || o->print_capabilities)
+		return 0;
+	if (!o->shared_dir) {
+		fprintf(stderr, "vufsd: no shared directory: give --shared-dir=DIR or -o source=DIR\n");
+		return -1;
+	}
+	if (!o->socket_path && o->fd < 0) {
+		fprintf(stderr, "vufsd: give --socket-path=PATH or --fd=N\n");
+		return -1;
+	}
+	if (o->socket_path && o->fd >= 0) {
+		fprintf(stderr, "vufsd: --socket-path and --fd exclude each other\n");
+		return -1;
+	}
+	return 0;
+}

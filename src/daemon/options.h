@@ -1,0 +1,34 @@
+/* vufsd's command line: virtiofsd's options (the Rust one), plus QEMU virtiofsd's -o form that libvirt uses. */
+#ifndef VUFS_DAEMON_OPTIONS_H
+#define VUFS_DAEMON_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/log.h"
+#include "protocol/fuse_server.h"
+
+enum sandbox_mode { SANDBOX_NAMESPACE, SANDBOX_CHROOT, SANDBOX_NONE };
+
+struct vufsd_options {
+	const char *socket_path;
+	const char *socket_group;
+	int fd;                       /* inherited listening socket, or -1 */
+	const char *shared_dir;
+	enum fuse_cache_mode cache;
+	bool writeback, readdirplus, xattr, posix_lock, flock, allow_direct_io, killpriv_v2;
+	enum log_level log_level;
+	bool syslog;
+	bool print_capabilities, version, help;
+	uint64_t rlimit_nofile;       /* 0: leave as is */
+	enum sandbox_mode sandbox;
+	unsigned queues;              /* request queues offered */
+	unsigned poll_us;
+};
+
+/* Fills opts from argv. Returns 0, or -1 after printing why. */
+int vufsd_parse_options(int argc, char **argv, struct vufsd_options *opts);
+void vufsd_usage(FILE *out);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * Caller credentials for operations that create files.
+ *
+ * fsuid/fsgid and the supplementary group list are per thread in the kernel, but glibc's setfsuid() et al. and
+ * setgroups() broadcast the change to every thread of the process; the raw system calls do not, so only those
+ * are used here. Leaving fsuid 0 also clears CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER,
+ * CAP_FSETID, CAP_MKNOD, ... from the thread's effective set, and setting it back to 0 restores them: so a file
+ * created in a setgid directory by a caller outside its group loses S_ISGID as on the host (CVE-2022-0358), and
+ * permission checks are the host's. Supplementary groups are dropped once per thread, lazily, so that the
+ * daemon's own groups never count for the caller.
+ */
+#include "fs/fs_internal.h"
+
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifdef SYS_setfsuid32
+#define SYS_SETFSUID SYS_setfsuid32
+#define SYS_SETFSGID SYS_setfsgid32
+#else
+#define SYS_SETFSUID SYS_setfsuid
+#define SYS_SETFSGID SYS_setfsgid
+#endif
+#ifdef SYS_setgroups32
+#define SYS_SETGROUPS SYS_setgroups32
+#else
+#define SYS_SETGROUPS SYS_setgroups
+#endif
+
+static __thread bool groups_dropped;
+
+/* setfsuid/setfsgid return the previous id and cannot fail visibly; an invalid id (-1) reads the current one. */
+static uid_t set_fsuid(uid_t uid)
+{
+	return (uid_t)syscall(SYS_SETFSUID, uid);
+}
+
+static gid_t set_fsgid(gid_t gid)
+{
+	return (gid_t)syscall(SYS_SETFSGID, gid);
+}
+
+int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
+{
+	saved->switched = false;
+	if (!ctx || !fs->switch_creds)
+		return 0;
+	if (!groups_dropped) {
+		if (syscall(SYS_SETGROUPS, 0, NULL) < 0) {
+			int err = errno;
+			log_err("fs: cannot drop supplementary groups: %d", err);
+			return -err;
+		}
+		groups_dropped = true;
+	}
+	saved->old_gid = set_fsgid(ctx->gid);
+	saved->old_uid = set_fsuid(ctx->uid);
+	saved->switched = true;
+	if (set_fsgid((gid_t)-1) != ctx->gid || set_fsuid((uid_t)-1) != ctx->uid) {
+		/* An id the kernel refuses (say, one not mapped in our user namespace). */
+		creds_leave(saved);
+		return -EPERM;
+	}
+	return 0;
+}
+
+void creds_leave(struct fs_creds *saved)
+{
+	if (!saved->switched)
+		return;
+	set_fsuid(saved->old_uid);
+	set_fsgid(saved->old_gid);
+	saved->switched = false;
+	if (set_fsuid((uid_t)-1) != saved->old_uid || set_fsgid((gid_t)-1) != saved->old_gid) {
+		/* Running on with a guest's ids would be a hole; this cannot happen with CAP_SETUID/CAP_SETGID. */
+		log_err("fs: cannot restore fsuid/fsgid");
+		abort();
+	}
+}

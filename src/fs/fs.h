@@ -1,0 +1,157 @@
+/*
+ * The file system room: a passthrough of one host directory.
+ *
+ * It knows nothing of FUSE wire structs or transports. Callers name inodes by node id and open files by handle,
+ * both opaque 64-bit values this layer hands out (table indexes with a generation, never pointers or host fds).
+ * Every function returns 0 (or a byte count) on success and a negative errno on failure. Names reaching this
+ * layer were already checked by the protocol layer: NUL-terminated, non-empty, no '/', at most NAME_MAX bytes;
+ * the fs still refuses "." and ".." where they could leave the shared directory.
+ * Every function may be called from several threads at once.
+ */
+#ifndef VUFS_FS_H
+#define VUFS_FS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+
+#define FS_ROOT_ID 1            /* node id of the shared directory itself */
+#define FS_NO_HANDLE UINT64_MAX /* "no file handle given" */
+
+struct fs;
+
+struct fs_config {
+	const char *source;       /* the shared directory */
+	bool xattr;               /* serve extended attributes (else -ENOSYS for xattr ops) */
+	bool posix_acl;           /* allow system.posix_acl_* names */
+	bool allow_direct_io;     /* honour O_DIRECT from the guest (else it is dropped) */
+	bool posix_lock;          /* serve POSIX record locks (else -ENOSYS) */
+	bool flock;               /* serve flock() locks (else -ENOSYS) */
+	uint64_t max_inodes;      /* bound on live inodes; lookups past it fail with -ENFILE (0 = default) */
+	uint64_t max_handles;     /* bound on open handles; opens past it fail with -EMFILE (0 = default) */
+};
+
+/* Who asks: the caller's ids from the request, run as fsuid/fsgid for operations that create files. */
+struct fs_ctx {
+	uint32_t uid, gid, pid;
+};
+
+struct fs_entry {
+	uint64_t nodeid;          /* 0 in READDIRPLUS for "." and "..": no lookup reference taken */
+	uint64_t generation;
+	struct stat st;
+};
+
+enum fs_setattr_valid {
+	FS_SET_MODE = 1 << 0,
+	FS_SET_UID = 1 << 1,
+	FS_SET_GID = 1 << 2,
+	FS_SET_SIZE = 1 << 3,
+	FS_SET_ATIME = 1 << 4,
+	FS_SET_MTIME = 1 << 5,
+	FS_SET_ATIME_NOW = 1 << 6,
+	FS_SET_MTIME_NOW = 1 << 7,
+	FS_SET_CTIME = 1 << 8,
+	FS_SET_KILL_SUIDGID = 1 << 9, /* clear setuid/setgid as a write by an unprivileged caller would */
+};
+
+struct fs_setattr {
+	unsigned valid;           /* FS_SET_* */
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint64_t size;
+	struct timespec atime, mtime, ctime;
+};
+
+/* READDIR(PLUS) sink. Returns 0 when the entry was taken, 1 when the buffer is full (entry not taken). */
+typedef int (*fs_dirent_fn)(void *arg, const char *name, size_t namelen, uint64_t ino, unsigned dtype,
+                            uint64_t next_off, const struct fs_entry *plus);
+
+int fs_new(const struct fs_config *cfg, struct fs **out);
+void fs_free(struct fs *fs);
+/* Release every inode and handle the guest still holds (DESTROY, or the guest went away). */
+void fs_reset(struct fs *fs);
+
+int fs_lookup(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, struct fs_entry *e);
+void fs_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup);
+int fs_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st);
+int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh, const struct fs_setattr *sa,
+               struct stat *st);
+/* Writes at most size bytes, no NUL; returns the length. */
+ssize_t fs_readlink(struct fs *fs, uint64_t nodeid, char *buf, size_t size);
+
+int fs_mknod(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+             struct fs_entry *e);
+int fs_mkdir(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode,
+             struct fs_entry *e);
+int fs_symlink(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, const char *target,
+               struct fs_entry *e);
+int fs_link(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t newparent, const char *newname,
+            struct fs_entry *e);
+int fs_unlink(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name);
+int fs_rmdir(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name);
+/* flags: RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT */
+int fs_rename(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, uint64_t newparent,
+              const char *newname, unsigned flags);
+
+/* flags are open(2) flags as the guest gave them (O_ACCMODE, O_APPEND, O_TRUNC, O_DIRECT, ...).
+ * Device nodes, FIFOs and sockets are never opened: -EACCES (they can still be created and stat'ed). */
+int fs_open(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int flags, uint64_t *fh);
+int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode, int flags,
+              struct fs_entry *e, uint64_t *fh);
+/* O_TMPFILE in directory parent: an unnamed file, returned as a new inode plus an open handle. */
+int fs_tmpfile(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t mode, int flags,
+               struct fs_entry *e, uint64_t *fh);
+/* Reads into dst (straight into the caller's memory); returns bytes read. */
+ssize_t fs_read(struct fs *fs, uint64_t fh, uint64_t off, size_t size, const struct iovec *dst, unsigned ndst);
+/* kill_suidgid: clear setuid/setgid bits as the host kernel does for a write by an unprivileged process. */
+ssize_t fs_write(struct fs *fs, const struct fs_ctx *ctx, uint64_t fh, uint64_t off, const struct iovec *src,
+                 unsigned nsrc, bool kill_suidgid);
+/* close(2) of one guest file descriptor: drops the POSIX locks of lock_owner. */
+int fs_flush(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner);
+int fs_release(struct fs *fs, uint64_t nodeid, uint64_t fh, bool release_flock, uint64_t lock_owner);
+int fs_fsync(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync);
+
+int fs_opendir(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t *fh);
+/* Emits entries from offset on (0 = start; later offsets are next_off values it gave) until fill says full or
+ * the directory ends. With plus, each entry but "." and ".." is looked up (one reference each, undone if fill
+ * does not take it). */
+int fs_readdir(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh, uint64_t offset, bool plus,
+               fs_dirent_fn fill, void *arg);
+int fs_releasedir(struct fs *fs, uint64_t nodeid, uint64_t fh);
+int fs_fsyncdir(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync);
+
+int fs_statfs(struct fs *fs, uint64_t nodeid, struct statvfs *out);
+int fs_access(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int mask);
+
+int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, const void *value,
+                size_t size, int flags);
+/* size 0: return the value's size only. Too small a buffer: -ERANGE. */
+ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, void *buf,
+                    size_t size);
+ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, char *buf, size_t size);
+int fs_removexattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name);
+
+/* POSIX record locks, per lock_owner (l_pid on return: the holder's pid as the guest knows it, or 0).
+ * fs_setlk with sleep may block until the lock is granted: the caller runs it where blocking is harmless. */
+int fs_getlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, struct flock *lk);
+int fs_setlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, const struct flock *lk, bool sleep);
+/* flock(2) on the handle: op is LOCK_SH, LOCK_EX or LOCK_UN, possibly | LOCK_NB. */
+int fs_flock(struct fs *fs, uint64_t nodeid, uint64_t fh, int op);
+
+int fs_fallocate(struct fs *fs, uint64_t nodeid, uint64_t fh, int mode, uint64_t off, uint64_t len);
+/* Returns the new offset (SEEK_SET, SEEK_CUR is not meaningful here, SEEK_END, SEEK_DATA, SEEK_HOLE). */
+int64_t fs_lseek(struct fs *fs, uint64_t nodeid, uint64_t fh, int64_t off, int whence);
+ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint64_t fh_out, uint64_t off_out,
+                           size_t len, unsigned flags);
+int fs_syncfs(struct fs *fs);
+
+/* Counters for tests and the resource-bound checks. */
+void fs_counts(struct fs *fs, uint64_t *inodes, uint64_t *handles);
+
+#endif

@@ -1,0 +1,191 @@
+/*
+ * Internal interface between the files of the file-system room. Nothing outside src/fs includes this.
+ *
+ * Lock story (the only locks in this room, and the order they may nest in):
+ *
+ *   handle->dir_mu  (one directory handle's getdents position and buffer; held across READDIRPLUS lookups)
+ *     -> inode->lock_mu  (one inode's POSIX lock owners; never held across a blocking fcntl)
+ *       -> itab.mu / htab.mu  (the inode table and the handle table: short critical sections, no syscall made
+ *                              while holding them except close() of nothing; they never nest in each other)
+ *
+ * An inode's immutable fields (fd, type, identity, slot, gen) may be read without a lock by anyone holding a
+ * reference. nlookup, refs and hash_next belong to itab.mu. A handle's immutable fields (fd, inode, is_dir)
+ * may be read by anyone holding a reference; refs belongs to htab.mu.
+ */
+#ifndef VUFS_FS_INTERNAL_H
+#define VUFS_FS_INTERNAL_H
+
+#include "fs/fs.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define FS_DEFAULT_MAX_INODES 1000000u
+#define FS_DEFAULT_MAX_HANDLES 100000u
+/* Keeps slot indexes far from UINT32_MAX (node ids and handles pack index and generation in 32 bits each). */
+#define FS_MAX_TABLE_BOUND (1u << 30)
+
+struct fs_lock_owner;
+
+struct fs_inode {
+	/* Immutable while the inode lives. */
+	int fd;                   /* O_PATH|O_NOFOLLOW, owned */
+	mode_t type;              /* S_IFMT bits */
+	dev_t dev;
+	ino_t ino;
+	uint64_t mnt_id;
+	uint32_t slot, gen;
+
+	/* itab.mu */
+	uint64_t nlookup;         /* guest references (LOOKUP and friends minus FORGET) */
+	uint64_t refs;            /* in-flight operations and open handles */
+	struct fs_inode *hash_next;
+
+	/* lock_mu: POSIX lock owners of this inode (locks.c) */
+	pthread_mutex_t lock_mu;
+	struct fs_lock_owner *owners;
+};
+
+struct inode_slot {
+	struct fs_inode *inode;   /* NULL: free */
+	uint32_t gen;             /* generation of the current (or next) occupant */
+	uint32_t next_free;       /* free list link (0 ends it; slot 0 is never used) */
+};
+
+/*
+ * The inode table: node id = gen << 32 | slot. Slot 1 generation 0 is the root, which holds one permanent
+ * reference so it is never freed before fs_free. Identity (dev, ino, mnt_id) -> inode through a chained hash.
+ * One mutex, mu, guards every field below and the nlookup/refs/hash_next of every inode; the table only ever
+ * grows (slots and buckets are realloc'ed under mu, inodes themselves are separately allocated and so never
+ * move). The fd of a freed inode is closed after mu is dropped.
+ */
+struct inode_table {
+	pthread_mutex_t mu;
+	struct inode_slot *slots;
+	uint32_t nslots;          /* allocated */
+	uint32_t high;            /* slots [1, high) have been used at least once */
+	uint32_t free_head;
+	struct fs_inode **buckets;
+	size_t nbuckets;          /* power of two */
+	uint64_t count, max;
+};
+
+struct fs_handle {
+	/* Immutable while the handle lives. */
+	int fd;                   /* opened for I/O (or O_RDONLY|O_DIRECTORY) */
+	int flags;                /* the open(2) flags fd was opened with */
+	struct fs_inode *inode;   /* holds one reference */
+	bool is_dir;
+	uint32_t idx, gen;
+
+	/* htab.mu */
+	uint64_t refs;            /* 1 while in the table + in-flight operations */
+	struct fs_handle *kill_next; /* htab_reset's list of handles to destroy */
+
+	/* dir_mu: directory stream state (dir.c) */
+	pthread_mutex_t dir_mu;
+	char *dbuf;               /* getdents64 buffer, allocated on first READDIR */
+	size_t dlen, dpos;        /* valid bytes, next entry */
+	uint64_t dir_off;         /* offset of the next entry to emit (0 = start) */
+};
+
+struct handle_slot {
+	struct fs_handle *h;
+	uint32_t gen;
+	uint32_t next_free;       /* free list link, index + 1 (0 ends it) */
+};
+
+/* The handle table: fh = gen << 32 | index; generations start at 1 so fh 0 is never valid. mu guards
+ * everything here and every handle's refs. */
+struct handle_table {
+	pthread_mutex_t mu;
+	struct handle_slot *slots;
+	uint32_t nslots, high, free_head;
+	uint64_t count, max;
+};
+
+struct fs {
+	struct fs_config cfg;     /* source points at source_copy */
+	char *source_copy;
+	int proc_fd;              /* /proc/self/fd, O_PATH */
+	bool switch_creds;        /* we may change fsuid/fsgid (running as root) */
+	struct inode_table itab;
+	struct handle_table htab;
+	struct fs_inode *root;
+};
+
+/* inodes.c */
+int itab_init(struct inode_table *t, uint64_t max);
+void itab_destroy(struct inode_table *t);
+/* Inserts the root (fd owned on success). */
+int itab_insert_root(struct fs *fs, int fd, const struct stat *st, uint64_t mnt_id);
+/* A reference to a live inode, or -ESTALE. */
+int inode_get(struct fs *fs, uint64_t nodeid, struct fs_inode **out);
+void inode_ref(struct fs *fs, struct fs_inode *inode);
+void inode_put(struct fs *fs, struct fs_inode *inode);
+uint64_t inode_nodeid(const struct fs_inode *inode);
+/* Adds one lookup to an inode the caller holds a reference to. */
+void inode_add_lookup(struct fs *fs, struct fs_inode *inode);
+void inode_forget(struct fs *fs, uint64_t nodeid, uint64_t n);
+/* Finds the inode of (st, mnt_id) or makes one from opath_fd; either way the fd is consumed and the result
+ * carries one lookup (guest reference). If ref is non-NULL it also gets one in-flight reference. */
+int inode_register(struct fs *fs, int opath_fd, const struct stat *st, uint64_t mnt_id, struct fs_inode **ref);
+/* statx of fd (with path and AT_* flags) as a struct stat plus the mount id (0 when the kernel has none). */
+int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *mnt_id);
+/* Look name up in the directory parent: one lookup reference, entry filled. */
+int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
+/* Fills e for inode (which the caller has already given a lookup reference). */
+int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e);
+/* Opens the inode for I/O through /proc/self/fd (O_NOFOLLOW is dropped, O_CLOEXEC added). */
+int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags);
+/* Drops every inode but the root (fs_reset). */
+void itab_reset(struct fs *fs);
+
+/* handles.c */
+int htab_init(struct handle_table *t, uint64_t max);
+void htab_destroy(struct fs *fs);
+/* Takes ownership of fd and the caller's inode reference (on failure both are released). */
+int handle_new(struct fs *fs, int fd, int flags, struct fs_inode *inode, bool is_dir, uint64_t *fh);
+/* An in-flight reference to a live handle, or -EBADF. */
+int handle_get(struct fs *fs, uint64_t fh, struct fs_handle **out);
+void handle_put(struct fs *fs, struct fs_handle *h);
+/* Removes fh from the table (the handle lives on until its last in-flight user puts it). */
+int handle_remove(struct fs *fs, uint64_t fh, struct fs_handle **out);
+void htab_reset(struct fs *fs);
+
+/* creds.c: run as the caller's fsuid/fsgid on this thread, without supplementary groups. */
+struct fs_creds {
+	bool switched;
+	uid_t old_uid;
+	gid_t old_gid;
+};
+int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved);
+void creds_leave(struct fs_creds *saved);
+
+/* names: "." and ".." and anything with a '/' -> -EINVAL, "" -> -ENOENT. */
+int fs_check_name(const char *name);
+
+/* locks.c */
+void locks_free_inode(struct fs_inode *inode);
+/* Closes lock_owner's fd for inode (its POSIX locks go away). */
+void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner);
+
+/* dir.c */
+void dir_handle_free(struct fs_handle *h);
+
+/* kill_suidgid rule for regular files: the mode bits a write by an unprivileged caller would clear. */
+static inline mode_t fs_suidgid_to_kill(mode_t mode)
+{
+	mode_t kill = 0;
+	if (!S_ISREG(mode))
+		return 0;
+	if (mode & S_ISUID)
+		kill |= S_ISUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	return kill;
+}
+
+#endif

@@ -1,0 +1,426 @@
+/* The inode table: host identity -> node id, lookup counts, in-flight references. Lock story: fs_internal.h. */
+#include "fs/fs_internal.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define ROOT_SLOT 1u
+#define INITIAL_SLOTS 64u
+#define INITIAL_BUCKETS 64u
+
+static size_t hash_ident(dev_t dev, ino_t ino, uint64_t mnt_id)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull;
+	h ^= ((uint64_t)dev + 0x632be59bd9b4e019ull) * 0xc2b2ae3d27d4eb4full;
+	h ^= (mnt_id + 0x165667b19e3779f9ull) * 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return (size_t)h;
+}
+
+int itab_init(struct inode_table *t, uint64_t max)
+{
+	memset(t, 0, sizeof(*t));
+	t->slots = calloc(INITIAL_SLOTS, sizeof(*t->slots));
+	t->buckets = calloc(INITIAL_BUCKETS, sizeof(*t->buckets));
+	if (!t->slots || !t->buckets) {
+		free(t->slots);
+		free(t->buckets);
+		return -ENOMEM;
+	}
+	t->nslots = INITIAL_SLOTS;
+	t->nbuckets = INITIAL_BUCKETS;
+	t->high = ROOT_SLOT + 1;
+	t->max = max;
+	pthread_mutex_init(&t->mu, NULL);
+	return 0;
+}
+
+static void inode_destroy(struct fs_inode *inode)
+{
+	locks_free_inode(inode);
+	close_if_open(&inode->fd);
+	pthread_mutex_destroy(&inode->lock_mu);
+	free(inode);
+}
+
+void itab_destroy(struct inode_table *t)
+{
+	for (uint32_t i = 1; i < t->high; i++) {
+		if (t->slots[i].inode)
+			inode_destroy(t->slots[i].inode);
+	}
+	free(t->slots);
+	free(t->buckets);
+	pthread_mutex_destroy(&t->mu);
+	memset(t, 0, sizeof(*t));
+}
+
+uint64_t inode_nodeid(const struct fs_inode *inode)
+{
+	return (uint64_t)inode->gen << 32 | inode->slot;
+}
+
+/* mu held. */
+static struct fs_inode *hash_find(struct inode_table *t, dev_t dev, ino_t ino, uint64_t mnt_id)
+{
+	struct fs_inode *i = t->buckets[hash_ident(dev, ino, mnt_id) & (t->nbuckets - 1)];
+	while (i && !(i->ino == ino && i->dev == dev && i->mnt_id == mnt_id))
+		i = i->hash_next;
+	return i;
+}
+
+/* mu held. Growing is best effort: a table with long chains still works. */
+static void hash_insert(struct inode_table *t, struct fs_inode *inode)
+{
+	if (t->count >= t->nbuckets && t->nbuckets < ((size_t)1 << 40)) {
+		size_t n = t->nbuckets * 2;
+		struct fs_inode **b = calloc(n, sizeof(*b));
+		if (b) {
+			for (size_t k = 0; k < t->nbuckets; k++) {
+				struct fs_inode *i = t->buckets[k], *next;
+				for (; i; i = next) {
+					next = i->hash_next;
+					size_t h = hash_ident(i->dev, i->ino, i->mnt_id) & (n - 1);
+					i->hash_next = b[h];
+					b[h] = i;
+				}
+			}
+			free(t->buckets);
+			t->buckets = b;
+			t->nbuckets = n;
+		}
+	}
+	size_t h = hash_ident(inode->dev, inode->ino, inode->mnt_id) & (t->nbuckets - 1);
+	inode->hash_next = t->buckets[h];
+	t->buckets[h] = inode;
+}
+
+/* mu held. */
+static void hash_remove(struct inode_table *t, struct fs_inode *inode)
+{
+	struct fs_inode **p = &t->buckets[hash_ident(inode->dev, inode->ino, inode->mnt_id) & (t->nbuckets - 1)];
+	while (*p && *p != inode)
+		p = &(*p)->hash_next;
+	if (*p)
+		*p = inode->hash_next;
+	inode->hash_next = NULL;
+}
+
+/* mu held. Returns a free slot index (its generation is slots[i].gen), or 0 when out of memory. */
+static uint32_t slot_alloc(struct inode_table *t)
+{
+	if (t->free_head) {
+		uint32_t i = t->free_head;
+		t->free_head = t->slots[i].next_free;
+		t->slots[i].next_free = 0;
+		return i;
+	}
+	if (t->high == t->nslots) {
+		uint32_t n = t->nslots * 2;
+		struct inode_slot *s = realloc(t->slots, (size_t)n * sizeof(*s));
+		if (!s)
+			return 0;
+		memset(s + t->nslots, 0, (size_t)(n - t->nslots) * sizeof(*s));
+		t->slots = s;
+		t->nslots = n;
+	}
+	return t->high++;
+}
+
+/* mu held: takes inode out of the table; the caller destroys it after dropping mu. */
+static void unlink_inode(struct inode_table *t, struct fs_inode *inode)
+{
+	struct inode_slot *s = &t->slots[inode->slot];
+	hash_remove(t, inode);
+	s->inode = NULL;
+	s->gen++;
+	s->next_free = t->free_head;
+	t->free_head = inode->slot;
+	t->count--;
+}
+
+static struct fs_inode *inode_alloc(int fd, const struct stat *st, uint64_t mnt_id)
+{
+	struct fs_inode *inode = calloc(1, sizeof(*inode));
+	if (!inode)
+		return NULL;
+	inode->fd = fd;
+	inode->type = st->st_mode & S_IFMT;
+	inode->dev = st->st_dev;
+	inode->ino = st->st_ino;
+	inode->mnt_id = mnt_id;
+	pthread_mutex_init(&inode->lock_mu, NULL);
+	return inode;
+}
+
+int itab_insert_root(struct fs *fs, int fd, const struct stat *st, uint64_t mnt_id)
+{
+	struct inode_table *t = &fs->itab;
+	struct fs_inode *inode = inode_alloc(fd, st, mnt_id);
+	if (!inode)
+		return -ENOMEM;
+	inode->slot = ROOT_SLOT;
+	inode->gen = 0;
+	inode->refs = 1; /* permanent: dropped by fs_free only */
+	pthread_mutex_lock(&t->mu);
+	t->slots[ROOT_SLOT].inode = inode;
+	t->slots[ROOT_SLOT].gen = 0;
+	hash_insert(t, inode);
+	t->count++;
+	pthread_mutex_unlock(&t->mu);
+	fs->root = inode;
+	return 0;
+}
+
+int inode_get(struct fs *fs, uint64_t nodeid, struct fs_inode **out)
+{
+	struct inode_table *t = &fs->itab;
+	uint32_t slot = (uint32_t)nodeid, gen = (uint32_t)(nodeid >> 32);
+	int ret = -ESTALE;
+
+	pthread_mutex_lock(&t->mu);
+	if (slot != 0 && slot < t->high && t->slots[slot].inode && t->slots[slot].gen == gen) {
+		*out = t->slots[slot].inode;
+		(*out)->refs++;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return ret;
+}
+
+void inode_ref(struct fs *fs, struct fs_inode *inode)
+{
+	pthread_mutex_lock(&fs->itab.mu);
+	inode->refs++;
+	pthread_mutex_unlock(&fs->itab.mu);
+}
+
+void inode_put(struct fs *fs, struct fs_inode *inode)
+{
+	struct inode_table *t = &fs->itab;
+	bool dead = false;
+
+	if (!inode)
+		return;
+	pthread_mutex_lock(&t->mu);
+	if (inode->refs == 0) {
+		log_err("fs: inode %u put with no reference", inode->slot);
+	} else if (--inode->refs == 0 && inode->nlookup == 0) {
+		unlink_inode(t, inode);
+		dead = true;
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (dead)
+		inode_destroy(inode);
+}
+
+void inode_add_lookup(struct fs *fs, struct fs_inode *inode)
+{
+	pthread_mutex_lock(&fs->itab.mu);
+	inode->nlookup++;
+	pthread_mutex_unlock(&fs->itab.mu);
+}
+
+void inode_forget(struct fs *fs, uint64_t nodeid, uint64_t n)
+{
+	struct inode_table *t = &fs->itab;
+	uint32_t slot = (uint32_t)nodeid, gen = (uint32_t)(nodeid >> 32);
+	struct fs_inode *inode = NULL;
+	bool dead = false;
+
+	pthread_mutex_lock(&t->mu);
+	if (slot != 0 && slot < t->high && t->slots[slot].inode && t->slots[slot].gen == gen) {
+		inode = t->slots[slot].inode;
+		if (n > inode->nlookup) {
+			log_debug("fs: forget %llu of node %#llx with %llu lookups", (unsigned long long)n,
+			          (unsigned long long)nodeid, (unsigned long long)inode->nlookup);
+			n = inode->nlookup;
+		}
+		inode->nlookup -= n;
+		if (inode->nlookup == 0 && inode->refs == 0) {
+			unlink_inode(t, inode);
+			dead = true;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (!inode)
+		log_debug("fs: forget of stale node %#llx", (unsigned long long)nodeid);
+	if (dead)
+		inode_destroy(inode);
+}
+
+int inode_register(struct fs *fs, int opath_fd, const struct stat *st, uint64_t mnt_id, struct fs_inode **ref)
+{
+	struct inode_table *t = &fs->itab;
+	struct fs_inode *fresh = inode_alloc(opath_fd, st, mnt_id), *inode;
+	int ret = 0;
+
+	if (!fresh) {
+		close(opath_fd);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&t->mu);
+	inode = hash_find(t, st->st_dev, st->st_ino, mnt_id);
+	if (inode) {
+		if ((st->st_mode & S_IFMT) != inode->type)
+			log_warn("fs: inode %llu changed type under us", (unsigned long long)st->st_ino);
+	} else if (t->count >= t->max) {
+		ret = -ENFILE;
+	} else {
+		uint32_t slot = slot_alloc(t);
+		if (!slot) {
+			ret = -ENOMEM;
+		} else {
+			inode = fresh;
+			fresh = NULL;
+			inode->slot = slot;
+			inode->gen = t->slots[slot].gen;
+			t->slots[slot].inode = inode;
+			hash_insert(t, inode);
+			t->count++;
+		}
+	}
+	if (inode) {
+		inode->nlookup++;
+		if (ref) {
+			inode->refs++;
+			*ref = inode;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (fresh)
+		inode_destroy(fresh); /* closes opath_fd */
+	return ret;
+}
+
+int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *mnt_id)
+{
+	struct statx sx;
+
+	if (statx(dirfd, path, flags | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_MNT_ID, &sx) < 0)
+		return neg_errno();
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	st->st_ino = sx.stx_ino;
+	st->st_mode = sx.stx_mode;
+	st->st_nlink = sx.stx_nlink;
+	st->st_uid = sx.stx_uid;
+	st->st_gid = sx.stx_gid;
+	st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+	st->st_size = (off_t)sx.stx_size;
+	st->st_blksize = sx.stx_blksize;
+	st->st_blocks = (blkcnt_t)sx.stx_blocks;
+	st->st_atim.tv_sec = sx.stx_atime.tv_sec;
+	st->st_atim.tv_nsec = sx.stx_atime.tv_nsec;
+	st->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
+	st->st_mtim.tv_nsec = sx.stx_mtime.tv_nsec;
+	st->st_ctim.tv_sec = sx.stx_ctime.tv_sec;
+	st->st_ctim.tv_nsec = sx.stx_ctime.tv_nsec;
+	if (mnt_id)
+		*mnt_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
+	return 0;
+}
+
+int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+{
+	struct fs_inode *inode;
+	struct stat st;
+	uint64_t mnt_id;
+	int fd, ret;
+
+	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	ret = fs_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, &mnt_id);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	ret = inode_register(fs, fd, &st, mnt_id, &inode);
+	if (ret < 0)
+		return ret;
+	e->nodeid = inode_nodeid(inode);
+	e->generation = inode->gen;
+	e->st = st;
+	inode_put(fs, inode);
+	return 0;
+}
+
+int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e)
+{
+	int ret = fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &e->st, NULL);
+	if (ret < 0)
+		return ret;
+	e->nodeid = inode_nodeid(inode);
+	e->generation = inode->gen;
+	return 0;
+}
+
+int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags)
+{
+	char name[16];
+	int fd;
+
+	snprintf(name, sizeof(name), "%d", inode->fd);
+	fd = openat(fs->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+	return fd < 0 ? neg_errno() : fd;
+}
+
+void itab_reset(struct fs *fs)
+{
+	struct inode_table *t = &fs->itab;
+	struct fs_inode *dead = NULL;
+
+	pthread_mutex_lock(&t->mu);
+	for (uint32_t i = 1; i < t->high; i++) {
+		struct fs_inode *inode = t->slots[i].inode;
+		if (!inode)
+			continue;
+		inode->nlookup = 0;
+		if (inode->refs == 0) {
+			unlink_inode(t, inode);
+			inode->hash_next = dead; /* reuse the link for the kill list */
+			dead = inode;
+		}
+	}
+	pthread_mutex_unlock(&t->mu);
+	while (dead) {
+		struct fs_inode *next = dead->hash_next;
+		inode_destroy(dead);
+		dead = next;
+	}
+}
+
+int fs_check_name(const char *name)
+{
+	if (!name || !name[0])
+		return -ENOENT;
+	if (strchr(name, '/'))
+		return -EINVAL;
+	if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0)))
+		return -EINVAL;
+	return 0;
+}
+
+void fs_counts(struct fs *fs, uint64_t *inodes, uint64_t *handles)
+{
+	if (inodes) {
+		pthread_mutex_lock(&fs->itab.mu);
+		*inodes = fs->itab.count;
+		pthread_mutex_unlock(&fs->itab.mu);
+	}
+	if (handles) {
+		pthread_mutex_lock(&fs->htab.mu);
+		*handles = fs->htab.count;
+		pthread_mutex_unlock(&fs->htab.mu);
+	}
+}

@@ -1,0 +1,488 @@
+/* Open files: open, create, tmpfile, read, write, flush, release, fsync, lseek, fallocate, copy_file_range. */
+#include "fs/fs_internal.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+#define TMPFILE_BIT (O_TMPFILE & ~O_DIRECTORY)
+
+/* The guest's open flags, less what must never reach the host: creation (done explicitly), following symlinks
+ * (the magic link is followed on purpose, and only it), controlling terminals, signals, O_PATH, O_TMPFILE. */
+static int open_flags(const struct fs *fs, int flags)
+{
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_PATH | TMPFILE_BIT | O_ASYNC | O_CLOEXEC);
+	if (!fs->cfg.allow_direct_io)
+		flags &= ~O_DIRECT;
+	return flags;
+}
+
+/* Only regular files and directories are ever opened: a device node or FIFO opened by the daemon would act on
+ * the host (CVE-2020-35517). */
+static int openable(mode_t type)
+{
+	if (type == S_IFREG || type == S_IFDIR)
+		return 0;
+	return type == S_IFLNK ? -ELOOP : -EACCES;
+}
+
+int fs_open(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int flags, uint64_t *fh)
+{
+	struct fs_inode *inode;
+	int fd, ret;
+
+	(void)ctx;
+	ret = inode_get(fs, nodeid, &inode);
+	if (ret < 0)
+		return ret;
+	ret = openable(inode->type);
+	if (ret < 0)
+		goto fail;
+	flags = open_flags(fs, flags);
+	if (inode->type == S_IFDIR) {
+		if ((flags & O_ACCMODE) != O_RDONLY) {
+			ret = -EISDIR;
+			goto fail;
+		}
+		flags |= O_DIRECTORY;
+	} else {
+		flags &= ~O_DIRECTORY;
+	}
+	fd = inode_reopen(fs, inode, flags);
+	if (fd < 0) {
+		ret = fd;
+		goto fail;
+	}
+	return handle_new(fs, fd, flags, inode, inode->type == S_IFDIR, fh);
+fail:
+	inode_put(fs, inode);
+	return ret;
+}
+
+/* Makes the new inode and handle for fd (an open regular file); opath is its O_PATH fd, or -1 to make one. */
+static int register_open_file(struct fs *fs, int fd, int opath, int flags, struct fs_entry *e, uint64_t *fh)
+{
+	struct fs_inode *inode;
+	struct stat st;
+	uint64_t mnt_id;
+	char name[16];
+	int ret;
+
+	if (opath < 0) {
+		snprintf(name, sizeof(name), "%d", fd);
+		opath = openat(fs->proc_fd, name, O_PATH | O_CLOEXEC);
+		if (opath < 0) {
+			ret = neg_errno();
+			close(fd);
+			return ret;
+		}
+	}
+	ret = fs_statx(fd, "", AT_EMPTY_PATH, &st, &mnt_id);
+	if (ret < 0) {
+		close(opath);
+		close(fd);
+		return ret;
+	}
+	ret = inode_register(fs, opath, &st, mnt_id, &inode);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	e->nodeid = inode_nodeid(inode);
+	e->generation = inode->gen;
+	e->st = st;
+	ret = handle_new(fs, fd, flags, inode, false, fh);
+	if (ret < 0)
+		inode_forget(fs, e->nodeid, 1);
+	return ret;
+}
+
+int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode, int flags,
+              struct fs_entry *e, uint64_t *fh)
+{
+	struct fs_inode *dir;
+	struct fs_creds creds;
+	bool excl = flags & O_EXCL;
+	int fd, opath = -1, ret;
+
+	ret = fs_check_name(name);
+	if (ret < 0)
+		return ret;
+	ret = inode_get(fs, parent, &dir);
+	if (ret < 0)
+		return ret;
+	if (dir->type != S_IFDIR) {
+		ret = -ENOTDIR;
+		goto out;
+	}
+	flags = open_flags(fs, flags) & ~O_DIRECTORY;
+	ret = creds_enter(fs, ctx, &creds);
+	if (ret < 0)
+		goto out;
+	/* Always O_EXCL: an existing name is opened below as fs_open would, never blindly (a FIFO would block). */
+	fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+	if (fd < 0)
+		ret = neg_errno();
+	creds_leave(&creds);
+	if (fd < 0 && ret == -EEXIST && !excl) {
+		struct stat st;
+		opath = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (opath < 0) {
+			ret = neg_errno();
+			goto out;
+		}
+		ret = fs_statx(opath, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, NULL);
+		if (ret == 0)
+			ret = S_ISDIR(st.st_mode) ? -EISDIR : openable(st.st_mode & S_IFMT);
+		if (ret == 0) {
+			char pname[16];
+			snprintf(pname, sizeof(pname), "%d", opath);
+			fd = openat(fs->proc_fd, pname, flags | O_CLOEXEC);
+			if (fd < 0)
+				ret = neg_errno();
+		}
+		if (ret < 0) {
+			close(opath);
+			goto out;
+		}
+	}
+	if (fd < 0)
+		goto out;
+	ret = register_open_file(fs, fd, opath, flags, e, fh);
+out:
+	inode_put(fs, dir);
+	return ret;
+}
+
+int fs_tmpfile(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t mode, int flags,
+               struct fs_entry *e, uint64_t *fh)
+{
+	struct fs_inode *dir;
+	struct fs_creds creds;
+	int fd, ret;
+
+	ret = inode_get(fs, parent, &dir);
+	if (ret < 0)
+		return ret;
+	if (dir->type != S_IFDIR) {
+		ret = -ENOTDIR;
+		goto out;
+	}
+	flags = open_flags(fs, flags) & ~O_DIRECTORY;
+	ret = creds_enter(fs, ctx, &creds);
+	if (ret < 0)
+		goto out;
+	fd = openat(dir->fd, ".", flags | O_TMPFILE | O_CLOEXEC, mode & 07777);
+	if (fd < 0)
+		ret = neg_errno();
+	creds_leave(&creds);
+	if (fd >= 0)
+		ret = register_open_file(fs, fd, -1, flags, e, fh);
+out:
+	inode_put(fs, dir);
+	return ret;
+}
+
+/* Copies the first size bytes' worth of iov into out (which has room for n entries); returns the count. */
+static unsigned clip_iov(const struct iovec *iov, unsigned n, size_t size, struct iovec *out)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && size > 0; i++) {
+		if (iov[i].iov_len == 0)
+			continue;
+		out[k] = iov[i];
+		if (out[k].iov_len > size)
+			out[k].iov_len = size;
+		size -= out[k].iov_len;
+		k++;
+	}
+	return k;
+}
+
+/* preadv/pwritev until everything is done, end of file, or an error (reported only if nothing was done). */
+static ssize_t rw_all(int fd, bool write, struct iovec *iov, unsigned n, uint64_t off)
+{
+	size_t done = 0;
+
+	while (n > 0) {
+		int cnt = (int)MIN(n, (unsigned)IOV_MAX);
+		ssize_t r = write ? pwritev(fd, iov, cnt, (off_t)(off + done)) : preadv(fd, iov, cnt, (off_t)(off + done));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (done)
+				break;
+			return neg_errno();
+		}
+		if (r == 0)
+			break;
+		done += (size_t)r;
+		while (n > 0 && (size_t)r >= iov->iov_len) {
+			r -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return (ssize_t)done;
+}
+
+static ssize_t do_rw(struct fs_handle *h, bool write, const struct iovec *iov, unsigned n, size_t size,
+                     uint64_t off)
+{
+	struct iovec local[16], *v = local;
+	ssize_t ret;
+	uint64_t end;
+
+	if (h->is_dir)
+		return -EISDIR;
+	if (off > INT64_MAX)
+		return write ? -EFBIG : -EINVAL;
+	if (add_overflows_u64(off, size, &end) || end > INT64_MAX) {
+		if (write)
+			return -EFBIG;
+		size = INT64_MAX - off; /* a read just stops at the largest offset */
+	}
+	if (n > ARRAY_SIZE(local)) {
+		v = malloc(n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+	}
+	n = clip_iov(iov, n, size, v);
+	ret = n ? rw_all(h->fd, write, v, n, off) : 0;
+	if (v != local)
+		free(v);
+	return ret;
+}
+
+ssize_t fs_read(struct fs *fs, uint64_t fh, uint64_t off, size_t size, const struct iovec *dst, unsigned ndst)
+{
+	struct fs_handle *h;
+	ssize_t ret = handle_get(fs, fh, &h);
+
+	if (ret < 0)
+		return ret;
+	ret = do_rw(h, false, dst, ndst, size, off);
+	handle_put(fs, h);
+	return ret;
+}
+
+ssize_t fs_write(struct fs *fs, const struct fs_ctx *ctx, uint64_t fh, uint64_t off, const struct iovec *src,
+                 unsigned nsrc, bool kill_suidgid)
+{
+	struct fs_handle *h;
+	uint64_t size = 0;
+	ssize_t ret;
+
+	(void)ctx;
+	for (unsigned i = 0; i < nsrc; i++) {
+		if (add_overflows_u64(size, src[i].iov_len, &size) || size > SSIZE_MAX)
+			return -EINVAL;
+	}
+	ret = handle_get(fs, fh, &h);
+	if (ret < 0)
+		return ret;
+	if (kill_suidgid && !h->is_dir) {
+		/* The daemon has CAP_FSETID, so its write would keep the bits; clear them as the host kernel would
+		 * for the unprivileged writer (security.capability goes away on any write anyway). */
+		struct stat st;
+		ret = fs_statx(h->fd, "", AT_EMPTY_PATH, &st, NULL);
+		if (ret < 0)
+			goto out;
+		mode_t kill = fs_suidgid_to_kill(st.st_mode);
+		if (kill && fchmod(h->fd, st.st_mode & 07777 & ~kill) < 0) {
+			ret = neg_errno();
+			goto out;
+		}
+	}
+	ret = do_rw(h, true, src, nsrc, size, off);
+out:
+	handle_put(fs, h);
+	return ret;
+}
+
+int fs_flush(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner)
+{
+	struct fs_handle *h;
+	int ret = handle_get(fs, fh, &h), fd;
+
+	(void)nodeid;
+	if (ret < 0)
+		return ret;
+	if (fs->cfg.posix_lock)
+		locks_drop_owner(h->inode, lock_owner);
+	/* close() of a duplicate: what a close(2) on the host would flush (NFS and the like), without the file. */
+	fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		ret = neg_errno();
+	else if (close(fd) < 0 && errno != EINTR)
+		ret = neg_errno();
+	handle_put(fs, h);
+	return ret;
+}
+
+int fs_release(struct fs *fs, uint64_t nodeid, uint64_t fh, bool release_flock, uint64_t lock_owner)
+{
+	struct fs_handle *h;
+	int ret = handle_remove(fs, fh, &h);
+
+	(void)nodeid;
+	if (ret < 0)
+		return ret;
+	if (release_flock && fs->cfg.flock)
+		flock(h->fd, LOCK_UN);
+	if (fs->cfg.posix_lock)
+		locks_drop_owner(h->inode, lock_owner);
+	handle_put(fs, h);
+	return 0;
+}
+
+static int sync_fd(int fd, bool datasync)
+{
+	return (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? neg_errno() : 0;
+}
+
+static int do_fsync(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync, bool dir)
+{
+	struct fs_inode *inode;
+	struct fs_handle *h;
+	int fd, ret;
+
+	if (fh != FS_NO_HANDLE) {
+		ret = handle_get(fs, fh, &h);
+		if (ret < 0)
+			return ret;
+		ret = sync_fd(h->fd, datasync);
+		handle_put(fs, h);
+		return ret;
+	}
+	ret = inode_get(fs, nodeid, &inode);
+	if (ret < 0)
+		return ret;
+	if (inode->type == S_IFDIR)
+		fd = inode_reopen(fs, inode, O_RDONLY | O_DIRECTORY);
+	else if (inode->type == S_IFREG && !dir)
+		fd = inode_reopen(fs, inode, O_RDONLY);
+	else
+		fd = -EINVAL;
+	if (fd < 0) {
+		ret = fd;
+	} else {
+		ret = sync_fd(fd, datasync);
+		close(fd);
+	}
+	inode_put(fs, inode);
+	return ret;
+}
+
+int fs_fsync(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync)
+{
+	return do_fsync(fs, nodeid, fh, datasync, false);
+}
+
+int fs_fsyncdir(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync)
+{
+	return do_fsync(fs, nodeid, fh, datasync, true);
+}
+
+int fs_fallocate(struct fs *fs, uint64_t nodeid, uint64_t fh, int mode, uint64_t off, uint64_t len)
+{
+	struct fs_handle *h;
+	uint64_t end;
+	int ret;
+
+	(void)nodeid;
+	if (add_overflows_u64(off, len, &end) || end > INT64_MAX)
+		return -EFBIG;
+	ret = handle_get(fs, fh, &h);
+	if (ret < 0)
+		return ret;
+	if (h->is_dir)
+		ret = -EISDIR;
+	else if (fallocate(h->fd, mode, (off_t)off, (off_t)len) < 0)
+		ret = neg_errno();
+	handle_put(fs, h);
+	return ret;
+}
+
+int64_t fs_lseek(struct fs *fs, uint64_t nodeid, uint64_t fh, int64_t off, int whence)
+{
+	struct fs_handle *h;
+	int64_t ret;
+
+	(void)nodeid;
+	if (whence != SEEK_SET && whence != SEEK_END && whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	ret = handle_get(fs, fh, &h);
+	if (ret < 0)
+		return ret;
+	/* A directory's position belongs to readdir. */
+	if (h->is_dir) {
+		ret = -EINVAL;
+	} else {
+		off_t r = lseek(h->fd, (off_t)off, whence);
+		ret = r < 0 ? neg_errno() : (int64_t)r;
+	}
+	handle_put(fs, h);
+	return ret;
+}
+
+ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint64_t fh_out, uint64_t off_out,
+                           size_t len, unsigned flags)
+{
+	struct fs_handle *in, *out;
+	uint64_t end;
+	ssize_t ret;
+
+	if (add_overflows_u64(off_in, len, &end) || end > INT64_MAX || add_overflows_u64(off_out, len, &end) ||
+	    end > INT64_MAX)
+		return -EINVAL;
+	ret = handle_get(fs, fh_in, &in);
+	if (ret < 0)
+		return ret;
+	ret = handle_get(fs, fh_out, &out);
+	if (ret < 0) {
+		handle_put(fs, in);
+		return ret;
+	}
+	if (in->is_dir || out->is_dir) {
+		ret = -EISDIR;
+	} else {
+		off_t oi = (off_t)off_in, oo = (off_t)off_out;
+		ret = copy_file_range(in->fd, &oi, out->fd, &oo, len, flags);
+		if (ret < 0)
+			ret = neg_errno();
+	}
+	handle_put(fs, out);
+	handle_put(fs, in);
+	return ret;
+}
+
+int fs_syncfs(struct fs *fs)
+{
+	/* syncfs() does not take O_PATH fds. */
+	int fd = inode_reopen(fs, fs->root, O_RDONLY | O_DIRECTORY), ret = 0;
+
+	if (fd < 0)
+		return fd;
+	if (syncfs(fd) < 0)
+		ret = neg_errno();
+	close(fd);
+	return ret;
+}

@@ -1,0 +1,223 @@
+/*
+ * POSIX record locks and flock.
+ *
+ * Each (inode, guest lock owner) pair gets its own open file description, opened through /proc/self/fd, and the
+ * owner's locks are open file description locks (F_OFD_*) on it: so two guest owners conflict with each other the
+ * way two processes do, and one owner's locks merge and split as a process's would. FLUSH or RELEASE from an
+ * owner closes its description, which drops its locks (a close(2) in the guest drops that process's locks on
+ * the file). The kernel reports l_pid -1 for OFD locks; the guest pid each owner gave in its last SETLK is kept
+ * so GETLK can name the holder when it is one of our owners.
+ *
+ * inode->lock_mu guards the owner list; a blocking F_OFD_SETLKW runs on a duplicate of the owner's fd with the
+ * mutex released (the duplicate keeps the description alive even if the owner is dropped meanwhile).
+ */
+#include "fs/fs_internal.h"
+
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+struct fs_lock_owner {
+	struct fs_lock_owner *next;
+	uint64_t owner;
+	int fd;
+	pid_t pid;                /* as the guest gave it */
+};
+
+void locks_free_inode(struct fs_inode *inode)
+{
+	struct fs_lock_owner *o = inode->owners, *next;
+	for (; o; o = next) {
+		next = o->next;
+		close(o->fd);
+		free(o);
+	}
+	inode->owners = NULL;
+}
+
+void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner)
+{
+	struct fs_lock_owner **p, *o = NULL;
+
+	pthread_mutex_lock(&inode->lock_mu);
+	for (p = &inode->owners; *p; p = &(*p)->next) {
+		if ((*p)->owner == lock_owner) {
+			o = *p;
+			*p = o->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&inode->lock_mu);
+	if (o) {
+		close(o->fd);
+		free(o);
+	}
+}
+
+/* An fd on its own open file description, readable and writable if at all possible. */
+static int open_lock_fd(struct fs *fs, struct fs_inode *inode)
+{
+	int fd;
+
+	if (inode->type == S_IFDIR)
+		return inode_reopen(fs, inode, O_RDONLY | O_DIRECTORY);
+	fd = inode_reopen(fs, inode, O_RDWR | O_NONBLOCK);
+	if (fd < 0)
+		fd = inode_reopen(fs, inode, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		fd = inode_reopen(fs, inode, O_WRONLY | O_NONBLOCK);
+	return fd;
+}
+
+/* lock_mu held. */
+static struct fs_lock_owner *find_owner(struct fs_inode *inode, uint64_t lock_owner)
+{
+	struct fs_lock_owner *o = inode->owners;
+	while (o && o->owner != lock_owner)
+		o = o->next;
+	return o;
+}
+
+static int lock_inode(struct fs *fs, uint64_t nodeid, struct fs_inode **inode)
+{
+	int ret;
+
+	if (!fs->cfg.posix_lock)
+		return -ENOSYS;
+	ret = inode_get(fs, nodeid, inode);
+	if (ret < 0)
+		return ret;
+	if ((*inode)->type != S_IFREG && (*inode)->type != S_IFDIR) {
+		inode_put(fs, *inode);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool valid_type(short type)
+{
+	return type == F_RDLCK || type == F_WRLCK || type == F_UNLCK;
+}
+
+int fs_getlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, struct flock *lk)
+{
+	struct fs_inode *inode;
+	struct fs_lock_owner *me;
+	struct flock fl = *lk;
+	int fd, ret;
+
+	(void)fh;
+	if (!valid_type(lk->l_type) || lk->l_type == F_UNLCK)
+		return -EINVAL;
+	ret = lock_inode(fs, nodeid, &inode);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&inode->lock_mu);
+	me = find_owner(inode, lock_owner);
+	/* An owner without a description holds no locks: a fresh description asks the same question. */
+	fd = me ? me->fd : open_lock_fd(fs, inode);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	fl.l_pid = 0;
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
+		ret = neg_errno();
+		goto out;
+	}
+	if (fl.l_type != F_UNLCK) {
+		/* Which of our owners holds it? One whose own view of the range shows no such conflict. */
+		pid_t pid = 0;
+		for (struct fs_lock_owner *o = inode->owners; o; o = o->next) {
+			struct flock q = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = fl.l_start, .l_len = fl.l_len };
+			if (o == me || fcntl(o->fd, F_OFD_GETLK, &q) < 0)
+				continue;
+			if (q.l_type == F_UNLCK || q.l_type != fl.l_type || q.l_start != fl.l_start || q.l_len != fl.l_len) {
+				pid = o->pid;
+				break;
+			}
+		}
+		fl.l_pid = pid;
+	}
+	*lk = fl;
+out:
+	pthread_mutex_unlock(&inode->lock_mu);
+	if (!me && fd >= 0)
+		close(fd);
+	inode_put(fs, inode);
+	return ret;
+}
+
+int fs_setlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, const struct flock *lk, bool sleep)
+{
+	struct fs_inode *inode;
+	struct fs_lock_owner *o;
+	struct flock fl = *lk;
+	int fd = -1, ret;
+
+	(void)fh;
+	if (!valid_type(lk->l_type))
+		return -EINVAL;
+	ret = lock_inode(fs, nodeid, &inode);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&inode->lock_mu);
+	o = find_owner(inode, lock_owner);
+	if (!o && lk->l_type == F_UNLCK) {
+		pthread_mutex_unlock(&inode->lock_mu);
+		goto out; /* holds nothing: nothing to unlock */
+	}
+	if (!o) {
+		o = calloc(1, sizeof(*o));
+		fd = o ? open_lock_fd(fs, inode) : -ENOMEM;
+		if (fd < 0) {
+			pthread_mutex_unlock(&inode->lock_mu);
+			free(o);
+			ret = fd;
+			goto out;
+		}
+		o->owner = lock_owner;
+		o->fd = fd;
+		o->next = inode->owners;
+		inode->owners = o;
+	}
+	if (lk->l_type != F_UNLCK)
+		o->pid = lk->l_pid;
+	fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&inode->lock_mu);
+	if (fd < 0) {
+		ret = neg_errno();
+		goto out;
+	}
+	fl.l_pid = 0;
+	if (fcntl(fd, sleep ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0)
+		ret = neg_errno();
+	close(fd);
+out:
+	inode_put(fs, inode);
+	return ret;
+}
+
+int fs_flock(struct fs *fs, uint64_t nodeid, uint64_t fh, int op)
+{
+	struct fs_handle *h;
+	int ret;
+
+	(void)nodeid;
+	if (!fs->cfg.flock)
+		return -ENOSYS;
+	if ((op & ~LOCK_NB) != LOCK_SH && (op & ~LOCK_NB) != LOCK_EX && (op & ~LOCK_NB) != LOCK_UN)
+		return -EINVAL;
+	ret = handle_get(fs, fh, &h);
+	if (ret < 0)
+		return ret;
+	if (flock(h->fd, op) < 0)
+		ret = neg_errno();
+	handle_put(fs, h);
+	return ret;
+}

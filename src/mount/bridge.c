@@ -1,0 +1,435 @@
+#include "mount/bridge.h"
+
+#include <errno.h>
+#include <linux/fuse.h>
+#include <poll.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "transport/fuse_dev.h"
+
+#define PAGE_BYTES 4096u
+#define HIPRIO_QUEUE 0
+/* What we take out of the backend's INIT answer: features a userspace bridge cannot carry. */
+#define INIT_FLAGS_DROPPED ((uint64_t)FUSE_MAP_ALIGNMENT | FUSE_SUBMOUNTS | FUSE_SPLICE_READ | FUSE_SPLICE_WRITE | \
+                            FUSE_SPLICE_MOVE | FUSE_HAS_INODE_DAX)
+
+enum slot_state { SLOT_IDLE, SLOT_IN_FLIGHT };
+
+struct slot {
+	struct bridge *b;
+	unsigned index;
+	int fuse_fd;
+	uint8_t *req, *rep;
+	uint64_t req_gpa, rep_gpa;
+	size_t req_size, rep_size;
+	/* Under the lock of the queue it was submitted to. */
+	enum slot_state state;
+	uint32_t used_len;
+	int status;
+	sem_t done;
+	pthread_t thread;
+	bool thread_started;
+};
+
+struct bridge {
+	struct vu_frontend *fe;
+	int fuse_fd;
+	struct bridge_config cfg;
+	unsigned nslots;
+	struct slot *slots;
+	int stop_fd;              /* wakes completion and monitor threads to leave */
+	int done_fd;              /* counts readers that left */
+	unsigned readers_left;    /* atomic */
+	bool dead;                /* atomic: the backend is gone or broke the protocol */
+	pthread_t completer[VU_FE_MAX_QUEUES];
+	pthread_t monitor;
+	bool started;
+};
+
+size_t bridge_memory_needed(const struct bridge_config *cfg)
+{
+	size_t per = 2 * ((size_t)cfg->max_write + 2 * PAGE_BYTES);
+	return per * cfg->threads;
+}
+
+bool bridge_backend_dead(const struct bridge *b)
+{
+	return __atomic_load_n(&b->dead, __ATOMIC_ACQUIRE);
+}
+
+int bridge_done_fd(const struct bridge *b)
+{
+	return b->done_fd;
+}
+
+/* Fails every request in flight: the backend will never answer them. */
+static void fail_all(struct bridge *b, int status)
+{
+	__atomic_store_n(&b->dead, true, __ATOMIC_RELEASE);
+	for (unsigned qi = 0; qi < b->fe->nqueues; qi++) {
+		struct vu_fe_queue *q = &b->fe->q[qi];
+		pthread_mutex_lock(&q->lock);
+		for (unsigned i = 0; i < b->nslots; i++) {
+			struct slot *s = &b->slots[i];
+			if (s->state == SLOT_IN_FLIGHT) {
+				s->state = SLOT_IDLE;
+				s->status = status;
+				sem_post(&s->done);
+			}
+		}
+		pthread_mutex_unlock(&q->lock);
+	}
+}
+
+static int submit(struct bridge *b, struct slot *s, unsigned qi, const struct vq_seg *segs, unsigned n_rd,
+                  unsigned n_wr)
+{
+	struct vu_fe_queue *q = &b->fe->q[qi];
+	pthread_mutex_lock(&q->lock);
+	int rc = bridge_backend_dead(b) ? -ENOTCONN : vq_driver_add(&q->vq, segs, n_rd, n_wr, s);
+	bool kick = rc == 0 && vq_driver_kick_needed(&q->vq);
+	if (rc == 0)
+		s->state = SLOT_IN_FLIGHT;
+	pthread_mutex_unlock(&q->lock);
+	if (kick)
+		eventfd_write(q->kick_fd, 1);
+	return rc;
+}
+
+static void write_reply(struct slot *s, const void *buf, size_t len)
+{
+	const struct fuse_in_header *rq = (const struct fuse_in_header *)s->req;
+	ssize_t n;
+	do {
+		n = write(s->fuse_fd, buf, len);
+	} while (n < 0 && errno == EINTR);
+	/* ENOENT: the kernel gave up on the request (interrupted); nothing to do. */
+	if (n < 0 && errno != ENOENT)
+		log_warn("reply to the kernel (opcode %u, %zu bytes) failed: %s", rq->opcode, len, strerror(errno));
+}
+
+static void reply_error(struct slot *s, uint64_t unique, int error)
+{
+	struct fuse_out_header h = { .len = sizeof(h), .error = error, .unique = unique };
+	write_reply(s, &h, sizeof(h));
+}
+
+/* Makes the backend's INIT answer one the host kernel and this bridge can both live with. */
+static void patch_init_reply(struct bridge *b, struct slot *s, uint64_t kernel_flags, uint32_t len)
+{
+	struct fuse_init_out *o = (struct fuse_init_out *)(s->rep + sizeof(struct fuse_out_header));
+	size_t have = len - sizeof(struct fuse_out_header);
+	if (have < offsetof(struct fuse_init_out, max_write) + sizeof(o->max_write))
+		return;
+	uint64_t flags = o->flags;
+	bool ext = have >= offsetof(struct fuse_init_out, flags2) + sizeof(o->flags2);
+	if (ext && (flags & FUSE_INIT_EXT))
+		flags |= (uint64_t)o->flags2 << 32;
+	flags &= kernel_flags & ~INIT_FLAGS_DROPPED;
+	o->flags = (uint32_t)flags;
+	if (ext)
+		o->flags2 = (uint32_t)(flags >> 32);
+	o->max_write = MIN(o->max_write, b->cfg.max_write);
+	if (have >= offsetof(struct fuse_init_out, max_pages) + sizeof(o->max_pages)) {
+		o->max_pages = (uint16_t)MIN(o->max_pages, b->cfg.max_write / PAGE_BYTES);
+		if (o->max_pages == 0)
+			o->max_pages = 1;
+		if (have >= offsetof(struct fuse_init_out, map_alignment) + sizeof(o->map_alignment))
+			o->map_alignment = 0;
+	}
+	log_info("backend INIT: protocol 7.%u, flags 0x%llx, max_write %u", o->minor, (unsigned long long)flags,
+	         o->max_write);
+}
+
+static uint64_t kernel_init_flags(const uint8_t *req, size_t len)
+{
+	const struct fuse_init_in *in = (const struct fuse_init_in *)(req + sizeof(struct fuse_in_header));
+	if (len < sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags2))
+		return 0;
+	uint64_t f = in->flags;
+	if ((f & FUSE_INIT_EXT) && len >= sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, unused))
+		f |= (uint64_t)in->flags2 << 32;
+	return f;
+}
+
+/* The checks the Linux driver leaves to the FUSE core: a reply must be whole and answer this request. */
+static int check_reply(const struct slot *s, uint64_t unique, uint32_t used_len)
+{
+	struct fuse_out_header h;
+	if (used_len < sizeof(h) || used_len > s->rep_size)
+		return -EIO;
+	memcpy(&h, s->rep, sizeof(h));
+	if (h.len != used_len || h.unique != unique || h.error > 0 || h.error < -4095 ||
+	    (h.error != 0 && h.len != sizeof(h)))
+		return -EIO;
+	return 0;
+}
+
+static unsigned pick_queue(const struct bridge *b, const struct slot *s, uint32_t opcode)
+{
+	if (opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET)
+		return HIPRIO_QUEUE;
+	return 1 + s->index % (b->fe->nqueues - 1);
+}
+
+/*
+ * Room for the reply's payload. Like the Linux driver, offer no more than the kernel will take: for READ and
+ * READDIR(PLUS) that is the size asked for (the kernel rejects a longer reply, and some backends fill the
+ * whole buffer they are given).
+ */
+static uint32_t reply_room(const struct slot *s, uint32_t opcode, size_t len)
+{
+	uint32_t room = (uint32_t)(s->rep_size - sizeof(struct fuse_out_header));
+	if ((opcode == FUSE_READ || opcode == FUSE_READDIR || opcode == FUSE_READDIRPLUS) &&
+	    len >= sizeof(struct fuse_in_header) + sizeof(struct fuse_read_in)) {
+		const struct fuse_read_in *in = (const struct fuse_read_in *)(s->req + sizeof(struct fuse_in_header));
+		room = MIN(room, in->size);
+	}
+	return room;
+}
+
+/* Lays the request out as the Linux driver does: headers, then WRITE data, then reply header, then the rest. */
+static unsigned make_segments(const struct slot *s, uint32_t opcode, size_t len, struct vq_seg *segs,
+                              unsigned *n_wr)
+{
+	unsigned n = 0;
+	size_t args = len;
+	if (opcode == FUSE_WRITE && len > sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in))
+		args = sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in);
+	segs[n++] = (struct vq_seg){ s->req_gpa, (uint32_t)args };
+	if (args < len)
+		segs[n++] = (struct vq_seg){ s->req_gpa + args, (uint32_t)(len - args) };
+	*n_wr = 0;
+	if (opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET)
+		return n;
+	segs[n++] = (struct vq_seg){ s->rep_gpa, sizeof(struct fuse_out_header) };
+	segs[n++] = (struct vq_seg){ s->rep_gpa + sizeof(struct fuse_out_header), reply_room(s, opcode, len) };
+	*n_wr = 2;
+	return n;
+}
+
+static void forward(struct bridge *b, struct slot *s, size_t len)
+{
+	struct fuse_in_header h;
+	struct vq_seg segs[4];
+	unsigned n_wr;
+
+	memcpy(&h, s->req, sizeof(h));
+	bool no_reply = h.opcode == FUSE_FORGET || h.opcode == FUSE_BATCH_FORGET;
+	if (h.opcode == FUSE_INTERRUPT) {
+		/* The Linux virtiofs driver does not forward interrupts either; ENOSYS makes the kernel stop. */
+		reply_error(s, h.unique, -ENOSYS);
+		return;
+	}
+	uint64_t kflags = h.opcode == FUSE_INIT ? kernel_init_flags(s->req, len) : 0;
+	unsigned n = make_segments(s, h.opcode, len, segs, &n_wr);
+	int rc = submit(b, s, pick_queue(b, s, h.opcode), segs, n - n_wr, n_wr);
+	if (rc == 0) {
+		while (sem_wait(&s->done) < 0 && errno == EINTR)
+			;
+		rc = s->status;
+	}
+	if (no_reply)
+		return;
+	if (rc == 0)
+		rc = check_reply(s, h.unique, s->used_len);
+	if (rc < 0) {
+		if (rc == -EIO)
+			log_warn("backend reply to request %llu (opcode %u) is malformed", (unsigned long long)h.unique,
+			         h.opcode);
+		reply_error(s, h.unique, rc);
+		return;
+	}
+	if (h.opcode == FUSE_INIT)
+		patch_init_reply(b, s, kflags, s->used_len);
+	write_reply(s, s->rep, s->used_len);
+}
+
+static void *reader_thread(void *arg)
+{
+	struct slot *s = arg;
+	struct bridge *b = s->b;
+	for (;;) {
+		ssize_t n = read(s->fuse_fd, s->req, s->req_size);
+		if (n < 0) {
+			if (errno == EINTR || errno == ENOENT || errno == EAGAIN)
+				continue;
+			if (errno != ENODEV)
+				log_err("reading /dev/fuse: %s", strerror(errno));
+			break;
+		}
+		if ((size_t)n < sizeof(struct fuse_in_header))
+			continue;
+		forward(b, s, (size_t)n);
+	}
+	if (__atomic_add_fetch(&b->readers_left, 1, __ATOMIC_ACQ_REL) == b->nslots)
+		eventfd_write(b->done_fd, 1);
+	return NULL;
+}
+
+/* Takes the backend's used entries for queue qi and wakes their readers. */
+static int reap(struct bridge *b, unsigned qi)
+{
+	struct vu_fe_queue *q = &b->fe->q[qi];
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	do {
+		void *token;
+		uint32_t len;
+		while ((rc = vq_driver_get_used(&q->vq, &token, &len)) == 1) {
+			struct slot *s = token;
+			if (s->state != SLOT_IN_FLIGHT)
+				continue;
+			s->state = SLOT_IDLE;
+			s->used_len = len;
+			s->status = 0;
+			sem_post(&s->done);
+		}
+	} while (rc == 0 && vq_driver_arm(&q->vq));
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+struct completer_arg {
+	struct bridge *b;
+	unsigned qi;
+};
+
+static void *completer_thread(void *arg)
+{
+	struct completer_arg a = *(struct completer_arg *)arg;
+	struct vu_fe_queue *q = &a.b->fe->q[a.qi];
+	struct pollfd pfd[2] = { { .fd = q->call_fd, .events = POLLIN }, { .fd = a.b->stop_fd, .events = POLLIN } };
+	free(arg);
+	for (;;) {
+		if (reap(a.b, a.qi) < 0) {
+			log_err("queue %u: the backend broke the virtqueue protocol; failing all requests", a.qi);
+			fail_all(a.b, -EIO);
+			break;
+		}
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		eventfd_t v;
+		if (pfd[0].revents & POLLIN)
+			eventfd_read(q->call_fd, &v);
+	}
+	return NULL;
+}
+
+/* The backend sends nothing on the socket once running: readable or hung up means it is gone. */
+static void *monitor_thread(void *arg)
+{
+	struct bridge *b = arg;
+	struct pollfd pfd[2] = { { .fd = b->fe->sock, .events = POLLIN | POLLRDHUP },
+	                         { .fd = b->stop_fd, .events = POLLIN } };
+	while (poll(pfd, 2, -1) < 0 && errno == EINTR)
+		;
+	if (!pfd[1].revents) {
+		log_err("the backend closed the vhost-user connection; requests now fail with ENOTCONN");
+		fail_all(b, -ENOTCONN);
+	}
+	return NULL;
+}
+
+int bridge_new(struct vu_frontend *fe, int fuse_fd, const struct bridge_config *cfg, struct bridge **out)
+{
+	struct bridge *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->fe = fe;
+	b->fuse_fd = fuse_fd;
+	b->cfg = *cfg;
+	b->nslots = cfg->threads;
+	b->slots = calloc(b->nslots, sizeof(*b->slots));
+	b->stop_fd = eventfd(0, EFD_CLOEXEC);
+	b->done_fd = eventfd(0, EFD_CLOEXEC);
+	if (!b->slots || b->stop_fd < 0 || b->done_fd < 0)
+		goto fail;
+	for (unsigned i = 0; i < b->nslots; i++) {
+		struct slot *s = &b->slots[i];
+		s->b = b;
+		s->index = i;
+		s->fuse_fd = -1;
+		s->req_size = s->rep_size = cfg->max_write + 2 * PAGE_BYTES;
+		s->req = vu_frontend_alloc(fe, s->req_size, PAGE_BYTES, &s->req_gpa);
+		s->rep = vu_frontend_alloc(fe, s->rep_size, PAGE_BYTES, &s->rep_gpa);
+		if (!s->req || !s->rep || sem_init(&s->done, 0, 0) < 0)
+			goto fail;
+		s->fuse_fd = i == 0 ? fuse_fd : fuse_dev_clone(fuse_fd);
+		if (s->fuse_fd < 0)
+			goto fail;
+	}
+	*out = b;
+	return 0;
+fail:
+	bridge_free(b);
+	return -ENOMEM;
+}
+
+int bridge_start(struct bridge *b)
+{
+	for (unsigned qi = 0; qi < b->fe->nqueues; qi++) {
+		struct completer_arg *a = malloc(sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		*a = (struct completer_arg){ b, qi };
+		if (pthread_create(&b->completer[qi], NULL, completer_thread, a)) {
+			free(a);
+			return -EAGAIN;
+		}
+	}
+	if (pthread_create(&b->monitor, NULL, monitor_thread, b))
+		return -EAGAIN;
+	b->started = true;
+	for (unsigned i = 0; i < b->nslots; i++) {
+		if (pthread_create(&b->slots[i].thread, NULL, reader_thread, &b->slots[i]))
+			return -EAGAIN;
+		b->slots[i].thread_started = true;
+	}
+	return 0;
+}
+
+void bridge_free(struct bridge *b)
+{
+	if (!b)
+		return;
+	if (b->slots) {
+		for (unsigned i = 0; i < b->nslots; i++)
+			if (b->slots[i].thread_started)
+				pthread_join(b->slots[i].thread, NULL);
+	}
+	if (b->started) {
+		eventfd_write(b->stop_fd, 1);
+		for (unsigned qi = 0; qi < b->fe->nqueues; qi++)
+			pthread_join(b->completer[qi], NULL);
+		pthread_join(b->monitor, NULL);
+	}
+	if (b->slots) {
+		for (unsigned i = 0; i < b->nslots; i++) {
+			struct slot *s = &b->slots[i];
+			if (s->fuse_fd >= 0 && s->fuse_fd != b->fuse_fd)
+				close(s->fuse_fd);
+			if (s->req)
+				sem_destroy(&s->done);
+		}
+	}
+	free(b->slots);
+	close_if_open(&b->stop_fd);
+	close_if_open(&b->done_fd);
+	free(b);
+}
+
+void bridge_wait(struct bridge *b)
+{
+	eventfd_t v;
+	eventfd_read(b->done_fd, &v);
+}

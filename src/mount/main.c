@@ -1,0 +1,207 @@
+/* vufs-mount: options, then vhost-user frontend + /dev/fuse mount + bridge, wired together. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "mount/bridge.h"
+#include "transport/fuse_dev.h"
+#include "transport/vu_frontend.h"
+
+#define MIB (1024u * 1024u)
+
+struct mount_options {
+	const char *socket;
+	const char *mountpoint;
+	char options[1024];
+	bool foreground;
+	unsigned queues, queue_size, threads;
+	size_t memory;
+	uint32_t max_write;
+	bool no_event_idx;
+	enum log_level log_level;
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: vufs-mount --socket=PATH MOUNTPOINT [-o OPTIONS] [-f]\n"
+	      "Mounts a vhost-user-fs backend's export on the host, playing the VMM and the guest driver.\n\n"
+	      "  --socket=PATH       the backend's vhost-user socket\n"
+	      "  -o OPT[,OPT...]     mount options: ro, nosuid, nodev, noexec, noatime, allow_other,\n"
+	      "                      default_permissions (on unless no_default_permissions), max_read=N, ...\n"
+	      "  -f                  stay in the foreground\n"
+	      "  --queues=N          request queues (default 1)\n"
+	      "  --queue-size=N      entries per virtqueue, a power of two (default 128)\n"
+	      "  --threads=N         reader threads, requests in flight at once (default 4)\n"
+	      "  --max-write=BYTES   data per READ/WRITE request (default 1 MiB)\n"
+	      "  --memory=MIB        shared memory in MiB (default: what the threads need)\n"
+	      "  --no-event-idx      do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
+	      "  --log-level=LEVEL   error, warn, info (default), debug\n"
+	      "  -h, --help          this help\n",
+	      out);
+}
+
+static int parse_size(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v > max || s[0] == '-')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Appends user options; default_permissions unless the user says no_default_permissions. */
+static int add_mount_options(struct mount_options *o, const char *opts)
+{
+	char *copy = strdup(opts), *save = NULL;
+	if (!copy)
+		return -1;
+	for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(item, "no_default_permissions")) {
+			char *p = strstr(o->options, "default_permissions");
+			if (p)
+				memmove(p, p + strlen("default_permissions"), strlen(p + strlen("default_permissions")) + 1);
+			continue;
+		}
+		size_t len = strlen(o->options);
+		if (snprintf(o->options + len, sizeof(o->options) - len, ",%s", item) >= (int)(sizeof(o->options) - len)) {
+			free(copy);
+			return -1;
+		}
+	}
+	free(copy);
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct mount_options *o)
+{
+	static const struct option longs[] = {
+		{ "socket", required_argument, NULL, 's' }, { "queues", required_argument, NULL, 'q' },
+		{ "queue-size", required_argument, NULL, 'Q' }, { "threads", required_argument, NULL, 't' },
+		{ "memory", required_argument, NULL, 'm' }, { "max-write", required_argument, NULL, 'w' },
+		{ "no-event-idx", no_argument, NULL, 'E' }, { "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	unsigned long long v;
+	int c;
+	*o = (struct mount_options){ .queues = 1, .queue_size = 128, .threads = 4, .max_write = MIB,
+	                             .log_level = LOG_LVL_INFO };
+	strcpy(o->options, "default_permissions");
+	while ((c = getopt_long(argc, argv, "o:fh", longs, NULL)) != -1) {
+		switch (c) {
+		case 's': o->socket = optarg; break;
+		case 'o': if (add_mount_options(o, optarg) < 0) return -1; break;
+		case 'f': o->foreground = true; break;
+		case 'q': if (parse_size(optarg, 16, &v) || !v) return -1; o->queues = (unsigned)v; break;
+		case 'Q': if (parse_size(optarg, 1024, &v) || !v || (v & (v - 1))) return -1; o->queue_size = (unsigned)v; break;
+		case 't': if (parse_size(optarg, 256, &v) || !v) return -1; o->threads = (unsigned)v; break;
+		case 'm': if (parse_size(optarg, 65536, &v) || !v) return -1; o->memory = (size_t)v * MIB; break;
+		case 'w': if (parse_size(optarg, 16 * MIB, &v) || v < 8192) return -1; o->max_write = (uint32_t)v; break;
+		case 'E': o->no_event_idx = true; break;
+		case 'L': if (log_parse_level(optarg, &o->log_level)) return -1; break;
+		case 'h': usage(stdout); exit(0);
+		default: return -1;
+		}
+	}
+	if (optind + 1 != argc || !o->socket)
+		return -1;
+	o->mountpoint = argv[optind];
+	return 0;
+}
+
+/* Waits for a signal (then unmounts) or for the readers to leave (someone unmounted). */
+static void run_until_unmounted(struct bridge *b, const char *mountpoint, int sfd)
+{
+	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = bridge_done_fd(b), .events = POLLIN } };
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			return;
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				log_info("signal %u: unmounting %s", si.ssi_signo, mountpoint);
+			fuse_dev_unmount(mountpoint);
+			pfd[0].fd = -1;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct mount_options o;
+	struct vu_frontend fe;
+	struct bridge *b = NULL;
+	int rc;
+
+	if (parse(argc, argv, &o) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("vufs-mount", o.log_level, false);
+	struct bridge_config bcfg = { .threads = o.threads, .max_write = o.max_write };
+	struct vu_frontend_config fcfg = { .nqueues = 1 + o.queues, .queue_size = o.queue_size,
+	                                   .no_event_idx = o.no_event_idx };
+	size_t rings = (size_t)fcfg.nqueues * 3 * ((size_t)o.queue_size * 16 + 8192);
+	fcfg.mem_size = o.memory ? o.memory : bridge_memory_needed(&bcfg) + rings;
+	/* More readers than a queue has room for would fill the ring: four descriptors per request at most. */
+	if (o.threads > o.queues * (o.queue_size / 4)) {
+		fprintf(stderr, "vufs-mount: %u threads do not fit %u queue(s) of %u entries\n", o.threads, o.queues,
+		        o.queue_size);
+		return 2;
+	}
+
+	rc = vu_frontend_connect(&fe, o.socket, &fcfg);
+	if (rc == 0)
+		rc = vu_frontend_start(&fe);
+	if (rc < 0) {
+		log_err("cannot use the backend at %s: %s", o.socket, strerror(-rc));
+		vu_frontend_close(&fe);
+		return 1;
+	}
+	int fuse_fd = fuse_dev_mount(o.socket, o.mountpoint, o.options);
+	if (fuse_fd < 0) {
+		vu_frontend_close(&fe);
+		return 1;
+	}
+	if (!o.foreground && daemon(0, 0) < 0) {
+		log_err("cannot go to the background: %s", strerror(errno));
+		fuse_dev_unmount(o.mountpoint);
+		return 1;
+	}
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every thread inherits this: only the signalfd sees them */
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+	rc = bridge_new(&fe, fuse_fd, &bcfg, &b);
+	if (rc == 0)
+		rc = bridge_start(b);
+	if (rc < 0) {
+		log_err("cannot start: %s", strerror(-rc));
+		fuse_dev_unmount(o.mountpoint);
+	} else {
+		run_until_unmounted(b, o.mountpoint, sfd);
+	}
+	bool dead = b && bridge_backend_dead(b);
+	bridge_free(b);
+	if (!dead)
+		vu_frontend_stop(&fe);
+	vu_frontend_close(&fe);
+	close(fuse_fd);
+	close(sfd);
+	return rc < 0 ? 1 : 0;
+}

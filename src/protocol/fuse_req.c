@@ -1,0 +1,171 @@
+/* Reading a request's arguments and writing its reply: the only code that touches wire bytes. */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "protocol/fuse_internal.h"
+
+const void *req_take(struct fuse_req *r, size_t n)
+{
+	if (n > r->arg_len - r->pos)
+		return NULL;
+	const void *p = r->arg + r->pos;
+	r->pos += n;
+	return p;
+}
+
+size_t req_remaining(const struct fuse_req *r)
+{
+	return r->arg_len - r->pos;
+}
+
+const char *req_take_string(struct fuse_req *r, size_t max)
+{
+	const char *s = (const char *)r->arg + r->pos;
+	size_t room = r->arg_len - r->pos;
+	const char *nul = memchr(s, '\0', MIN(room, max + 1));
+	if (!nul)
+		return NULL;
+	r->pos += (size_t)(nul - s) + 1;
+	return s;
+}
+
+const char *req_take_name(struct fuse_req *r)
+{
+	const char *s = req_take_string(r, NAME_MAX);
+	if (!s || !*s || strchr(s, '/'))
+		return NULL;
+	return s;
+}
+
+/* Copies len bytes into the reply space at offset off; the caller checked that they fit. */
+static void copy_out(const struct fuse_req *r, size_t off, const void *src, size_t len)
+{
+	const uint8_t *p = src;
+	for (unsigned i = 0; i < r->nwr && len > 0; i++) {
+		size_t seg = r->wr[i].iov_len;
+		if (off >= seg) {
+			off -= seg;
+			continue;
+		}
+		size_t n = MIN(seg - off, len);
+		memcpy((uint8_t *)r->wr[i].iov_base + off, p, n);
+		p += n;
+		len -= n;
+		off = 0;
+	}
+}
+
+static void put_header(struct fuse_req *r, int error, size_t total)
+{
+	struct fuse_out_header h = { .len = (uint32_t)total, .error = error, .unique = r->in.unique };
+	copy_out(r, 0, &h, sizeof(h));
+	r->reply_len = total;
+}
+
+void reply_err(struct fuse_req *r, int neg_errno)
+{
+	/* 0 is success with no payload, so handlers can pass an fs result straight through. */
+	if (neg_errno == 0) {
+		reply_ok(r, NULL, 0);
+		return;
+	}
+	if (r->wr_len < sizeof(struct fuse_out_header))
+		return; /* nowhere to say it: the chain goes back empty */
+	if (neg_errno > 0 || neg_errno < -4095)
+		neg_errno = -EIO;
+	put_header(r, neg_errno, sizeof(struct fuse_out_header));
+}
+
+void reply_ok(struct fuse_req *r, const void *payload, size_t len)
+{
+	size_t total = sizeof(struct fuse_out_header) + len;
+	if (total > r->wr_len) {
+		reply_err(r, -ERANGE);
+		return;
+	}
+	copy_out(r, sizeof(struct fuse_out_header), payload, len);
+	put_header(r, 0, total);
+}
+
+void reply_with_placed_data(struct fuse_req *r, size_t placed)
+{
+	put_header(r, 0, sizeof(struct fuse_out_header) + placed);
+}
+
+void reply_none(struct fuse_req *r)
+{
+	r->reply_len = 0;
+}
+
+void fill_attr(struct fuse_attr *a, const struct stat *st)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = st->st_ino;
+	a->size = (uint64_t)st->st_size;
+	a->blocks = (uint64_t)st->st_blocks;
+	a->atime = (uint64_t)st->st_atim.tv_sec;
+	a->mtime = (uint64_t)st->st_mtim.tv_sec;
+	a->ctime = (uint64_t)st->st_ctim.tv_sec;
+	a->atimensec = (uint32_t)st->st_atim.tv_nsec;
+	a->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
+	a->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
+	a->mode = st->st_mode;
+	a->nlink = (uint32_t)st->st_nlink;
+	a->uid = st->st_uid;
+	a->gid = st->st_gid;
+	a->rdev = (uint32_t)st->st_rdev;
+	a->blksize = (uint32_t)st->st_blksize;
+}
+
+struct timeouts {
+	uint64_t sec;
+	uint32_t nsec;
+};
+
+static struct timeouts cache_timeout(const struct fuse_server *srv)
+{
+	switch (srv->opts.cache) {
+	case CACHE_NEVER:
+		return (struct timeouts){ 0, 0 };
+	case CACHE_AUTO:
+		return (struct timeouts){ 1, 0 };
+	case CACHE_ALWAYS:
+	default:
+		return (struct timeouts){ 86400, 0 };
+	}
+}
+
+void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const struct fs_entry *e)
+{
+	struct timeouts t = cache_timeout(srv);
+	memset(o, 0, sizeof(*o));
+	o->nodeid = e->nodeid;
+	o->generation = e->generation;
+	o->entry_valid = o->attr_valid = t.sec;
+	o->entry_valid_nsec = o->attr_valid_nsec = t.nsec;
+	fill_attr(&o->attr, &e->st);
+}
+
+void fill_attr_out(const struct fuse_server *srv, struct fuse_attr_out *o, const struct stat *st)
+{
+	struct timeouts t = cache_timeout(srv);
+	memset(o, 0, sizeof(*o));
+	o->attr_valid = t.sec;
+	o->attr_valid_nsec = t.nsec;
+	fill_attr(&o->attr, st);
+}
+
+uint32_t open_reply_flags(const struct fuse_server *srv, bool dir)
+{
+	switch (srv->opts.cache) {
+	case CACHE_NEVER:
+		return dir ? 0 : FOPEN_DIRECT_IO;
+	case CACHE_ALWAYS:
+		return dir ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : FOPEN_KEEP_CACHE;
+	case CACHE_AUTO:
+	default:
+		return 0;
+	}
+}

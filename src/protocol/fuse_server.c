@@ -1,0 +1,312 @@
+/* The session (INIT, DESTROY) and the one place each request is framed, validated and dispatched. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "protocol/fuse_internal.h"
+
+#define DEFAULT_MAX_WRITE (1u << 20)
+#define PAGE_BYTES 4096u
+
+int fuse_server_new(struct fs *fs, const struct fuse_server_opts *opts, struct fuse_server **out)
+{
+	struct fuse_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->fs = fs;
+	srv->opts = *opts;
+	if (!srv->opts.max_write)
+		srv->opts.max_write = DEFAULT_MAX_WRITE;
+	pthread_mutex_init(&srv->state_lock, NULL);
+	*out = srv;
+	return 0;
+}
+
+void fuse_server_free(struct fuse_server *srv)
+{
+	if (!srv)
+		return;
+	pthread_mutex_destroy(&srv->state_lock);
+	free(srv);
+}
+
+struct fuse_worker *fuse_worker_new(unsigned max_segs)
+{
+	struct fuse_worker *w = malloc(sizeof(*w));
+	if (!w)
+		return NULL;
+	w->max_segs = max_segs;
+	w->iov = calloc(max_segs + 2, sizeof(*w->iov));
+	if (!w->iov) {
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void fuse_worker_free(struct fuse_worker *w)
+{
+	if (!w)
+		return;
+	free(w->iov);
+	free(w);
+}
+
+uint32_t fuse_server_minor(const struct fuse_server *srv)
+{
+	pthread_mutex_lock((pthread_mutex_t *)&srv->state_lock);
+	uint32_t m = srv->initialised ? srv->minor : 0;
+	pthread_mutex_unlock((pthread_mutex_t *)&srv->state_lock);
+	return m;
+}
+
+static uint64_t supported_flags(const struct fuse_server_opts *o)
+{
+	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_ASYNC_DIO |
+	             FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_CACHE_SYMLINKS;
+	if (o->cache != CACHE_NEVER)
+		f |= FUSE_AUTO_INVAL_DATA;
+	if (o->readdirplus)
+		f |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO;
+	if (o->writeback)
+		f |= FUSE_WRITEBACK_CACHE;
+	if (o->posix_lock)
+		f |= FUSE_POSIX_LOCKS;
+	if (o->flock)
+		f |= FUSE_FLOCK_LOCKS;
+	if (o->killpriv_v2)
+		f |= FUSE_HANDLE_KILLPRIV_V2;
+	return f;
+}
+
+static void op_init(struct fuse_req *r)
+{
+	struct fuse_server *srv = r->srv;
+	const struct fuse_init_in *in = req_take(r, offsetof(struct fuse_init_in, flags2));
+	struct fuse_init_out out = { .major = FUSE_KERNEL_VERSION, .minor = FUSE_KERNEL_MINOR_VERSION };
+
+	if (!in) {
+		reply_err(r, -EINVAL);
+		return;
+	}
+	if (in->major < 7) {
+		log_err("FUSE: the guest speaks protocol %u.%u, too old", in->major, in->minor);
+		reply_err(r, -EPROTO);
+		return;
+	}
+	if (in->major > 7) {
+		/* Tell the kernel our major; it answers with a 7.x INIT. */
+		reply_ok(r, &out, offsetof(struct fuse_init_out, max_readahead) + sizeof(out.max_readahead));
+		return;
+	}
+	uint64_t offered = in->flags;
+	if ((in->flags & FUSE_INIT_EXT) && req_remaining(r) >= sizeof(uint32_t)) {
+		const uint32_t *flags2 = req_take(r, sizeof(uint32_t));
+		offered |= (uint64_t)*flags2 << 32;
+	}
+	uint64_t flags = offered & supported_flags(&srv->opts);
+	uint32_t minor = MIN(in->minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
+	uint32_t max_write = srv->opts.max_write;
+
+	out.minor = minor;
+	out.max_readahead = in->max_readahead;
+	out.flags = (uint32_t)flags;
+	out.flags2 = (uint32_t)(flags >> 32);
+	out.max_write = max_write;
+	out.time_gran = 1;
+	out.max_pages = (uint16_t)MIN(max_write / PAGE_BYTES, 0xffffu);
+	out.max_background = 64;
+	out.congestion_threshold = 48;
+
+	pthread_mutex_lock(&srv->state_lock);
+	srv->minor = minor;
+	srv->flags = flags;
+	srv->max_write = max_write;
+	srv->initialised = true;
+	pthread_mutex_unlock(&srv->state_lock);
+	log_info("FUSE: guest protocol %u.%u, agreed 7.%u, flags 0x%llx, max_write %u", in->major, in->minor, minor,
+	         (unsigned long long)flags, max_write);
+	/* Replies older than 7.23 end before time_gran. */
+	reply_ok(r, &out, minor < 23 ? 24 : sizeof(out));
+}
+
+static void op_destroy(struct fuse_req *r)
+{
+	pthread_mutex_lock(&r->srv->state_lock);
+	r->srv->initialised = false;
+	pthread_mutex_unlock(&r->srv->state_lock);
+	fs_reset(r->srv->fs);
+	reply_ok(r, NULL, 0);
+}
+
+static void op_enosys(struct fuse_req *r)
+{
+	reply_err(r, -ENOSYS);
+}
+
+static void op_no_reply(struct fuse_req *r)
+{
+	reply_none(r);
+}
+
+static const fuse_op_fn ops[] = {
+	[FUSE_LOOKUP] = op_lookup,
+	[FUSE_FORGET] = op_forget,
+	[FUSE_GETATTR] = op_getattr,
+	[FUSE_SETATTR] = op_setattr,
+	[FUSE_READLINK] = op_readlink,
+	[FUSE_SYMLINK] = op_symlink,
+	[FUSE_MKNOD] = op_mknod,
+	[FUSE_MKDIR] = op_mkdir,
+	[FUSE_UNLINK] = op_unlink,
+	[FUSE_RMDIR] = op_rmdir,
+	[FUSE_RENAME] = op_rename,
+	[FUSE_LINK] = op_link,
+	[FUSE_OPEN] = op_open,
+	[FUSE_READ] = op_read,
+	[FUSE_WRITE] = op_write,
+	[FUSE_STATFS] = op_statfs,
+	[FUSE_RELEASE] = op_release,
+	[FUSE_FSYNC] = op_fsync,
+	[FUSE_SETXATTR] = op_setxattr,
+	[FUSE_GETXATTR] = op_getxattr,
+	[FUSE_LISTXATTR] = op_listxattr,
+	[FUSE_REMOVEXATTR] = op_removexattr,
+	[FUSE_FLUSH] = op_flush,
+	[FUSE_INIT] = op_init,
+	[FUSE_OPENDIR] = op_opendir,
+	[FUSE_READDIR] = op_readdir,
+	[FUSE_RELEASEDIR] = op_releasedir,
+	[FUSE_FSYNCDIR] = op_fsyncdir,
+	[FUSE_GETLK] = op_getlk,
+	[FUSE_SETLK] = op_setlk,
+	[FUSE_SETLKW] = op_setlk,
+	[FUSE_ACCESS] = op_access,
+	[FUSE_CREATE] = op_create,
+	[FUSE_INTERRUPT] = op_enosys,   /* nothing we run can be interrupted yet: the kernel stops sending them */
+	[FUSE_BMAP] = op_enosys,
+	[FUSE_DESTROY] = op_destroy,
+	[FUSE_IOCTL] = op_enosys,
+	[FUSE_POLL] = op_enosys,
+	[FUSE_NOTIFY_REPLY] = op_no_reply,
+	[FUSE_BATCH_FORGET] = op_batch_forget,
+	[FUSE_FALLOCATE] = op_fallocate,
+	[FUSE_READDIRPLUS] = op_readdirplus,
+	[FUSE_RENAME2] = op_rename2,
+	[FUSE_LSEEK] = op_lseek,
+	[FUSE_COPY_FILE_RANGE] = op_copy_file_range,
+	[FUSE_SETUPMAPPING] = op_enosys,
+	[FUSE_REMOVEMAPPING] = op_enosys,
+	[FUSE_SYNCFS] = op_syncfs,
+	[FUSE_TMPFILE] = op_tmpfile,
+};
+
+static size_t copy_in(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+{
+	size_t done = 0;
+	for (unsigned i = 0; i < n && done < len; i++) {
+		size_t seg = iov[i].iov_len;
+		if (off >= seg) {
+			off -= seg;
+			continue;
+		}
+		size_t k = MIN(seg - off, len - done);
+		memcpy((uint8_t *)dst + done, (const uint8_t *)iov[i].iov_base + off, k);
+		done += k;
+		off = 0;
+	}
+	return done;
+}
+
+/* Points w->iov at [off, off+len) of the given segments; returns the count, or -1 if it needs too many. */
+static int slice_iov(struct fuse_worker *w, const struct iovec *iov, unsigned n, size_t off, size_t len)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && len > 0; i++) {
+		size_t seg = iov[i].iov_len;
+		if (off >= seg) {
+			off -= seg;
+			continue;
+		}
+		if (k == w->max_segs + 2)
+			return -1;
+		size_t take = MIN(seg - off, len);
+		w->iov[k].iov_base = (uint8_t *)iov[i].iov_base + off;
+		w->iov[k].iov_len = take;
+		k++;
+		len -= take;
+		off = 0;
+	}
+	return (int)k;
+}
+
+/* Copies the header and arguments out of guest memory (WRITE: all but the data, which stays where it is). */
+static int frame_request(struct fuse_req *r, const struct iovec *rd, unsigned nrd, size_t rd_len)
+{
+	size_t fixed;
+
+	if (rd_len < sizeof(r->in) || copy_in(rd, nrd, 0, &r->in, sizeof(r->in)) != sizeof(r->in))
+		return -EINVAL;
+	if (r->in.len != rd_len || r->in.total_extlen != 0)
+		return -EINVAL;
+	fixed = rd_len - sizeof(r->in);
+	if (r->in.opcode == FUSE_WRITE) {
+		fixed = MIN(fixed, sizeof(struct fuse_write_in));
+		r->data_len = rd_len - sizeof(r->in) - fixed;
+		int n = slice_iov(r->w, rd, nrd, sizeof(r->in) + fixed, r->data_len);
+		if (n < 0)
+			return -E2BIG;
+		r->data = r->w->iov;
+		r->ndata = (unsigned)n;
+	} else if (fixed > FUSE_REQ_COPY_MAX) {
+		return -E2BIG;
+	}
+	copy_in(rd, nrd, sizeof(r->in), r->w->in, fixed);
+	r->arg = r->w->in;
+	r->arg_len = fixed;
+	return 0;
+}
+
+static bool is_initialised(struct fuse_server *srv)
+{
+	pthread_mutex_lock(&srv->state_lock);
+	bool ok = srv->initialised;
+	pthread_mutex_unlock(&srv->state_lock);
+	return ok;
+}
+
+size_t fuse_serve(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *rd, unsigned nrd,
+                  size_t rd_len, const struct iovec *wr, unsigned nwr, size_t wr_len)
+{
+	struct fuse_req r = { .srv = srv, .w = w, .wr = wr, .nwr = nwr, .wr_len = wr_len };
+	int rc = frame_request(&r, rd, nrd, rd_len);
+
+	if (rc < 0) {
+		log_warn("FUSE: malformed request (opcode %u, %zu bytes): %s", r.in.opcode, rd_len, strerror(-rc));
+		reply_err(&r, rc);
+		return r.reply_len;
+	}
+	r.ctx = (struct fs_ctx){ .uid = r.in.uid, .gid = r.in.gid, .pid = r.in.pid };
+	uint32_t op = r.in.opcode;
+	fuse_op_fn fn = op < ARRAY_SIZE(ops) ? ops[op] : NULL;
+	if (!fn) {
+		log_debug("FUSE: opcode %u is not implemented", op);
+		reply_err(&r, -ENOSYS);
+	} else if (op != FUSE_INIT && !is_initialised(srv)) {
+		if (op == FUSE_FORGET || op == FUSE_BATCH_FORGET)
+			reply_none(&r);
+		else
+			reply_err(&r, -EIO);
+	} else {
+		fn(&r);
+	}
+	return r.reply_len;
+}
+
+bool fuse_request_may_block(const struct iovec *rd, unsigned nrd)
+{
+	struct fuse_in_header h;
+	return copy_in(rd, nrd, 0, &h, sizeof(h)) == sizeof(h) && h.opcode == FUSE_SETLKW;
+}

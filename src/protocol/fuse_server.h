@@ -1,0 +1,52 @@
+/*
+ * The FUSE protocol room: decodes and validates one request at one boundary, calls the file system (fs.h),
+ * encodes the reply. Knows nothing of transports: a request is the bytes in rd (untrusted, possibly in memory
+ * the guest may change at any time), the reply goes into wr.
+ */
+#ifndef VUFS_FUSE_SERVER_H
+#define VUFS_FUSE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "fs/fs.h"
+
+enum fuse_cache_mode { CACHE_NEVER, CACHE_AUTO, CACHE_ALWAYS };
+
+struct fuse_server_opts {
+	enum fuse_cache_mode cache;
+	bool writeback;       /* offer FUSE_WRITEBACK_CACHE */
+	bool readdirplus;     /* offer FUSE_DO_READDIRPLUS */
+	bool posix_lock;      /* offer FUSE_POSIX_LOCKS */
+	bool flock;           /* offer FUSE_FLOCK_LOCKS */
+	bool posix_acl;       /* offer FUSE_POSIX_ACL */
+	bool killpriv_v2;     /* offer FUSE_HANDLE_KILLPRIV_V2 */
+	uint32_t max_write;   /* largest WRITE/READ we accept (bytes); 0 = 1 MiB */
+};
+
+struct fuse_server;
+/* Per-thread scratch space: one per thread that calls fuse_serve. */
+struct fuse_worker;
+
+int fuse_server_new(struct fs *fs, const struct fuse_server_opts *opts, struct fuse_server **out);
+void fuse_server_free(struct fuse_server *srv);
+struct fuse_worker *fuse_worker_new(unsigned max_segs);
+void fuse_worker_free(struct fuse_worker *w);
+
+/*
+ * Serves one request. rd/nrd: the request (rd_len bytes in all); wr/nwr: room for the reply (wr_len bytes).
+ * Returns the number of reply bytes written (0 when the request has no reply, e.g. FORGET, or when not even a
+ * reply header fits).
+ */
+size_t fuse_serve(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *rd, unsigned nrd,
+                  size_t rd_len, const struct iovec *wr, unsigned nwr, size_t wr_len);
+
+/* Whether this request may block for long (SETLKW), so a transport should serve it off its queue thread. */
+bool fuse_request_may_block(const struct iovec *rd, unsigned nrd);
+
+/* The negotiated FUSE minor version (0 before INIT). */
+uint32_t fuse_server_minor(const struct fuse_server *srv);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * vhost-user messages (QEMU docs/interop/vhost-user.rst): the wire format both sides share, and reading and
+ * writing one message with its file descriptors. The peer is untrusted: sizes and fd counts are checked here
+ * against the header, and each request's payload size is checked against what it must be.
+ */
+#ifndef VUFS_VHOST_USER_H
+#define VUFS_VHOST_USER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum vhu_request {
+	VHU_GET_FEATURES = 1,
+	VHU_SET_FEATURES = 2,
+	VHU_SET_OWNER = 3,
+	VHU_RESET_OWNER = 4,
+	VHU_SET_MEM_TABLE = 5,
+	VHU_SET_LOG_BASE = 6,
+	VHU_SET_LOG_FD = 7,
+	VHU_SET_VRING_NUM = 8,
+	VHU_SET_VRING_ADDR = 9,
+	VHU_SET_VRING_BASE = 10,
+	VHU_GET_VRING_BASE = 11,
+	VHU_SET_VRING_KICK = 12,
+	VHU_SET_VRING_CALL = 13,
+	VHU_SET_VRING_ERR = 14,
+	VHU_GET_PROTOCOL_FEATURES = 15,
+	VHU_SET_PROTOCOL_FEATURES = 16,
+	VHU_GET_QUEUE_NUM = 17,
+	VHU_SET_VRING_ENABLE = 18,
+	VHU_SET_BACKEND_REQ_FD = 21,
+	VHU_GET_CONFIG = 24,
+	VHU_SET_CONFIG = 25,
+	VHU_RESET_DEVICE = 34,
+	VHU_GET_MAX_MEM_SLOTS = 36,
+	VHU_ADD_MEM_REG = 37,
+	VHU_REM_MEM_REG = 38,
+	VHU_SET_STATUS = 39,
+	VHU_GET_STATUS = 40,
+	VHU_REQUEST_MAX = 64,
+};
+
+/* Header flags */
+#define VHU_VERSION 0x1u
+#define VHU_FLAG_REPLY (1u << 2)
+#define VHU_FLAG_NEED_REPLY (1u << 3)
+
+/* Virtio feature bits we deal in */
+#define VHU_F_PROTOCOL_FEATURES 30
+#define VIRTIO_F_VERSION_1_BIT 32
+#define VIRTIO_RING_F_INDIRECT_DESC_BIT 28
+#define VIRTIO_RING_F_EVENT_IDX_BIT 29
+
+/* Protocol feature bits */
+#define VHU_PROTOCOL_F_MQ 0
+#define VHU_PROTOCOL_F_REPLY_ACK 3
+#define VHU_PROTOCOL_F_BACKEND_REQ 5
+#define VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
+
+#define VHU_VRING_IDX_MASK 0xffu
+#define VHU_VRING_NOFD_MASK (1u << 8)
+
+#define VHU_MAX_FDS 8
+#define VHU_MEM_TABLE_MAX 8
+
+struct vhu_hdr {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+} __attribute__((packed));
+
+struct vhu_vring_state {
+	uint32_t index;
+	uint32_t num;
+};
+
+struct vhu_vring_addr {
+	uint32_t index;
+	uint32_t flags;
+	uint64_t desc_uaddr;
+	uint64_t used_uaddr;
+	uint64_t avail_uaddr;
+	uint64_t log_gaddr;
+};
+
+struct vhu_mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t uaddr;
+	uint64_t mmap_offset;
+};
+
+struct vhu_mem_table {
+	uint32_t nregions;
+	uint32_t padding;
+	struct vhu_mem_region regions[VHU_MEM_TABLE_MAX];
+};
+
+struct vhu_mem_reg {
+	uint64_t padding;
+	struct vhu_mem_region region;
+};
+
+struct vhu_msg {
+	struct vhu_hdr hdr;
+	union {
+		uint64_t u64;
+		struct vhu_vring_state state;
+		struct vhu_vring_addr addr;
+		struct vhu_mem_table mem;
+		struct vhu_mem_reg memreg;
+		uint8_t raw[512];
+	} p;
+	int fds[VHU_MAX_FDS];
+	unsigned nfds;
+};
+
+/* Reads one message. 0 on success; -ECONNRESET on orderly EOF; other -errno (the connection is then unusable). */
+int vhu_recv(int sock, struct vhu_msg *msg);
+/* Sends one message and msg->nfds fds. */
+int vhu_send(int sock, const struct vhu_msg *msg);
+void vhu_close_fds(struct vhu_msg *msg);
+const char *vhu_request_name(uint32_t request);
+
+#endif

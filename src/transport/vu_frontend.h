@@ -1,0 +1,58 @@
+/*
+ * The frontend (VMM) side of vhost-user, as QEMU drives a vhost-user-fs device: owns the "guest memory"
+ * (a memfd shared with the backend, guest physical address = offset in it), negotiates features, hands the
+ * backend the memory table and the virtqueues, and submits chains on them. Used by vufs-mount and by the
+ * test and benchmark clients. The backend is untrusted (see vq_driver.h).
+ */
+#ifndef VUFS_VU_FRONTEND_H
+#define VUFS_VU_FRONTEND_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "transport/vq_driver.h"
+
+#define VU_FE_MAX_QUEUES 17
+
+struct vu_frontend_config {
+	unsigned nqueues;         /* including queue 0 (hiprio for virtio-fs) */
+	unsigned queue_size;      /* power of two */
+	size_t mem_size;          /* bytes of shared memory, rings included */
+	bool no_event_idx;        /* do not negotiate EVENT_IDX even if offered */
+};
+
+struct vu_fe_queue {
+	pthread_mutex_t lock;     /* guards vq: submitters and the completion side */
+	struct vq_driver vq;
+	int kick_fd, call_fd, err_fd;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+};
+
+struct vu_frontend {
+	int sock;
+	int memfd;
+	uint8_t *mem;
+	size_t mem_size, mem_used; /* bump allocator over mem; under alloc_lock */
+	pthread_mutex_t alloc_lock;
+	uint64_t features, protocol_features;
+	unsigned nqueues, queue_size;
+	struct vu_fe_queue q[VU_FE_MAX_QUEUES];
+};
+
+/* Connects to the backend's socket, creates and maps the shared memory, lays out the rings. */
+int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const struct vu_frontend_config *cfg);
+/* Negotiates, sends the memory table and starts every queue. */
+int vu_frontend_start(struct vu_frontend *fe);
+/* Carves size bytes (aligned) out of shared memory; returns the host pointer and its guest address. */
+void *vu_frontend_alloc(struct vu_frontend *fe, size_t size, size_t align, uint64_t *gpa);
+static inline void *vu_frontend_host(const struct vu_frontend *fe, uint64_t gpa) { return fe->mem + gpa; }
+/* Adds a chain to queue qi and kicks if the backend wants it. -ENOSPC when the ring is full. */
+int vu_frontend_submit(struct vu_frontend *fe, unsigned qi, const struct vq_seg *segs, unsigned n_rd,
+                       unsigned n_wr, void *token);
+/* Stops the queues as QEMU does at shutdown (disable, GET_VRING_BASE) and closes the connection. */
+void vu_frontend_stop(struct vu_frontend *fe);
+void vu_frontend_close(struct vu_frontend *fe);
+
+#endif

@@ -1,0 +1,64 @@
+# Shared helpers for integration tests that mount a backend on the host with vufs-mount.
+# Source it; it sets up a scratch directory and a cleanup trap.
+#   start_vufsd [vufsd options...]     vufsd on $SHARE, socket $SOCK (BUILD picks the build: build or build-san)
+#   start_qemu_virtiofsd [-o opts...]  QEMU 7.2's C virtiofsd on $SHARE
+#   mount_backend [vufs-mount opts...] vufs-mount $SOCK on $MNT (in the background), waits for the mount
+#   skip "why" / fail "why"
+set -uo pipefail
+BUILD=${BUILD:-${VUFS_SAN_BUILD:-$PWD/build-san}}
+[ -x "$BUILD/vufsd" ] || BUILD=${VUFS_BUILD:-$PWD/build}
+SCRATCH=$(mktemp -d /tmp/vufs-test.XXXXXX)
+SHARE=$SCRATCH/share MNT=$SCRATCH/mnt SOCK=$SCRATCH/vhost.sock
+mkdir -p "$SHARE" "$MNT"
+BACKEND_PID= MOUNT_PID=
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+skip() { echo "skip: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+cleanup() {
+  mountpoint -q "$MNT" 2>/dev/null && umount -l "$MNT" 2>/dev/null
+  [ -n "$MOUNT_PID" ] && { kill "$MOUNT_PID" 2>/dev/null; wait "$MOUNT_PID" 2>/dev/null; }
+  [ -n "$BACKEND_PID" ] && { kill "$BACKEND_PID" 2>/dev/null; wait "$BACKEND_PID" 2>/dev/null; }
+  rm -rf "$SCRATCH"
+}
+trap cleanup EXIT
+
+wait_for() {   # seconds command...
+  local limit=$1; shift
+  for _ in $(seq $((limit * 10))); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+start_vufsd() {
+  "$BUILD/vufsd" --socket-path="$SOCK" --shared-dir="$SHARE" "$@" >"$SCRATCH/backend.log" 2>&1 &
+  BACKEND_PID=$!
+  wait_for 10 test -S "$SOCK" || { cat "$SCRATCH/backend.log"; fail "vufsd did not create its socket"; }
+}
+
+start_qemu_virtiofsd() {
+  [ -x /usr/lib/qemu/virtiofsd ] || skip "QEMU's virtiofsd is not installed"
+  /usr/lib/qemu/virtiofsd --socket-path="$SOCK" -o source="$SHARE" "$@" >"$SCRATCH/backend.log" 2>&1 &
+  BACKEND_PID=$!
+  wait_for 10 test -S "$SOCK" || { cat "$SCRATCH/backend.log"; fail "virtiofsd did not create its socket"; }
+}
+
+mount_backend() {
+  "$BUILD/vufs-mount" --socket="$SOCK" "$MNT" -f "$@" >"$SCRATCH/mount.log" 2>&1 &
+  MOUNT_PID=$!
+  wait_for 10 mountpoint -q "$MNT" || { cat "$SCRATCH/mount.log"; fail "vufs-mount did not mount"; }
+}
+
+# Unmounts, waits for vufs-mount and the backend to exit, and fails on sanitizer reports or bad exits.
+finish() {
+  umount "$MNT" || fail "umount failed"
+  wait "$MOUNT_PID"; local mrc=$?; MOUNT_PID=
+  wait_for 10 bash -c "! kill -0 $BACKEND_PID 2>/dev/null" || fail "backend did not exit after the disconnect"
+  wait "$BACKEND_PID"; local brc=$?; BACKEND_PID=
+  if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$SCRATCH"/*.log; then
+    cat "$SCRATCH"/*.log; fail "sanitizer report"
+  fi
+  [ $mrc -eq 0 ] || { cat "$SCRATCH/mount.log"; fail "vufs-mount exited with $mrc"; }
+  [ $brc -eq 0 ] || { cat "$SCRATCH/backend.log"; fail "backend exited with $brc"; }
+}

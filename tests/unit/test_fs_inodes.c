@@ -1,0 +1,425 @@
+/* The inode and handle tables: lookup counts, freeing, stale ids, bounds, reset, concurrency. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+static struct fs *fs;
+static const struct fs_ctx root = { 0, 0, 1 };
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static void make_dir(void)
+{
+	strcpy(dir, "/tmp/vufs-fs-inodes-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+}
+
+static int open_fs(const struct fs_config *over)
+{
+	struct fs_config cfg = { .source = dir };
+	if (over) {
+		cfg = *over;
+		cfg.source = dir;
+	}
+	return fs_new(&cfg, &fs);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	make_dir();
+	return open_fs(NULL);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fs_free(fs);
+	fs = NULL;
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+static void host_file(const char *name)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static uint64_t ninodes(void)
+{
+	uint64_t n;
+	fs_counts(fs, &n, NULL);
+	return n;
+}
+
+static uint64_t nhandles(void)
+{
+	uint64_t n;
+	fs_counts(fs, NULL, &n);
+	return n;
+}
+
+static void test_new_rejects_bad_source(void **state)
+{
+	struct fs *f = NULL;
+	struct fs_config cfg = { .source = "/nonexistent/vufs" };
+	(void)state;
+	assert_int_equal(fs_new(&cfg, &f), -ENOENT);
+	assert_null(f);
+	host_file("plain");
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/plain", dir);
+	cfg.source = p;
+	assert_int_equal(fs_new(&cfg, &f), -ENOTDIR);
+	assert_null(f);
+}
+
+static void test_root_getattr(void **state)
+{
+	struct stat st, host;
+	(void)state;
+	assert_int_equal(fs_getattr(fs, FS_ROOT_ID, FS_NO_HANDLE, &st), 0);
+	assert_int_equal(stat(dir, &host), 0);
+	assert_int_equal(st.st_ino, host.st_ino);
+	assert_int_equal(st.st_dev, host.st_dev);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(ninodes(), 1);
+}
+
+static void test_lookup_forget_frees(void **state)
+{
+	struct fs_entry e1, e2;
+	struct stat st;
+	(void)state;
+	host_file("a");
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "a", &e1), 0);
+	assert_int_not_equal(e1.nodeid, FS_ROOT_ID);
+	assert_true(S_ISREG(e1.st.st_mode));
+	assert_int_equal(ninodes(), 2);
+	/* Same file, same node id, one more lookup. */
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "a", &e2), 0);
+	assert_int_equal(e1.nodeid, e2.nodeid);
+	assert_int_equal(ninodes(), 2);
+
+	fs_forget(fs, e1.nodeid, 1);
+	assert_int_equal(ninodes(), 2);
+	assert_int_equal(fs_getattr(fs, e1.nodeid, FS_NO_HANDLE, &st), 0);
+	fs_forget(fs, e1.nodeid, 1);
+	assert_int_equal(ninodes(), 1);
+	assert_int_equal(fs_getattr(fs, e1.nodeid, FS_NO_HANDLE, &st), -ESTALE);
+
+	/* The slot is reused with another generation: the old id stays stale. */
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "a", &e2), 0);
+	assert_int_not_equal(e1.nodeid, e2.nodeid);
+	assert_int_equal((uint32_t)e1.nodeid, (uint32_t)e2.nodeid);
+	assert_int_equal(fs_getattr(fs, e1.nodeid, FS_NO_HANDLE, &st), -ESTALE);
+	assert_int_equal(fs_getattr(fs, e2.nodeid, FS_NO_HANDLE, &st), 0);
+	/* Forgetting more than was looked up, or a stale id, is harmless. */
+	fs_forget(fs, e1.nodeid, 5);
+	fs_forget(fs, e2.nodeid, 1000);
+	assert_int_equal(ninodes(), 1);
+}
+
+static void test_stale_ids(void **state)
+{
+	struct stat st;
+	struct fs_entry e;
+	uint64_t fh;
+	char buf[8];
+	struct iovec iov = { buf, sizeof(buf) };
+	(void)state;
+	const uint64_t bad[] = { 0, 2, 3, 12345, (uint64_t)1 << 32 | 1, UINT64_MAX, 0xffffffffull };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(fs_getattr(fs, bad[i], FS_NO_HANDLE, &st), -ESTALE);
+		assert_int_equal(fs_lookup(fs, &root, bad[i], "x", &e), -ESTALE);
+		assert_int_equal(fs_open(fs, &root, bad[i], O_RDONLY, &fh), -ESTALE);
+		assert_int_equal(fs_opendir(fs, &root, bad[i], &fh), -ESTALE);
+		fs_forget(fs, bad[i], 1);
+	}
+	const uint64_t badfh[] = { 0, 1, 12345, (uint64_t)7 << 32, FS_NO_HANDLE };
+	for (size_t i = 0; i < sizeof(badfh) / sizeof(badfh[0]); i++) {
+		assert_int_equal(fs_read(fs, badfh[i], 0, sizeof(buf), &iov, 1), -EBADF);
+		assert_int_equal(fs_write(fs, &root, badfh[i], 0, &iov, 1, false), -EBADF);
+		assert_int_equal(fs_release(fs, 1, badfh[i], false, 0), -EBADF);
+		assert_int_equal(fs_releasedir(fs, 1, badfh[i]), -EBADF);
+		assert_int_equal(fs_flush(fs, 1, badfh[i], 0), -EBADF);
+	}
+	assert_int_equal(fs_getattr(fs, FS_ROOT_ID, FS_ROOT_ID, &st), -EBADF);
+}
+
+static void test_stale_handle_after_release(void **state)
+{
+	struct fs_entry e;
+	uint64_t fh, fh2;
+	struct stat st;
+	(void)state;
+	assert_int_equal(fs_create(fs, &root, FS_ROOT_ID, "f", 0644, O_RDWR, &e, &fh), 0);
+	assert_int_equal(nhandles(), 1);
+	assert_int_equal(fs_getattr(fs, e.nodeid, fh, &st), 0);
+	assert_int_equal(fs_release(fs, e.nodeid, fh, false, 0), 0);
+	assert_int_equal(nhandles(), 0);
+	assert_int_equal(fs_getattr(fs, e.nodeid, fh, &st), -EBADF);
+	assert_int_equal(fs_release(fs, e.nodeid, fh, false, 0), -EBADF);
+	/* Reused slot, new generation. */
+	assert_int_equal(fs_open(fs, &root, e.nodeid, O_RDONLY, &fh2), 0);
+	assert_int_not_equal(fh, fh2);
+	assert_int_equal(fs_getattr(fs, e.nodeid, fh, &st), -EBADF);
+	assert_int_equal(fs_release(fs, e.nodeid, fh2, false, 0), 0);
+	fs_forget(fs, e.nodeid, 1);
+	assert_int_equal(ninodes(), 1);
+}
+
+static void test_handle_keeps_inode(void **state)
+{
+	struct fs_entry e;
+	uint64_t fh;
+	struct stat st;
+	(void)state;
+	host_file("k");
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "k", &e), 0);
+	assert_int_equal(fs_open(fs, &root, e.nodeid, O_RDONLY, &fh), 0);
+	fs_forget(fs, e.nodeid, 1);
+	/* Open handle holds the inode. */
+	assert_int_equal(ninodes(), 2);
+	assert_int_equal(fs_getattr(fs, e.nodeid, FS_NO_HANDLE, &st), 0);
+	assert_int_equal(fs_release(fs, e.nodeid, fh, false, 0), 0);
+	assert_int_equal(ninodes(), 1);
+	assert_int_equal(fs_getattr(fs, e.nodeid, FS_NO_HANDLE, &st), -ESTALE);
+}
+
+static void test_dot_and_dotdot(void **state)
+{
+	struct fs_entry e, d;
+	(void)state;
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, ".", &e), 0);
+	assert_int_equal(e.nodeid, FS_ROOT_ID);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "..", &e), 0);
+	assert_int_equal(e.nodeid, FS_ROOT_ID);
+	fs_forget(fs, FS_ROOT_ID, 2);
+	fs_forget(fs, FS_ROOT_ID, 100); /* never frees the root */
+	assert_int_equal(fs_getattr(fs, FS_ROOT_ID, FS_NO_HANDLE, &e.st), 0);
+
+	assert_int_equal(fs_mkdir(fs, &root, FS_ROOT_ID, "sub", 0755, &d), 0);
+	assert_int_equal(fs_lookup(fs, &root, d.nodeid, ".", &e), 0);
+	assert_int_equal(e.nodeid, d.nodeid);
+	assert_int_equal(fs_lookup(fs, &root, d.nodeid, "..", &e), -EINVAL);
+	fs_forget(fs, d.nodeid, 2);
+	assert_int_equal(ninodes(), 1);
+}
+
+static void test_hard_links_share_inode(void **state)
+{
+	struct fs_entry a, b, l;
+	char p1[PATH_MAX], p2[PATH_MAX];
+	(void)state;
+	host_file("h1");
+	snprintf(p1, sizeof(p1), "%s/h1", dir);
+	snprintf(p2, sizeof(p2), "%s/h2", dir);
+	assert_int_equal(link(p1, p2), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "h1", &a), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "h2", &b), 0);
+	assert_int_equal(a.nodeid, b.nodeid);
+	assert_int_equal(fs_link(fs, &root, a.nodeid, FS_ROOT_ID, "h3", &l), 0);
+	assert_int_equal(l.nodeid, a.nodeid);
+	assert_int_equal(l.st.st_nlink, 3);
+	fs_forget(fs, a.nodeid, 3);
+	assert_int_equal(ninodes(), 1);
+}
+
+static void test_max_inodes(void **state)
+{
+	struct fs_config cfg = { .max_inodes = 3 };
+	struct fs_entry e[3];
+	(void)state;
+	fs_free(fs);
+	assert_int_equal(open_fs(&cfg), 0);
+	host_file("m1");
+	host_file("m2");
+	host_file("m3");
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "m1", &e[0]), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "m2", &e[1]), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "m3", &e[2]), -ENFILE);
+	/* An inode we already have still resolves. */
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "m1", &e[2]), 0);
+	assert_int_equal(e[2].nodeid, e[0].nodeid);
+	fs_forget(fs, e[0].nodeid, 2);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "m3", &e[2]), 0);
+	fs_forget(fs, e[1].nodeid, 1);
+	fs_forget(fs, e[2].nodeid, 1);
+	assert_int_equal(ninodes(), 1);
+}
+
+static void test_max_handles(void **state)
+{
+	struct fs_config cfg = { .max_handles = 2 };
+	struct fs_entry e;
+	uint64_t fh[3];
+	(void)state;
+	fs_free(fs);
+	assert_int_equal(open_fs(&cfg), 0);
+	host_file("h");
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "h", &e), 0);
+	assert_int_equal(fs_open(fs, &root, e.nodeid, O_RDONLY, &fh[0]), 0);
+	assert_int_equal(fs_opendir(fs, &root, FS_ROOT_ID, &fh[1]), 0);
+	assert_int_equal(fs_open(fs, &root, e.nodeid, O_RDONLY, &fh[2]), -EMFILE);
+	assert_int_equal(fs_opendir(fs, &root, FS_ROOT_ID, &fh[2]), -EMFILE);
+	struct fs_entry ce;
+	assert_int_equal(fs_create(fs, &root, FS_ROOT_ID, "new", 0644, O_RDWR, &ce, &fh[2]), -EMFILE);
+	assert_int_equal(nhandles(), 2);
+	assert_int_equal(fs_release(fs, e.nodeid, fh[0], false, 0), 0);
+	assert_int_equal(fs_open(fs, &root, e.nodeid, O_RDONLY, &fh[2]), 0);
+	assert_int_equal(fs_release(fs, e.nodeid, fh[2], false, 0), 0);
+	assert_int_equal(fs_releasedir(fs, FS_ROOT_ID, fh[1]), 0);
+	fs_forget(fs, e.nodeid, 1);
+	/* The failed create left its lookup undone. */
+	struct fs_entry n;
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "new", &n), 0);
+	fs_forget(fs, n.nodeid, 1);
+	assert_int_equal(ninodes(), 1);
+	assert_int_equal(nhandles(), 0);
+}
+
+static void test_reset(void **state)
+{
+	struct fs_entry e, d;
+	uint64_t fh, dfh;
+	struct stat st;
+	(void)state;
+	assert_int_equal(fs_create(fs, &root, FS_ROOT_ID, "r", 0644, O_RDWR, &e, &fh), 0);
+	assert_int_equal(fs_mkdir(fs, &root, FS_ROOT_ID, "rd", 0755, &d), 0);
+	assert_int_equal(fs_opendir(fs, &root, d.nodeid, &dfh), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, ".", &e), 0);
+	fs_reset(fs);
+	assert_int_equal(ninodes(), 1);
+	assert_int_equal(nhandles(), 0);
+	assert_int_equal(fs_getattr(fs, d.nodeid, FS_NO_HANDLE, &st), -ESTALE);
+	assert_int_equal(fs_getattr(fs, 0, fh, &st), -EBADF);
+	assert_int_equal(fs_getattr(fs, FS_ROOT_ID, FS_NO_HANDLE, &st), 0);
+	/* Works as new afterwards. */
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "r", &e), 0);
+	fs_reset(fs);
+	assert_int_equal(ninodes(), 1);
+}
+
+/* Many threads looking up and forgetting the same few names, with opens in between. */
+struct worker_arg {
+	int id;
+	int errors;
+};
+
+static void *worker(void *p)
+{
+	struct worker_arg *a = p;
+	char name[8];
+	for (int i = 0; i < 2000; i++) {
+		struct fs_entry e;
+		uint64_t fh;
+		snprintf(name, sizeof(name), "c%d", (i + a->id) % 4);
+		if (fs_lookup(fs, &root, FS_ROOT_ID, name, &e) != 0) {
+			a->errors++;
+			continue;
+		}
+		if (i % 3 == 0) {
+			if (fs_open(fs, &root, e.nodeid, O_RDONLY, &fh) == 0)
+				fs_release(fs, e.nodeid, fh, false, 0);
+			else
+				a->errors++;
+		}
+		fs_forget(fs, e.nodeid, 1);
+	}
+	return NULL;
+}
+
+static void test_concurrent_lookup_forget(void **state)
+{
+	pthread_t t[8];
+	struct worker_arg a[8];
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		char n[8];
+		snprintf(n, sizeof(n), "c%d", i);
+		host_file(n);
+	}
+	for (int i = 0; i < 8; i++) {
+		a[i] = (struct worker_arg){ i, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, worker, &a[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].errors, 0);
+	}
+	assert_int_equal(ninodes(), 1);
+	assert_int_equal(nhandles(), 0);
+}
+
+static void test_many_inodes_grow_tables(void **state)
+{
+	struct fs_entry e;
+	uint64_t ids[600], fhs[300];
+	char name[16];
+	(void)state;
+	for (int i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "g%d", i);
+		host_file(name);
+		assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, name, &e), 0);
+		ids[i] = e.nodeid;
+		if (i < 300)
+			assert_int_equal(fs_open(fs, &root, e.nodeid, O_RDONLY, &fhs[i]), 0);
+	}
+	assert_int_equal(ninodes(), 601);
+	assert_int_equal(nhandles(), 300);
+	for (int i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "g%d", i);
+		assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, name, &e), 0);
+		assert_int_equal(e.nodeid, ids[i]);
+		fs_forget(fs, ids[i], 2);
+	}
+	assert_int_equal(ninodes(), 301);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(fs_release(fs, ids[i], fhs[i], false, 0), 0);
+	assert_int_equal(ninodes(), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_new_rejects_bad_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_root_getattr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_forget_frees, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_handle_after_release, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handle_keeps_inode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dot_and_dotdot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hard_links_share_inode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_inodes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_handles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_lookup_forget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_inodes_grow_tables, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Boot a real Linux guest (Debian's generic kernel, its in-tree virtiofs driver) under QEMU TCG against a
+# vhost-user-fs backend socket (or QEMU's built-in virtio-9p server), run a script inside it, power off.
+#
+#   tests/vm/guest.sh [options] TARGET GUEST_SCRIPT [static binaries...]
+#
+# TARGET is a vhost-user socket path (the backend must already listen on it) or 9p:HOSTDIR. The guest mounts
+# the export at /mnt (virtiofs tag "myfs"), prints GUEST-MOUNT-OK (or GUEST-MOUNT-FAIL), runs GUEST_SCRIPT
+# with busybox /bin/sh as root, prints "GUEST-SCRIPT-EXIT <rc>", syncs, unmounts and powers off. The binaries
+# are copied to the guest's /bin and must be static (the guest has busybox and no libc). In the guest,
+# `runas UID[:GID] CMD...` runs CMD with those numeric ids (no user names exist or are needed); /tmp is 1777.
+# Everything the guest prints (serial console, ttyS0) goes to stdout, without CRs and terminal escapes; our own
+# notes and QEMU's errors go to stderr.
+#
+# Options (flag, or the environment variable in brackets):
+#   -m, --mem SIZE          guest memory, a shared memfd [MEM, default 1G]
+#   -s, --smp N             guest CPUs [SMP, default 2]
+#   -q, --queues N          virtio-fs request queues, num-request-queues [QUEUES, default 1]
+#       --queue-size N      virtqueue size, queue-size [QUEUE_SIZE, default QEMU's 128]
+#   -o, --mount-opts OPTS   extra guest mount options, e.g. dax (9p: appended to its own) [MOUNT_OPTS]
+#   -a, --append ARGS       extra kernel command line [KERNEL_APPEND]
+#   -t, --timeout SECS      kill QEMU after SECS [GUEST_TIMEOUT, default 600]
+#       --modules "M ..."   extra kernel modules to load (dependencies are resolved) [EXTRA_MODULES]
+#       --device-opts OPTS  appended to the vhost-user-fs-pci device, e.g. packed=on [DEVICE_OPTS]
+#       --qemu-args ARGS    extra QEMU arguments, split on spaces [QEMU_ARGS]
+#   -c, --cache DIR         kernel cache, keyed by kernel version [VUFS_VM_CACHE, default /var/cache/vufs-vm]
+#       --prepare-only      build the initrd, print "KERNEL INITRD", boot nothing [PREPARE_ONLY=1]; the initrd
+#                           goes to $INITRD if set, else to a new temp dir that the caller removes. Kernel
+#                           command line to use: console=ttyS0 panic=-1 (vufs.fs=9p|virtiofs, vufs.tag=TAG).
+#   -h, --help
+#
+# Exit status: the guest script's exit status (from GUEST-SCRIPT-EXIT), 2 if the mount failed (the script is
+# then not run), 3 if no GUEST-SCRIPT-EXIT was seen (guest crashed or hung, QEMU failed, or timed out),
+# 4 if the harness itself could not set up (bad arguments, no socket, no kernel).
+# Missing Debian packages (qemu-system-x86, busybox-static, cpio, xz-utils) are installed with apt-get.
+# Never uses KVM. Set KERNEL_PKG to use another kernel package than linux-image-amd64's dependency.
+set -euo pipefail
+
+me=guest.sh
+die() { echo "$me: $*" >&2; exit 4; }
+note() { echo "$me: $*" >&2; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+
+MEM=${MEM:-1G}; SMP=${SMP:-2}; QUEUES=${QUEUES:-1}; QUEUE_SIZE=${QUEUE_SIZE:-}; MOUNT_OPTS=${MOUNT_OPTS:-}
+KERNEL_APPEND=${KERNEL_APPEND:-}; GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}; EXTRA_MODULES=${EXTRA_MODULES:-}
+DEVICE_OPTS=${DEVICE_OPTS:-}; QEMU_ARGS=${QEMU_ARGS:-}; CACHE=${VUFS_VM_CACHE:-/var/cache/vufs-vm}
+PREPARE_ONLY=${PREPARE_ONLY:-}
+
+while [ $# -gt 0 ]; do
+  opt=$1 val=
+  case $opt in
+    --*=*) val=${opt#*=}; opt=${opt%%=*} ;;
+    -h|--help) usage; exit 0 ;;
+    --prepare-only) PREPARE_ONLY=1; shift; continue ;;
+    --) shift; break ;;
+    -?*) [ $# -ge 2 ] || die "option $opt needs a value"; val=$2; shift ;;
+    *) break ;;
+  esac
+  shift
+  case $opt in
+    -m|--mem) MEM=$val ;;             -s|--smp) SMP=$val ;;
+    -q|--queues) QUEUES=$val ;;       --queue-size) QUEUE_SIZE=$val ;;
+    -o|--mount-opts) MOUNT_OPTS=$val ;; -a|--append) KERNEL_APPEND=$val ;;
+    -t|--timeout) GUEST_TIMEOUT=$val ;; --modules) EXTRA_MODULES=$val ;;
+    --device-opts) DEVICE_OPTS=$val ;;  --qemu-args) QEMU_ARGS=$val ;;
+    -c|--cache) CACHE=$val ;;
+    *) die "unknown option $opt (see --help)" ;;
+  esac
+done
+[ $# -ge 2 ] || { usage >&2; exit 4; }
+target=$1 script=$2; shift 2
+[ -f "$script" ] || die "no guest script $script"
+for b in "$@"; do [ -f "$b" ] || die "no such file $b"; done
+case $target in
+  9p:*) share=${target#9p:}; [ -d "$share" ] || die "no directory $share"; fs=9p ;;
+  *)    fs=virtiofs
+        [ -n "$PREPARE_ONLY" ] || [ -S "$target" ] || die "no vhost-user socket at $target (is the backend running?)" ;;
+esac
+for n in "$SMP" "$QUEUES" "$GUEST_TIMEOUT" ${QUEUE_SIZE:+"$QUEUE_SIZE"}; do
+  [[ $n =~ ^[0-9]+$ ]] || die "not a number: $n"
+done
+
+# --- host packages (idempotent: apt only when something is missing) -------------------------------------
+need_pkgs=(qemu-system-x86 qemu-system-common busybox-static cpio xz-utils)
+missing=()
+for p in "${need_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || die "missing Debian packages (run as root to install): ${missing[*]}"
+  note "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+  then die "apt-get install ${missing[*]} failed"; fi
+fi
+
+# --- per-run temp dir ----------------------------------------------------------------------------------
+run=$(mktemp -d "${TMPDIR:-/tmp}/vufs-guest.XXXXXX")
+keep_run=
+# shellcheck disable=SC2317   # invoked by the trap
+cleanup() { [ -n "$keep_run" ] || rm -rf "$run"; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- kernel: Debian's generic package, unpacked (not installed) into the cache, keyed by version ---------
+mkdir -p "$CACHE" 2>/dev/null || true
+[ -w "$CACHE" ] || die "cache dir $CACHE is not writable (set VUFS_VM_CACHE)"
+exec {lockfd}>"$CACHE/.lock"
+flock "$lockfd"        # one download/unpack at a time; released when we exit
+kpkg() { apt-cache depends linux-image-amd64 2>/dev/null |
+           sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1; }
+pkg=${KERNEL_PKG:-$(kpkg)}
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then apt-get update -qq >/dev/null 2>&1 || true; pkg=$(kpkg); fi
+if [ -z "$pkg" ]; then     # offline with empty apt lists: fall back to the newest kernel already cached
+  last=$(find "$CACHE" -maxdepth 1 -name 'linux-*' -type d -printf '%f\n' 2>/dev/null | sort -V | tail -1)
+  [ -n "$last" ] || die "cannot resolve linux-image-amd64 (apt lists empty?) and nothing cached in $CACHE"
+  pkg=linux-image-${last#linux-}; note "apt cannot resolve the kernel; using cached $pkg"
+fi
+kver=${pkg#linux-image-}
+kdir=$CACHE/linux-$kver
+kernel=$kdir/boot/vmlinuz-$kver
+if [ ! -f "$kdir/.complete" ]; then
+  note "downloading and unpacking $pkg into $kdir (once per kernel version)"
+  dl=$(mktemp -d "$CACHE/.dl.XXXXXX")
+  (cd "$dl" && apt-get download "$pkg") >"$dl/apt.log" 2>&1 ||
+    { cat "$dl/apt.log" >&2; rm -rf "$dl"; die "apt-get download $pkg failed"; }
+  dpkg -x "$dl"/*.deb "$dl/x" || { rm -rf "$dl"; die "dpkg -x failed"; }
+  rm -rf "$kdir"; mv "$dl/x" "$kdir"; rm -rf "$dl"
+  [ -f "$kernel" ] || die "no $kernel in $pkg"
+  touch "$kdir/.complete"
+fi
+exec {lockfd}>&-
+moddir=$kdir/lib/modules/$kver
+
+# --- modules: the wanted ones plus their dependencies, in load order ----------------------------------
+# The package has no modules.dep (depmod runs at install time), so read each module's own "depends=" field.
+wanted="virtio_pci virtiofs 9pnet_virtio 9p $EXTRA_MODULES"
+unpack_ko() {
+  case $1 in
+    *.ko.xz)  xz -dc "$1" ;;
+    *.ko.gz)  gzip -dc "$1" ;;
+    *.ko.zst) zstd -dc "$1" ;;
+    *)        cat "$1" ;;
+  esac
+}
+declare -A modpath=() seen=()
+while IFS= read -r p; do
+  n=${p##*/}; n=${n%%.ko*}; modpath[${n//-/_}]=$p
+done < <(find "$moddir" -name '*.ko*' -type f)
+order=()
+add_mod() {
+  local n=${1//-/_} d deps
+  [ -z "${seen[$n]:-}" ] || return 0
+  seen[$n]=1
+  if [ -z "${modpath[$n]:-}" ]; then
+    grep -Eq "/${n//_/[-_]}\.ko\$" "$moddir/modules.builtin" 2>/dev/null && return 0
+    die "kernel $kver has no module $n"
+  fi
+  deps=$(unpack_ko "${modpath[$n]}" | tr '\0' '\n' | sed -n 's/^depends=//p' | head -1)
+  for d in ${deps//,/ }; do add_mod "$d"; done
+  order+=("$n")
+}
+for m in $wanted; do add_mod "$m"; done
+
+# --- initramfs ---------------------------------------------------------------------------------------------
+root=$run/root     # not $run itself: mktemp's 0700 would become the guest's / and lock out other uids
+mkdir -p "$root"/{bin,dev,proc,sys,mnt,root,etc,lib/modules} "$root/tmp"
+chmod 0755 "$root" "$root"/{bin,dev,proc,sys,mnt,etc,lib,lib/modules}; chmod 0700 "$root/root"
+chmod 1777 "$root/tmp"
+cp /bin/busybox "$root/bin/busybox"
+for n in "${order[@]}"; do
+  unpack_ko "${modpath[$n]}" >"$root/lib/modules/$n.ko" || die "cannot decompress ${modpath[$n]}"
+  echo "$n" >>"$root/etc/vufs-modules"
+done
+for b in "$@"; do
+  if ldd "$b" 2>/dev/null | grep -q '=>'; then note "warning: $b is dynamically linked; it will not run in the guest"; fi
+  cp "$b" "$root/bin/"; chmod 0755 "$root/bin/$(basename "$b")"
+done
+cp "$script" "$root/bin/guest-script"; chmod 0755 "$root/bin/guest-script"
+printf '%s\n' "$fs" >"$root/etc/vufs-fs"
+printf '%s\n' "$MOUNT_OPTS" >"$root/etc/vufs-mount-opts"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+cat >"$root/bin/runas" <<'RUNAS'
+#!/bin/sh
+# runas UID[:GID] CMD [ARGS...]: run CMD with numeric uid/gid (gid defaults to uid), no supplementary groups.
+[ $# -ge 2 ] || { echo "usage: runas UID[:GID] CMD [ARGS...]" >&2; exit 2; }
+u=${1%%:*}; g=${1#*:}; shift
+exec nsenter -F -S "$u" -G "$g" -- "$@"
+RUNAS
+cat >"$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin HOME=/root
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+echo      # the firmware's last line may lack its newline
+mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+while read -r m; do insmod "/lib/modules/$m.ko" || echo "init: insmod $m failed"; done </etc/vufs-modules
+fs=$(cat /etc/vufs-fs); tag=myfs; opts=$(cat /etc/vufs-mount-opts)
+for a in $(cat /proc/cmdline); do
+  case $a in vufs.fs=*) fs=${a#*=} ;; vufs.tag=*) tag=${a#*=} ;; esac
+done
+if [ "$fs" = 9p ]; then
+  mount -t 9p -o "trans=virtio,version=9p2000.L,msize=524288${opts:+,$opts}" "$tag" /mnt
+else
+  mount -t virtiofs ${opts:+-o "$opts"} "$tag" /mnt
+fi
+if [ $? -eq 0 ]; then
+  echo GUEST-MOUNT-OK
+  sh /bin/guest-script </dev/null
+  echo "GUEST-SCRIPT-EXIT $?"
+else
+  echo GUEST-MOUNT-FAIL
+  dmesg | tail -n 15
+fi
+sync
+umount /mnt 2>/dev/null &      # sends FUSE_DESTROY; never let a stuck unmount keep the guest up
+i=0; while kill -0 $! 2>/dev/null && [ $i -lt 50 ]; do usleep 200000; i=$((i + 1)); done
+poweroff -f
+INIT
+chmod 0755 "$root/init" "$root/bin/runas"
+initrd=$run/initrd.gz
+if [ -n "$PREPARE_ONLY" ] && [ -n "${INITRD:-}" ]; then initrd=$INITRD; fi
+(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$initrd" || die "cannot build the initrd"
+append="console=ttyS0 quiet panic=-1 vufs.fs=$fs${KERNEL_APPEND:+ $KERNEL_APPEND}"
+
+if [ -n "$PREPARE_ONLY" ]; then
+  rm -rf "$root"
+  [ -n "${INITRD:-}" ] || keep_run=1
+  echo "$kernel $initrd"
+  exit 0
+fi
+
+# --- boot ------------------------------------------------------------------------------------------------
+qesc() { printf '%s' "${1//,/,,}"; }     # QEMU option values: a comma is written as two
+# shellcheck disable=SC2054   # the commas are inside QEMU option values
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp "$SMP" -m "$MEM" -nographic -no-reboot -nic none
+      -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem
+      -kernel "$kernel" -initrd "$initrd" -append "$append")
+if [ "$fs" = 9p ]; then
+  qemu+=(-virtfs "local,path=$(qesc "$(realpath "$share")"),mount_tag=myfs,security_model=passthrough,id=p9")
+else
+  dev="vhost-user-fs-pci,chardev=char0,tag=myfs,num-request-queues=$QUEUES"
+  [ -z "$QUEUE_SIZE" ] || dev+=",queue-size=$QUEUE_SIZE"
+  [ -z "$DEVICE_OPTS" ] || dev+=",$DEVICE_OPTS"
+  qemu+=(-chardev "socket,id=char0,path=$(qesc "$(realpath "$target")")" -device "$dev")
+fi
+# shellcheck disable=SC2206   # QEMU_ARGS is split on purpose
+[ -z "$QEMU_ARGS" ] || qemu+=($QEMU_ARGS)
+
+log=$run/console.log
+start=$SECONDS
+set +e
+timeout --foreground -k 10 "$GUEST_TIMEOUT" "${qemu[@]}" </dev/null |
+  sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' \
+         -e '/^SeaBIOS (version/d' -e '/^Booting from ROM\.*$/d' | tee "$log"   # no CRs, no firmware noise
+qrc=${PIPESTATUS[0]}
+set -e
+took=$((SECONDS - start))
+case $qrc in 124|137) note "QEMU killed after the ${GUEST_TIMEOUT}s timeout" ;; esac
+
+rc=$(grep -o 'GUEST-SCRIPT-EXIT [0-9]*' "$log" | tail -1 | cut -d' ' -f2) || true
+if grep -q GUEST-MOUNT-FAIL "$log"; then
+  note "the guest could not mount the export ($fs) (${took}s)"; exit 2
+elif [ -z "$rc" ]; then
+  note "no GUEST-SCRIPT-EXIT seen: guest crashed or hung, or QEMU failed (QEMU exit $qrc, ${took}s)"; exit 3
+fi
+note "guest script exited $rc (${took}s)"
+exit "$rc"
