@@ -20,7 +20,7 @@ void log_init(const char *prog, enum log_level level, bool use_syslog)
 	log_cfg.level = level;
 	log_cfg.syslog = use_syslog;
 	if (use_syslog)
-		openlog(prog, LOG_PID, LOG_DAEMON);
+		openlog(prog, LOG_PID | LOG_NDELAY, LOG_DAEMON); /* connect now: /dev/log is gone after the sandbox */
 }
 
 int log_parse_level(const char *name, enum log_level *out)

@@ -13,6 +13,7 @@
 #include "daemon/fs_device.h"
 #include "daemon/listen.h"
 #include "daemon/options.h"
+#include "daemon/sandbox.h"
 #include "fs/fs.h"
 
 #ifndef VUFS_VERSION
@@ -117,6 +118,12 @@ int main(int argc, char **argv)
 	if (o.rlimit_nofile && raise_nofile(o.rlimit_nofile) < 0)
 		return 1;
 
+	/* The socket lives outside the shared directory: create it before the sandbox hides the host. */
+	lfd = o.fd >= 0 ? listen_on_fd(o.fd) : listen_on_path(o.socket_path, o.socket_group);
+	if (lfd < 0)
+		return 1;
+	if (sandbox_enter(&o) < 0)
+		return 1;
 	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .allow_direct_io = o.allow_direct_io,
 	                          .posix_lock = o.posix_lock, .flock = o.flock };
 	rc = fs_new(&fcfg, &fs);
@@ -124,20 +131,22 @@ int main(int argc, char **argv)
 		log_err("cannot share %s: %s", o.shared_dir, strerror(-rc));
 		return 1;
 	}
+	if (sandbox_confine(&o) < 0) {
+		fs_free(fs);
+		return 1;
+	}
 	struct fuse_server_opts sopts = { .cache = o.cache, .writeback = o.writeback, .readdirplus = o.readdirplus,
 	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2 };
 	rc = fuse_server_new(fs, &sopts, &srv);
-	lfd = rc < 0 ? rc : o.fd >= 0 ? listen_on_fd(o.fd) : listen_on_path(o.socket_path, o.socket_group);
-	if (lfd < 0) {
-		fuse_server_free(srv);
+	if (rc < 0) {
 		fs_free(fs);
 		return 1;
 	}
 	install_signals();
 	rc = serve(&o, lfd, srv);
 	close(lfd);
-	if (o.socket_path)
-		unlink(o.socket_path);
+	if (o.socket_path && o.sandbox != SANDBOX_NAMESPACE)
+		unlink(o.socket_path); /* in a namespace sandbox the path is out of reach: the waiting parent removes it */
 	fuse_server_free(srv);
 	fs_free(fs);
 	log_info("exiting%s", rc < 0 ? " after an error" : "");

@@ -1,5 +1,7 @@
 #include "daemon/options.h"
 
+#include "daemon/caps.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -9,7 +11,7 @@ enum {
 	OPT_SOCKET_PATH = 256, OPT_SOCKET_GROUP, OPT_FD, OPT_SHARED_DIR, OPT_CACHE, OPT_WRITEBACK, OPT_NO_WRITEBACK,
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
-	OPT_NO_KILLPRIV_V2, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_UNSUPPORTED,
+	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK, OPT_UNSUPPORTED,
 };
 
 static const struct option long_opts[] = {
@@ -34,15 +36,17 @@ static const struct option long_opts[] = {
 	{ "allow-direct-io", no_argument, NULL, OPT_ALLOW_DIRECT_IO },
 	{ "killpriv-v2", no_argument, NULL, OPT_KILLPRIV_V2 },
 	{ "no-killpriv-v2", no_argument, NULL, OPT_NO_KILLPRIV_V2 },
+	{ "modcaps", required_argument, NULL, OPT_MODCAPS },
 	{ "queues", required_argument, NULL, OPT_QUEUES },
 	{ "poll-us", required_argument, NULL, OPT_POLL_US },
 	{ "no-flock", no_argument, NULL, OPT_NO_FLOCK },
+	{ "flock", no_argument, NULL, OPT_FLOCK },
+	{ "posix-lock", no_argument, NULL, OPT_POSIX_LOCK },
 	{ "no-posix-lock", no_argument, NULL, OPT_NO_POSIX_LOCK },
 	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
 	{ "announce-submounts", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "inode-file-handles", optional_argument, NULL, OPT_UNSUPPORTED },
 	{ "xattrmap", required_argument, NULL, OPT_UNSUPPORTED },
-	{ "modcaps", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "security-label", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "migration-mode", required_argument, NULL, OPT_UNSUPPORTED },
@@ -69,15 +73,17 @@ void vufsd_usage(FILE *out)
 	      "  --writeback               let the guest cache writes (FUSE writeback cache)\n"
 	      "  --no-readdirplus          do not return attributes with directory listings\n"
 	      "  --xattr / --no-xattr      serve extended attributes (default off)\n"
-	      "  --no-posix-lock           refuse POSIX locks (default: served)\n"
-	      "  --no-flock                refuse flock() locks (default: served)\n"
+	      "  --posix-lock, --flock     serve POSIX / flock() locks on the host (default off: the guest\n"
+	      "                            kernel keeps them itself, visible inside the guest only)\n"
 	      "  --allow-direct-io         honour the guest's O_DIRECT\n"
 	      "  --killpriv-v2             let the daemon clear setuid/setgid bits on write (FUSE_HANDLE_KILLPRIV_V2)\n"
 	      "  --thread-pool-size=0      requests are served on their queue's thread (only 0 is accepted)\n"
 	      "  --queues=N                request queues offered to the VMM (default 1, at most 16)\n"
 	      "  --poll-us=N               poll a queue N microseconds before sleeping (default 0)\n"
-	      "  --sandbox=none            (namespace and chroot are not implemented yet)\n"
-	      "  --seccomp=none            (kill, log and trap are not implemented yet)\n"
+	      "  --sandbox=namespace|chroot|none  confinement (default namespace: mount, pid and net namespaces\n"
+	      "                            and pivot_root into the shared directory)\n"
+	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
+	      "  --modcaps=+cap,-cap       adjust the capabilities kept\n"
 	      "  --rlimit-nofile=N         raise the open-file limit to N\n"
 	      "  --log-level=LEVEL         error, warn, info (default) or debug\n"
 	      "  --syslog                  log to syslog instead of stderr\n"
@@ -98,6 +104,19 @@ static int parse_cache(const char *s, enum fuse_cache_mode *out)
 		*out = CACHE_AUTO;
 	else if (!strcmp(s, "always"))
 		*out = CACHE_ALWAYS;
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_sandbox(const char *s, enum sandbox_mode *out)
+{
+	if (!strcmp(s, "namespace"))
+		*out = SANDBOX_NAMESPACE;
+	else if (!strcmp(s, "chroot"))
+		*out = SANDBOX_CHROOT;
+	else if (!strcmp(s, "none"))
+		*out = SANDBOX_NONE;
 	else
 		return -1;
 	return 0;
@@ -157,7 +176,7 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 	if (val && !strcmp(item, "log_level"))
 		return log_parse_level(val, &o->log_level) ? bad("log level", val) : 0;
 	if (val && !strcmp(item, "sandbox"))
-		return strcmp(val, "none") ? bad("sandbox mode (only 'none' is implemented)", val) : 0;
+		return parse_sandbox(val, &o->sandbox) ? bad("sandbox mode", val) : 0;
 	fprintf(stderr, "vufsd: -o %s%s%s is not supported\n", item, val ? "=" : "", val ? val : "");
 	return -1;
 }
@@ -190,6 +209,8 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_XATTR: o->xattr = true; return 0;
 	case OPT_NO_XATTR: o->xattr = false; return 0;
 	case OPT_NO_FLOCK: o->flock = false; return 0;
+	case OPT_FLOCK: o->flock = true; return 0;
+	case OPT_POSIX_LOCK: o->posix_lock = true; return 0;
 	case OPT_NO_POSIX_LOCK: o->posix_lock = false; return 0;
 	case OPT_ALLOW_DIRECT_IO: o->allow_direct_io = true; return 0;
 	case OPT_KILLPRIV_V2: o->killpriv_v2 = true; return 0;
@@ -211,13 +232,9 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_PRINT_CAPS: o->print_capabilities = true; return 0;
 	case OPT_RLIMIT_NOFILE:
 		return parse_uint(arg, UINT32_MAX, &o->rlimit_nofile) ? bad("rlimit-nofile", arg) : 0;
-	case OPT_SANDBOX:
-		if (strcmp(arg, "none"))
-			return bad("sandbox mode (only 'none' is implemented)", arg);
-		o->sandbox = SANDBOX_NONE;
-		return 0;
-	case OPT_SECCOMP:
-		return strcmp(arg, "none") ? bad("seccomp mode (only 'none' is implemented)", arg) : 0;
+	case OPT_SANDBOX: return parse_sandbox(arg, &o->sandbox) ? bad("sandbox mode", arg) : 0;
+	case OPT_SECCOMP: return seccomp_parse_mode(arg, &o->seccomp) ? bad("seccomp mode", arg) : 0;
+	case OPT_MODCAPS: o->modcaps = arg; return 0;
 	case OPT_QUEUES:
 		if (parse_uint(arg, 16, &v) || v == 0)
 			return bad("queue count (1-16)", arg);
@@ -243,8 +260,8 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 {
 	*o = (struct vufsd_options){
-		.fd = -1, .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = true, .flock = true,
-		.log_level = LOG_LVL_INFO, .sandbox = SANDBOX_NONE, .queues = 1,
+		.fd = -1, .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = false, .flock = false,
+		.log_level = LOG_LVL_INFO, .sandbox = SANDBOX_NAMESPACE, .seccomp = SECCOMP_KILL, .queues = 1,
 	};
 	int c, idx = -1;
 	while ((c = getopt_long(argc, argv, "o:Vhfd", long_opts, &idx)) != -1) {
@@ -270,6 +287,8 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 		fprintf(stderr, "vufsd: give --socket-path=PATH or --fd=N\n");
 		return -1;
 	}
+	if (caps_check_modcaps(o->modcaps) < 0)
+		return -1;
 	if (o->socket_path && o->fd >= 0) {
 		fprintf(stderr, "vufsd: --socket-path and --fd exclude each other\n");
 		return -1;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "common/log.h"
+#include "daemon/seccomp.h"
 #include "protocol/fuse_server.h"
 
 enum sandbox_mode { SANDBOX_NAMESPACE, SANDBOX_CHROOT, SANDBOX_NONE };
@@ -23,6 +24,8 @@ struct vufsd_options {
 	bool print_capabilities, version, help;
 	uint64_t rlimit_nofile;       /* 0: leave as is */
 	enum sandbox_mode sandbox;
+	enum seccomp_mode seccomp;
+	const char *modcaps;          /* "+cap,-cap" adjustments, or NULL */
 	unsigned queues;              /* request queues offered */
 	unsigned poll_us;
 };

@@ -14,6 +14,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <linux/capability.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -80,4 +81,24 @@ void creds_leave(struct fs_creds *saved)
 		log_err("fs: cannot restore fsuid/fsgid");
 		abort();
 	}
+}
+
+/*
+ * Creating a name as the caller: the guest kernel has already checked the caller's right to do it
+ * (virtio-fs mounts always use default_permissions), including through supplementary groups, which FUSE 7.38
+ * does not tell us. So the host's directory permission check is bypassed (CAP_DAC_OVERRIDE raised again on
+ * this thread), while ownership still comes from fsuid/fsgid and CAP_FSETID stays dropped (setgid stripping).
+ */
+int creds_enter_creator(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
+{
+	int ret = creds_enter(fs, ctx, saved);
+	if (ret < 0 || !saved->switched || ctx->uid == 0)
+		return ret;
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	if (syscall(SYS_capget, &hdr, data) == 0 && (data[0].permitted & (1u << CAP_DAC_OVERRIDE))) {
+		data[0].effective |= 1u << CAP_DAC_OVERRIDE;
+		syscall(SYS_capset, &hdr, data); /* per thread; failing only means host checks apply */
+	}
+	return 0;
 }

@@ -12,7 +12,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define DIRBUF_SIZE 32768
+/* Per directory handle, only while a stream is mid-buffer (freed once drained): a guest holding max_handles
+ * half-read directories pins at most max_handles * DIRBUF_SIZE bytes. */
+#define DIRBUF_SIZE 8192
 
 struct dirent64_raw {
 	uint64_t d_ino;
@@ -133,6 +135,10 @@ int fs_readdir(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 	}
 	pthread_mutex_lock(&h->dir_mu);
 	ret = read_dir(fs, h, offset, plus, fill, arg);
+	if (h->dpos >= h->dlen) {
+		dir_handle_free(h);
+		h->dpos = h->dlen = 0;
+	}
 	pthread_mutex_unlock(&h->dir_mu);
 	handle_put(fs, h);
 	return ret;

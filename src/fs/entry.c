@@ -66,7 +66,7 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, c
 		ret = -ENOTDIR;
 		goto out;
 	}
-	ret = creds_enter(fs, ctx, &creds);
+	ret = creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;
 	switch (kind) {
@@ -137,6 +137,7 @@ int fs_link(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t n
 		ret = -EPERM;
 		goto out;
 	}
+	/* Not as creator: the host's protected_hardlinks check must see the caller's own rights. */
 	ret = creds_enter(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;

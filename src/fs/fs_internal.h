@@ -5,8 +5,9 @@
  *
  *   handle->dir_mu  (one directory handle's getdents position and buffer; held across READDIRPLUS lookups)
  *     -> inode->lock_mu  (one inode's POSIX lock owners; never held across a blocking fcntl)
- *       -> itab.mu / htab.mu  (the inode table and the handle table: short critical sections, no syscall made
- *                              while holding them except close() of nothing; they never nest in each other)
+ *       -> itab.mu / htab.mu  (the inode table and the handle table: short critical sections without system
+ *                              calls, e.g. fds of freed inodes are closed after unlocking; never nested in
+ *                              each other)
  *
  * An inode's immutable fields (fd, type, identity, slot, gen) may be read without a lock by anyone holding a
  * reference. nlookup, refs and hash_next belong to itab.mu. A handle's immutable fields (fd, inode, is_dir)
@@ -114,6 +115,7 @@ struct fs {
 	struct inode_table itab;
 	struct handle_table htab;
 	struct fs_inode *root;
+	uint64_t lock_fds;        /* open lock-owner fds (locks.c, atomic); bounded by max_handles */
 };
 
 /* inodes.c */
@@ -162,6 +164,8 @@ struct fs_creds {
 	gid_t old_gid;
 };
 int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved);
+/* creds_enter for creating names: directory permissions were checked by the guest (see creds.c). */
+int creds_enter_creator(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved);
 void creds_leave(struct fs_creds *saved);
 
 /* names: "." and ".." and anything with a '/' -> -EINVAL, "" -> -ENOENT. */

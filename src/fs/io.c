@@ -129,7 +129,7 @@ int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const ch
 		goto out;
 	}
 	flags = open_flags(fs, flags) & ~O_DIRECTORY;
-	ret = creds_enter(fs, ctx, &creds);
+	ret = creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;
 	/* Always O_EXCL: an existing name is opened below as fs_open would, never blindly (a FIFO would block). */
@@ -182,7 +182,7 @@ int fs_tmpfile(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t 
 		goto out;
 	}
 	flags = open_flags(fs, flags) & ~O_DIRECTORY;
-	ret = creds_enter(fs, ctx, &creds);
+	ret = creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;
 	fd = openat(dir->fd, ".", flags | O_TMPFILE | O_CLOEXEC, mode & 07777);

@@ -27,15 +27,22 @@ struct fs_lock_owner {
 	uint64_t owner;
 	int fd;
 	pid_t pid;                /* as the guest gave it */
+	uint64_t *count;          /* fs->lock_fds */
 };
+
+static void owner_free(struct fs_lock_owner *o)
+{
+	close(o->fd);
+	__atomic_sub_fetch(o->count, 1, __ATOMIC_RELAXED);
+	free(o);
+}
 
 void locks_free_inode(struct fs_inode *inode)
 {
 	struct fs_lock_owner *o = inode->owners, *next;
 	for (; o; o = next) {
 		next = o->next;
-		close(o->fd);
-		free(o);
+		owner_free(o);
 	}
 	inode->owners = NULL;
 }
@@ -53,10 +60,8 @@ void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner)
 		}
 	}
 	pthread_mutex_unlock(&inode->lock_mu);
-	if (o) {
-		close(o->fd);
-		free(o);
-	}
+	if (o)
+		owner_free(o);
 }
 
 /* An fd on its own open file description, readable and writable if at all possible. */
@@ -173,9 +178,17 @@ int fs_setlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, c
 		goto out; /* holds nothing: nothing to unlock */
 	}
 	if (!o) {
+		/* Every owner costs an fd: a guest inventing owners is bounded like one opening files. */
+		if (__atomic_add_fetch(&fs->lock_fds, 1, __ATOMIC_RELAXED) > fs->cfg.max_handles) {
+			__atomic_sub_fetch(&fs->lock_fds, 1, __ATOMIC_RELAXED);
+			pthread_mutex_unlock(&inode->lock_mu);
+			ret = -ENOLCK;
+			goto out;
+		}
 		o = calloc(1, sizeof(*o));
 		fd = o ? open_lock_fd(fs, inode) : -ENOMEM;
 		if (fd < 0) {
+			__atomic_sub_fetch(&fs->lock_fds, 1, __ATOMIC_RELAXED);
 			pthread_mutex_unlock(&inode->lock_mu);
 			free(o);
 			ret = fd;
@@ -183,6 +196,7 @@ int fs_setlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, c
 		}
 		o->owner = lock_owner;
 		o->fd = fd;
+		o->count = &fs->lock_fds;
 		o->next = inode->owners;
 		inode->owners = o;
 	}

@@ -1,7 +1,11 @@
 /*
  * Extended attributes. Regular files and directories: f*xattr on an fd opened through /proc/self/fd. Anything
- * else (symlinks, device nodes, FIFOs, sockets) must not be opened: the path /proc/self/fd/N is used instead,
- * whose magic link lands on the inode itself and is not followed any further.
+ * else (symlinks, device nodes, FIFOs, sockets) must not be opened, and f*xattr refuses O_PATH fds, so the
+ * path-based calls are used on "N" relative to /proc/self/fd, whose magic link lands on the inode itself and is
+ * not followed any further. The path is relative because the sandbox pivots into the shared directory, where an
+ * absolute "/proc/self/fd/N" would name nothing (or whatever the guest put there): the process's working
+ * directory is moved to our /proc/self/fd fd for the duration of the call, under cwd_mu, and then put back.
+ * Nothing else in this room uses relative paths.
  */
 #include "fs/fs_internal.h"
 
@@ -18,9 +22,18 @@
 
 #define ACL_PREFIX "system.posix_acl_"
 
-struct xtarget {
-	int fd;                   /* -1: use path */
-	char path[40];
+/* The working directory is per process. */
+static pthread_mutex_t cwd_mu = PTHREAD_MUTEX_INITIALIZER;
+
+enum xop { XOP_SET, XOP_GET, XOP_LIST, XOP_REMOVE };
+
+struct xcall {
+	enum xop op;
+	const char *name;
+	void *buf;               /* XOP_SET: the value */
+	size_t size;
+	int flags;
+	const struct fs_ctx *as; /* run as this caller (NULL: as the daemon) */
 };
 
 static bool is_acl_name(const char *name)
@@ -28,76 +41,111 @@ static bool is_acl_name(const char *name)
 	return !strncmp(name, ACL_PREFIX, sizeof(ACL_PREFIX) - 1);
 }
 
-static int xattr_allowed(const struct fs *fs, const char *name)
+static ssize_t call_fd(int fd, const struct xcall *c)
+{
+	switch (c->op) {
+	case XOP_SET:
+		return fsetxattr(fd, c->name, c->buf, c->size, c->flags);
+	case XOP_GET:
+		return fgetxattr(fd, c->name, c->size ? c->buf : NULL, c->size);
+	case XOP_LIST:
+		return flistxattr(fd, c->size ? c->buf : NULL, c->size);
+	case XOP_REMOVE:
+		return fremovexattr(fd, c->name);
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+static ssize_t call_path(const char *path, const struct xcall *c)
+{
+	switch (c->op) {
+	case XOP_SET:
+		return setxattr(path, c->name, c->buf, c->size, c->flags);
+	case XOP_GET:
+		return getxattr(path, c->name, c->size ? c->buf : NULL, c->size);
+	case XOP_LIST:
+		return listxattr(path, c->size ? c->buf : NULL, c->size);
+	case XOP_REMOVE:
+		return removexattr(path, c->name);
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/* One xattr call on inode: as the daemon, or as c->as. */
+static ssize_t xattr_call(struct fs *fs, struct fs_inode *inode, const struct xcall *c)
+{
+	struct fs_creds creds;
+	ssize_t ret;
+	int fd, cwd;
+
+	if (inode->type == S_IFREG || inode->type == S_IFDIR) {
+		fd = inode_reopen(fs, inode, inode->type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK);
+		if (fd < 0)
+			return fd;
+		ret = creds_enter(fs, c->as, &creds);
+		if (ret == 0) {
+			ret = call_fd(fd, c);
+			if (ret < 0)
+				ret = neg_errno();
+			creds_leave(&creds);
+		}
+		close(fd);
+		return ret;
+	}
+
+	char name[16];
+	snprintf(name, sizeof(name), "%d", inode->fd);
+	pthread_mutex_lock(&cwd_mu);
+	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fchdir(fs->proc_fd) < 0) {
+		ret = neg_errno();
+	} else {
+		ret = creds_enter(fs, c->as, &creds);
+		if (ret == 0) {
+			ret = call_path(name, c);
+			if (ret < 0)
+				ret = neg_errno();
+			creds_leave(&creds);
+		}
+		/* Back where we were; if that is gone, to the shared directory, never somewhere above it. */
+		if ((cwd < 0 || fchdir(cwd) < 0) && fchdir(fs->root->fd) < 0)
+			log_warn("fs: cannot restore the working directory: %s", strerror(errno));
+	}
+	if (cwd >= 0)
+		close(cwd);
+	pthread_mutex_unlock(&cwd_mu);
+	return ret;
+}
+
+/* Common prologue: checks and a reference. */
+static int xattr_begin(struct fs *fs, uint64_t nodeid, const char *name, struct fs_inode **inode)
 {
 	if (!fs->cfg.xattr)
 		return -ENOSYS;
 	if (name && !fs->cfg.posix_acl && is_acl_name(name))
 		return -EOPNOTSUPP;
-	return 0;
-}
-
-static int target_open(struct fs *fs, struct fs_inode *inode, struct xtarget *t)
-{
-	t->fd = -1;
-	t->path[0] = 0;
-	if (inode->type == S_IFREG || inode->type == S_IFDIR) {
-		t->fd = inode_reopen(fs, inode, inode->type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK);
-		return t->fd < 0 ? t->fd : 0;
-	}
-	snprintf(t->path, sizeof(t->path), "/proc/self/fd/%d", inode->fd);
-	return 0;
-}
-
-static void target_close(struct xtarget *t)
-{
-	close_if_open(&t->fd);
-}
-
-/* Common prologue: checks, reference, target. */
-static int xattr_begin(struct fs *fs, uint64_t nodeid, const char *name, struct fs_inode **inode,
-                       struct xtarget *t)
-{
-	int ret = xattr_allowed(fs, name);
-
-	if (ret < 0)
-		return ret;
-	ret = inode_get(fs, nodeid, inode);
-	if (ret < 0)
-		return ret;
-	ret = target_open(fs, *inode, t);
-	if (ret < 0)
-		inode_put(fs, *inode);
-	return ret;
+	return inode_get(fs, nodeid, inode);
 }
 
 int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, const void *value,
                 size_t size, int flags)
 {
+	/* Setting an access ACL may clear S_ISGID, which the kernel decides from the setter's groups and
+	 * CAP_FSETID: set it as the caller. */
+	struct xcall c = { XOP_SET, name, (void *)value, size, flags, NULL };
 	struct fs_inode *inode;
-	struct fs_creds creds = { 0 };
-	struct xtarget t;
 	int ret;
 
 	if (!name)
 		return -EINVAL;
-	ret = xattr_begin(fs, nodeid, name, &inode, &t);
+	if (!strcmp(name, "system.posix_acl_access"))
+		c.as = ctx;
+	ret = xattr_begin(fs, nodeid, name, &inode);
 	if (ret < 0)
 		return ret;
-	/* Setting an access ACL may clear S_ISGID, which the kernel decides from the setter's groups and
-	 * CAP_FSETID: set it as the caller. */
-	if (!strcmp(name, "system.posix_acl_access"))
-		ret = creds_enter(fs, ctx, &creds);
-	if (ret == 0) {
-		if (t.fd >= 0)
-			ret = fsetxattr(t.fd, name, value, size, flags);
-		else
-			ret = setxattr(t.path, name, value, size, flags);
-		if (ret < 0)
-			ret = neg_errno();
-		creds_leave(&creds);
-	}
-	target_close(&t);
+	ret = (int)xattr_call(fs, inode, &c);
 	inode_put(fs, inode);
 	return ret;
 }
@@ -105,48 +153,41 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const 
 ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, void *buf,
                     size_t size)
 {
+	struct xcall c = { XOP_GET, name, buf, size, 0, NULL };
 	struct fs_inode *inode;
-	struct xtarget t;
 	ssize_t ret;
 
 	(void)ctx;
 	if (!name)
 		return -EINVAL;
-	ret = xattr_begin(fs, nodeid, name, &inode, &t);
+	ret = xattr_begin(fs, nodeid, name, &inode);
 	if (ret < 0)
 		return ret;
-	if (t.fd >= 0)
-		ret = fgetxattr(t.fd, name, size ? buf : NULL, size);
-	else
-		ret = getxattr(t.path, name, size ? buf : NULL, size);
-	if (ret < 0)
-		ret = neg_errno();
-	target_close(&t);
+	ret = xattr_call(fs, inode, &c);
 	inode_put(fs, inode);
 	return ret;
 }
 
-static ssize_t list_raw(const struct xtarget *t, char *buf, size_t size)
-{
-	ssize_t n = t->fd >= 0 ? flistxattr(t->fd, buf, size) : listxattr(t->path, buf, size);
-	return n < 0 ? neg_errno() : n;
-}
-
 /* The list without system.posix_acl_* names, into buf (or only its size when size is 0). */
-static ssize_t list_filtered(const struct xtarget *t, char *buf, size_t size)
+static ssize_t list_filtered(struct fs *fs, struct fs_inode *inode, char *buf, size_t size)
 {
+	struct xcall c = { XOP_LIST, NULL, NULL, 0, 0, NULL };
 	char *all = NULL;
 	ssize_t n, out = 0;
 
 	for (int tries = 0; tries < 8; tries++) {
-		n = list_raw(t, NULL, 0);
+		c.buf = NULL;
+		c.size = 0;
+		n = xattr_call(fs, inode, &c);
 		if (n <= 0)
 			return n;
 		free(all);
 		all = malloc((size_t)n);
 		if (!all)
 			return -ENOMEM;
-		n = list_raw(t, all, (size_t)n);
+		c.buf = all;
+		c.size = (size_t)n;
+		n = xattr_call(fs, inode, &c);
 		if (n != -ERANGE)
 			break; /* else the list grew in between: again */
 	}
@@ -175,42 +216,35 @@ static ssize_t list_filtered(const struct xtarget *t, char *buf, size_t size)
 
 ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, char *buf, size_t size)
 {
+	struct xcall c = { XOP_LIST, NULL, buf, size, 0, NULL };
 	struct fs_inode *inode;
-	struct xtarget t;
 	ssize_t ret;
 
 	(void)ctx;
-	ret = xattr_begin(fs, nodeid, NULL, &inode, &t);
+	ret = xattr_begin(fs, nodeid, NULL, &inode);
 	if (ret < 0)
 		return ret;
 	if (fs->cfg.posix_acl)
-		ret = list_raw(&t, size ? buf : NULL, size);
+		ret = xattr_call(fs, inode, &c);
 	else
-		ret = list_filtered(&t, buf, size);
-	target_close(&t);
+		ret = list_filtered(fs, inode, buf, size);
 	inode_put(fs, inode);
 	return ret;
 }
 
 int fs_removexattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name)
 {
+	struct xcall c = { XOP_REMOVE, name, NULL, 0, 0, NULL };
 	struct fs_inode *inode;
-	struct xtarget t;
 	int ret;
 
 	(void)ctx;
 	if (!name)
 		return -EINVAL;
-	ret = xattr_begin(fs, nodeid, name, &inode, &t);
+	ret = xattr_begin(fs, nodeid, name, &inode);
 	if (ret < 0)
 		return ret;
-	if (t.fd >= 0)
-		ret = fremovexattr(t.fd, name);
-	else
-		ret = removexattr(t.path, name);
-	if (ret < 0)
-		ret = neg_errno();
-	target_close(&t);
+	ret = (int)xattr_call(fs, inode, &c);
 	inode_put(fs, inode);
 	return ret;
 }

@@ -50,6 +50,7 @@ struct fuse_req {
 	size_t wr_len;
 	struct fs_ctx ctx;
 	size_t reply_len;         /* set by the reply helpers */
+	int arg_err;              /* why the last req_take_* failed: -EINVAL or -ENAMETOOLONG */
 };
 
 const void *req_take(struct fuse_req *r, size_t n);

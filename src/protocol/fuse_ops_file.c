@@ -64,7 +64,7 @@ void op_create(struct fuse_req *r)
 	struct fs_entry e;
 	uint64_t fh = 0;
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	int rc = fs_create(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, host_open_flags(r->srv, in->flags),
 	                   &e, &fh);
 	reply_create(r, rc, &e, fh);

@@ -35,7 +35,7 @@ void op_lookup(struct fuse_req *r)
 	const char *name = req_take_name(r);
 	struct fs_entry e;
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	reply_entry(r, fs_lookup(r->srv->fs, &r->ctx, r->in.nodeid, name, &e), &e);
 }
 
@@ -123,7 +123,7 @@ void op_symlink(struct fuse_req *r)
 	const char *target = name ? req_take_string(r, PATH_MAX - 1) : NULL;
 	struct fs_entry e;
 	if (!target || !*target)
-		return reply_err(r, !name ? -EINVAL : -ENAMETOOLONG);
+		return reply_err(r, target && !*target ? -EINVAL : r->arg_err);
 	reply_entry(r, fs_symlink(r->srv->fs, &r->ctx, r->in.nodeid, name, target, &e), &e);
 }
 
@@ -133,7 +133,7 @@ void op_mknod(struct fuse_req *r)
 	const char *name = in ? req_take_name(r) : NULL;
 	struct fs_entry e;
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	reply_entry(r, fs_mknod(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, in->rdev, &e), &e);
 }
 
@@ -143,20 +143,20 @@ void op_mkdir(struct fuse_req *r)
 	const char *name = in ? req_take_name(r) : NULL;
 	struct fs_entry e;
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	reply_entry(r, fs_mkdir(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, &e), &e);
 }
 
 void op_unlink(struct fuse_req *r)
 {
 	const char *name = req_take_name(r);
-	reply_err(r, name ? fs_unlink(r->srv->fs, &r->ctx, r->in.nodeid, name) : -EINVAL);
+	reply_err(r, name ? fs_unlink(r->srv->fs, &r->ctx, r->in.nodeid, name) : r->arg_err);
 }
 
 void op_rmdir(struct fuse_req *r)
 {
 	const char *name = req_take_name(r);
-	reply_err(r, name ? fs_rmdir(r->srv->fs, &r->ctx, r->in.nodeid, name) : -EINVAL);
+	reply_err(r, name ? fs_rmdir(r->srv->fs, &r->ctx, r->in.nodeid, name) : r->arg_err);
 }
 
 static void do_rename(struct fuse_req *r, uint64_t newdir, unsigned flags)
@@ -164,7 +164,7 @@ static void do_rename(struct fuse_req *r, uint64_t newdir, unsigned flags)
 	const char *name = req_take_name(r);
 	const char *newname = name ? req_take_name(r) : NULL;
 	if (!newname)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
 		return reply_err(r, -EINVAL);
 	reply_err(r, fs_rename(r->srv->fs, &r->ctx, r->in.nodeid, name, newdir, newname, flags));
@@ -192,7 +192,7 @@ void op_link(struct fuse_req *r)
 	const char *name = in ? req_take_name(r) : NULL;
 	struct fs_entry e;
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	reply_entry(r, fs_link(r->srv->fs, &r->ctx, in->oldnodeid, r->in.nodeid, name, &e), &e);
 }
 

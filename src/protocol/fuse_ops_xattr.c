@@ -21,7 +21,7 @@ void op_setxattr(struct fuse_req *r)
 	const struct fuse_setxattr_in *in = req_take(r, hdr);
 	const char *name = in ? take_xattr_name(r) : NULL;
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	if (in->size > XATTR_SIZE_MAX)
 		return reply_err(r, -E2BIG);
 	const void *value = req_take(r, in->size);
@@ -52,7 +52,7 @@ void op_getxattr(struct fuse_req *r)
 	const struct fuse_getxattr_in *in = TAKE(r, struct fuse_getxattr_in);
 	const char *name = in ? take_xattr_name(r) : NULL;
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	ssize_t n = fs_getxattr(r->srv->fs, &r->ctx, r->in.nodeid, name, in->size ? r->w->out : NULL,
 	                        value_room(r, in->size));
 	reply_xattr_value(r, in->size, n);
@@ -72,6 +72,6 @@ void op_removexattr(struct fuse_req *r)
 {
 	const char *name = take_xattr_name(r);
 	if (!name)
-		return reply_err(r, -EINVAL);
+		return reply_err(r, r->arg_err);
 	reply_err(r, fs_removexattr(r->srv->fs, &r->ctx, r->in.nodeid, name));
 }

@@ -25,8 +25,10 @@ const char *req_take_string(struct fuse_req *r, size_t max)
 	const char *s = (const char *)r->arg + r->pos;
 	size_t room = r->arg_len - r->pos;
 	const char *nul = memchr(s, '\0', MIN(room, max + 1));
-	if (!nul)
+	if (!nul) {
+		r->arg_err = memchr(s, '\0', room) ? -ENAMETOOLONG : -EINVAL;
 		return NULL;
+	}
 	r->pos += (size_t)(nul - s) + 1;
 	return s;
 }
@@ -34,8 +36,10 @@ const char *req_take_string(struct fuse_req *r, size_t max)
 const char *req_take_name(struct fuse_req *r)
 {
 	const char *s = req_take_string(r, NAME_MAX);
-	if (!s || !*s || strchr(s, '/'))
+	if (s && (!*s || strchr(s, '/'))) {
+		r->arg_err = -EINVAL;
 		return NULL;
+	}
 	return s;
 }
 

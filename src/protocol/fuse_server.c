@@ -280,7 +280,7 @@ static bool is_initialised(struct fuse_server *srv)
 size_t fuse_serve(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *rd, unsigned nrd,
                   size_t rd_len, const struct iovec *wr, unsigned nwr, size_t wr_len)
 {
-	struct fuse_req r = { .srv = srv, .w = w, .wr = wr, .nwr = nwr, .wr_len = wr_len };
+	struct fuse_req r = { .srv = srv, .w = w, .wr = wr, .nwr = nwr, .wr_len = wr_len, .arg_err = -EINVAL };
 	int rc = frame_request(&r, rd, nrd, rd_len);
 
 	if (rc < 0) {

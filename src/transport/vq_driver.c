@@ -59,6 +59,7 @@ int vq_driver_add(struct vq_driver *vq, const struct vq_seg *segs, unsigned n_rd
 	}
 	vq->free_head = vq->next[last];
 	vq->num_free -= total;
+	vq->chains_out++;
 	vq->chain_len[head] = (uint16_t)total;
 	vq->wr_capacity[head] = capacity;
 	vq->token[head] = token;
@@ -89,6 +90,7 @@ static void free_chain(struct vq_driver *vq, uint16_t head)
 	vq->next[i] = vq->free_head;
 	vq->free_head = head;
 	vq->num_free += vq->chain_len[head];
+	vq->chains_out--;
 	vq->token[head] = NULL;
 }
 
@@ -99,8 +101,8 @@ int vq_driver_get_used(struct vq_driver *vq, void **token, uint32_t *len)
 
 	if (ready == 0)
 		return 0;
-	if (ready > vq_driver_in_flight(vq)) {
-		log_err("virtqueue: device moved used index by %u with %u buffers out", ready, vq_driver_in_flight(vq));
+	if (ready > vq->chains_out) {
+		log_err("virtqueue: device moved used index by %u with %u buffers out", ready, vq->chains_out);
 		return -EIO;
 	}
 	struct vring_used_elem *e = &vq->r.used->ring[vq->last_used % vq->r.num];

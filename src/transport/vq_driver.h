@@ -22,6 +22,7 @@ struct vq_driver {
 	bool event_idx;
 	uint16_t free_head;     /* first free descriptor; our own list, never read back from shared memory */
 	unsigned num_free;
+	unsigned chains_out;    /* chains issued and not yet used: the most used->idx may move */
 	uint16_t avail_idx;     /* our copy of avail->idx */
 	uint16_t kicked_avail;  /* avail_idx at the last kick decision */
 	uint16_t last_used;

@@ -84,6 +84,8 @@ static int drain(struct vu_queue *q, struct vq_chain *chain)
 		/* Notify every few requests so the guest can start on replies while we work on the rest. */
 		push_and_notify(q, chain->head, (uint32_t)len, ++batch % 16 == 0);
 	}
+	if (batch % 16 == 0)
+		return 0; /* nothing pushed since the last notification: no spurious interrupt */
 	pthread_mutex_lock(&q->push_lock);
 	notify_locked(q);
 	pthread_mutex_unlock(&q->push_lock);
@@ -593,6 +595,7 @@ int vu_dev_serve(struct vu_dev *dev)
 		if (rc < 0)
 			break;
 		rc = serve_one(dev, msg);
+		vhu_close_fds(msg); /* a message refused before its handler ran still holds its fds */
 		if (rc < 0)
 			break;
 	}

@@ -14,6 +14,27 @@ BACKEND_PID= MOUNT_PID=
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+POSIX=${VUFS_BUILD:-$PWD/build}/vufs-posix
+FSX=${VUFS_BUILD:-$PWD/build}/vufs-fsx
+
+# Runs vufs-posix natively on a scratch directory once per test: the reference results.
+posix_reference() {
+  [ -s "$SCRATCH/posix-native.txt" ] && return
+  mkdir -p "$SCRATCH/native"
+  "$POSIX" "$@" "$SCRATCH/native" >"$SCRATCH/posix-native.txt"
+}
+
+# posix_through LABEL "KEYS" [vufs-posix options]: runs vufs-posix on the mount and compares with the reference,
+# allowing the differences known-limits.txt lists for KEYS.
+posix_through() {
+  local label=$1 keys=$2; shift 2
+  posix_reference "$@"
+  "$POSIX" "$@" "$MNT" >"$SCRATCH/posix-$label.txt"
+  echo "== $label: $(grep '^RESULT' "$SCRATCH/posix-$label.txt")"
+  "$VUFS_ROOT/tests/posix/compare.sh" "$SCRATCH/posix-native.txt" "$SCRATCH/posix-$label.txt" $keys ||
+    fail "$label: results differ from the native reference"
+}
+
 skip() { echo "skip: $*"; exit 77; }
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -31,8 +52,15 @@ wait_for() {   # seconds command...
   return 1
 }
 
+# LeakSanitizer stops the world with ptrace and reads /proc at exit: neither works inside the seccomp filter or
+# after pivot_root, so the sanitizer build runs unconfined (the plain build's tests cover the sandbox).
+sandbox_opts() {
+  case $BUILD in *san*) echo "--sandbox=none --seccomp=none" ;; esac
+}
+
 start_vufsd() {
-  "$BUILD/vufsd" --socket-path="$SOCK" --shared-dir="$SHARE" "$@" >"$SCRATCH/backend.log" 2>&1 &
+  # shellcheck disable=SC2046
+  "$BUILD/vufsd" --socket-path="$SOCK" --shared-dir="$SHARE" $(sandbox_opts) "$@" >"$SCRATCH/backend.log" 2>&1 &
   BACKEND_PID=$!
   wait_for 10 test -S "$SOCK" || { cat "$SCRATCH/backend.log"; fail "vufsd did not create its socket"; }
 }

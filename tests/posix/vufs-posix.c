@@ -1602,7 +1602,9 @@ static void t_perm_access_other_user(void)
 		FAILS(open("ownerdeny", O_RDONLY), EACCES);
 		FAILS(stat("noexec/inside", &st), EACCES);
 		FAILS(open("noexec/inside", O_RDONLY), EACCES);
-		FAILS(opendir("noread") ? 0 : -1, EACCES);
+		errno = 0;
+		CHECK(!opendir("noread") && errno == EACCES, "opendir of a directory without r: expected EACCES, got %s",
+		      errno ? errname(errno) : "success");
 		OK(stat("noread/inside", &st));
 		FAILS(open("new", O_CREAT | O_WRONLY, 0644), EACCES);
 		FAILS(unlink("public"), EACCES);
@@ -2424,7 +2426,7 @@ static void churn_worker(int i, const void *arg)
 
 static void t_conc_create_unlink(void)
 {
-	const int iters = quick ? 300 : 2000;
+	const int iters = quick ? 250 : 1000;
 
 	OK(mkdir("churn", 0755));
 	run_workers(WRITERS + 1, churn_worker, &iters);
@@ -2571,7 +2573,6 @@ static void t_errors_basic(void)
 	fd = OK(open("d", O_RDONLY | O_DIRECTORY));
 	FAILS(read(fd, &c, 1), EISDIR);
 	close(fd);
-	FAILS(lseek(-1, 0, SEEK_SET), EBADF);
 }
 
 /* ------------------------------------------------------------------------- */

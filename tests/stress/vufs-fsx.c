@@ -54,7 +54,7 @@
 #define PROGRESS_EVERY   10000
 #define LOG_RING         65536         /* op history, also used to identify bad data */
 #define LOG_SHOW         20            /* ops printed on failure */
-#define SHIFT_SEARCH_OPS 64            /* recent writes searched for data at a shifted offset */
+#define SHIFT_SEARCH_OPS 1024          /* recent writes searched for data at a shifted offset */
 
 enum op_kind {
 	OP_WRITE, OP_READ, OP_TRUNCATE, OP_MAPWRITE, OP_MAPREAD, OP_FSYNC,
@@ -287,14 +287,19 @@ static void print_log(void)
 
 static void vfail(int err, const char *fmt, va_list ap)
 {
-	char d[256] = "(before the first op)";
+	char d[256] = "?";
 	const struct logent *e = log_find(g.op);
 	fflush(stdout);
-	fprintf(stderr, "vufs-fsx: FAIL at op %lu: ", g.op);
+	if (g.op)
+		fprintf(stderr, "vufs-fsx: FAIL at op %lu: ", g.op);
+	else
+		fprintf(stderr, "vufs-fsx: FAIL in setup: ");
 	vfprintf(stderr, fmt, ap);
 	if (err)
 		fprintf(stderr, ": %s (errno %d)", strerror(err), err);
 	fprintf(stderr, "\n");
+	if (!g.op)
+		exit(1);
 	if (e)
 		describe(e, d, sizeof(d));
 	fprintf(stderr, "  op %lu was: %s\n", g.op, d);

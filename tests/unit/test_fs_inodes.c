@@ -7,6 +7,7 @@
 
 #include "fs/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -379,29 +381,151 @@ static void test_concurrent_lookup_forget(void **state)
 static void test_many_inodes_grow_tables(void **state)
 {
 	struct fs_entry e;
-	uint64_t ids[600], fhs[300];
+	uint64_t ids[400], fhs[200];
 	char name[16];
 	(void)state;
-	for (int i = 0; i < 600; i++) {
+	for (int i = 0; i < 400; i++) {
 		snprintf(name, sizeof(name), "g%d", i);
 		host_file(name);
 		assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, name, &e), 0);
 		ids[i] = e.nodeid;
-		if (i < 300)
+		if (i < 200)
 			assert_int_equal(fs_open(fs, &root, e.nodeid, O_RDONLY, &fhs[i]), 0);
 	}
-	assert_int_equal(ninodes(), 601);
-	assert_int_equal(nhandles(), 300);
-	for (int i = 0; i < 600; i++) {
+	assert_int_equal(ninodes(), 401);
+	assert_int_equal(nhandles(), 200);
+	for (int i = 0; i < 400; i++) {
 		snprintf(name, sizeof(name), "g%d", i);
 		assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, name, &e), 0);
 		assert_int_equal(e.nodeid, ids[i]);
 		fs_forget(fs, ids[i], 2);
 	}
-	assert_int_equal(ninodes(), 301);
-	for (int i = 0; i < 300; i++)
+	assert_int_equal(ninodes(), 201);
+	for (int i = 0; i < 200; i++)
 		assert_int_equal(fs_release(fs, ids[i], fhs[i], false, 0), 0);
 	assert_int_equal(ninodes(), 1);
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", "..", the DIR's own fd */
+}
+
+static int collect_plus(void *arg, const char *name, size_t namelen, uint64_t ino, unsigned dtype, uint64_t next_off,
+                        const struct fs_entry *plus)
+{
+	uint64_t *ids = arg;
+	(void)name; (void)namelen; (void)ino; (void)dtype; (void)next_off;
+	if (plus->nodeid) {
+		if (ids[0] >= 63)
+			return 1;
+		ids[++ids[0]] = plus->nodeid;
+	}
+	return 0;
+}
+
+/* Out of file descriptors in the kernel: errors, no crash, and everything works again once fds are free. */
+static void test_kernel_fd_exhaustion(void **state)
+{
+	struct rlimit old, low;
+	struct fs_entry e;
+	uint64_t ids[64] = { 0 }, fh;
+	char name[16];
+	int got = 0, ret = 0;
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "x%d", i);
+		host_file(name);
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)count_fds() + 10;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "x%d", i);
+		ret = fs_lookup(fs, &root, FS_ROOT_ID, name, &e);
+		if (ret < 0)
+			break;
+		ids[++ids[0]] = e.nodeid;
+		got++;
+	}
+	assert_int_equal(ret, -EMFILE);
+	assert_true(got >= 5 && got < 40);
+	/* Every fd-making operation now fails cleanly. */
+	assert_int_equal(fs_open(fs, &root, ids[1], O_RDONLY, &fh), -EMFILE);
+	assert_int_equal(fs_opendir(fs, &root, FS_ROOT_ID, &fh), -EMFILE);
+	assert_int_equal(fs_create(fs, &root, FS_ROOT_ID, "new", 0644, O_RDWR, &e, &fh), -EMFILE);
+	assert_int_equal(fs_mkdir(fs, &root, FS_ROOT_ID, "newdir", 0755, &e), -EMFILE);
+	assert_int_equal(fs_syncfs(fs), -EMFILE);
+	assert_int_equal(nhandles(), 0);
+	assert_int_equal(ninodes(), (uint64_t)got + 1);
+	/* Free two: a directory can be opened and read with plus, which stops at the limit. */
+	fs_forget(fs, ids[ids[0]--], 1);
+	fs_forget(fs, ids[ids[0]--], 1);
+	got -= 2;
+	assert_int_equal(fs_opendir(fs, &root, FS_ROOT_ID, &fh), 0);
+	ret = fs_readdir(fs, &root, FS_ROOT_ID, fh, 0, true, collect_plus, ids);
+	assert_true(ret == 0 || ret == -EMFILE);
+	assert_int_equal(fs_releasedir(fs, FS_ROOT_ID, fh), 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	for (uint64_t i = 1; i <= ids[0]; i++)
+		fs_forget(fs, ids[i], 1);
+	assert_int_equal(ninodes(), 1);
+	/* And all is well again. */
+	assert_int_equal(fs_create(fs, &root, FS_ROOT_ID, "new", 0644, O_RDWR, &e, &fh), 0);
+	assert_int_equal(fs_release(fs, e.nodeid, fh, false, 0), 0);
+	fs_forget(fs, e.nodeid, 1);
+}
+
+/* A handle released while other threads still read through it: they finish or get EBADF, nothing breaks. */
+struct reader_arg {
+	uint64_t fh;
+	volatile int stop;
+	int bad;
+};
+
+static void *reader(void *p)
+{
+	struct reader_arg *a = p;
+	char buf[16];
+	struct iovec iov = { buf, sizeof(buf) };
+	while (!__atomic_load_n(&a->stop, __ATOMIC_SEQ_CST)) {
+		ssize_t r = fs_read(fs, a->fh, 0, sizeof(buf), &iov, 1);
+		if (r != 5 && r != -EBADF)
+			a->bad++;
+		if (r == -EBADF)
+			break;
+	}
+	return NULL;
+}
+
+static void test_release_during_io(void **state)
+{
+	struct fs_entry e;
+	(void)state;
+	for (int round = 0; round < 50; round++) {
+		struct reader_arg a = { 0, 0, 0 };
+		pthread_t t[4];
+		struct iovec iov = { "hello", 5 };
+		assert_int_equal(fs_create(fs, &root, FS_ROOT_ID, "io", 0644, O_RDWR, &e, &a.fh), 0);
+		assert_int_equal(fs_write(fs, &root, a.fh, 0, &iov, 1, false), 5);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(pthread_create(&t[i], NULL, reader, &a), 0);
+		usleep(200);
+		assert_int_equal(fs_release(fs, e.nodeid, a.fh, false, 0), 0);
+		fs_forget(fs, e.nodeid, 1);
+		for (int i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+		assert_int_equal(a.bad, 0);
+		assert_int_equal(ninodes(), 1);
+		assert_int_equal(nhandles(), 0);
+	}
 }
 
 int main(void)
@@ -420,6 +544,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_lookup_forget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_inodes_grow_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kernel_fd_exhaustion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_during_io, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

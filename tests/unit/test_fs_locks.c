@@ -242,6 +242,29 @@ static void test_stale(void **state)
 	assert_int_equal(fs_setlk(fs, FS_ROOT_ID, FS_NO_HANDLE, OWNER_A, &lk, false), 0);
 }
 
+static void test_owner_bound(void **state)
+{
+	struct fs_config cfg = { .posix_lock = true, .max_handles = 4 };
+	struct fs *big = fs;
+	struct fs_entry e;
+	uint64_t fh;
+	(void)state;
+	cfg.source = dir;
+	assert_int_equal(fs_new(&cfg, &fs), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "f", &e), 0);
+	assert_int_equal(fs_open(fs, &root, e.nodeid, O_RDWR, &fh), 0);
+	struct flock lk = lock(F_RDLCK, 0, 1, 1);
+	for (uint64_t owner = 1; owner <= 4; owner++)
+		assert_int_equal(fs_setlk(fs, e.nodeid, fh, owner, &lk, false), 0);
+	assert_int_equal(fs_setlk(fs, e.nodeid, fh, 5, &lk, false), -ENOLCK);
+	/* A known owner still works, and a flush frees room. */
+	assert_int_equal(fs_setlk(fs, e.nodeid, fh, 4, &lk, false), 0);
+	assert_int_equal(fs_flush(fs, e.nodeid, fh, 2), 0);
+	assert_int_equal(fs_setlk(fs, e.nodeid, fh, 5, &lk, false), 0);
+	fs_free(fs);
+	fs = big;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +276,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disabled, setup_off, teardown),
 		cmocka_unit_test_setup_teardown(test_stale, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_owner_bound, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

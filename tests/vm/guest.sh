@@ -23,6 +23,7 @@
 #       --modules "M ..."   extra kernel modules to load (dependencies are resolved) [EXTRA_MODULES]
 #       --device-opts OPTS  appended to the vhost-user-fs-pci device, e.g. packed=on [DEVICE_OPTS]
 #       --qemu-args ARGS    extra QEMU arguments, split on spaces [QEMU_ARGS]
+#       --watch-pid PID     stop QEMU soon after process PID (the backend) exits [WATCH_PID; lib.sh sets it]
 #   -c, --cache DIR         kernel cache, keyed by kernel version [VUFS_VM_CACHE, default /var/cache/vufs-vm]
 #       --prepare-only      build the initrd, print "KERNEL INITRD", boot nothing [PREPARE_ONLY=1]; the initrd
 #                           goes to $INITRD if set, else to a new temp dir that the caller removes. Kernel
@@ -33,7 +34,8 @@
 # then not run), 3 if no GUEST-SCRIPT-EXIT was seen (guest crashed or hung, QEMU failed, or timed out),
 # 4 if the harness itself could not set up (bad arguments, no socket, no kernel).
 # Missing Debian packages (qemu-system-x86, busybox-static, cpio, xz-utils) are installed with apt-get.
-# Never uses KVM. Set KERNEL_PKG to use another kernel package than linux-image-amd64's dependency.
+# Never uses KVM. KERNEL_PKG picks another kernel package than linux-image-amd64's dependency (a versioned one,
+# e.g. linux-image-6.1.0-56-cloud-amd64; the cloud kernel has no 9p).
 set -euo pipefail
 
 me=guest.sh
@@ -44,7 +46,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 MEM=${MEM:-1G}; SMP=${SMP:-2}; QUEUES=${QUEUES:-1}; QUEUE_SIZE=${QUEUE_SIZE:-}; MOUNT_OPTS=${MOUNT_OPTS:-}
 KERNEL_APPEND=${KERNEL_APPEND:-}; GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}; EXTRA_MODULES=${EXTRA_MODULES:-}
 DEVICE_OPTS=${DEVICE_OPTS:-}; QEMU_ARGS=${QEMU_ARGS:-}; CACHE=${VUFS_VM_CACHE:-/var/cache/vufs-vm}
-PREPARE_ONLY=${PREPARE_ONLY:-}
+PREPARE_ONLY=${PREPARE_ONLY:-}; WATCH_PID=${WATCH_PID:-}
 
 while [ $# -gt 0 ]; do
   opt=$1 val=
@@ -63,11 +65,11 @@ while [ $# -gt 0 ]; do
     -o|--mount-opts) MOUNT_OPTS=$val ;; -a|--append) KERNEL_APPEND=$val ;;
     -t|--timeout) GUEST_TIMEOUT=$val ;; --modules) EXTRA_MODULES=$val ;;
     --device-opts) DEVICE_OPTS=$val ;;  --qemu-args) QEMU_ARGS=$val ;;
-    -c|--cache) CACHE=$val ;;
+    -c|--cache) CACHE=$val ;;         --watch-pid) WATCH_PID=$val ;;
     *) die "unknown option $opt (see --help)" ;;
   esac
 done
-[ $# -ge 2 ] || { usage >&2; exit 4; }
+[ $# -ge 2 ] || die "usage: $0 [options] TARGET GUEST_SCRIPT [static binaries...] (see --help)"
 target=$1 script=$2; shift 2
 [ -f "$script" ] || die "no guest script $script"
 for b in "$@"; do [ -f "$b" ] || die "no such file $b"; done
@@ -98,7 +100,12 @@ fi
 run=$(mktemp -d "${TMPDIR:-/tmp}/vufs-guest.XXXXXX")
 keep_run=
 # shellcheck disable=SC2317   # invoked by the trap
-cleanup() { [ -n "$keep_run" ] || rm -rf "$run"; }
+cleanup() {
+  if [ -s "$run/qemu.pid" ]; then kill "$(cat "$run/qemu.pid")" 2>/dev/null || true; fi   # interrupted mid-boot
+  [ -z "${guestjob:-}" ] || wait "$guestjob" 2>/dev/null || true
+  [ -z "${watcher:-}" ] || kill "$watcher" 2>/dev/null || true
+  [ -n "$keep_run" ] || rm -rf "$run"
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -108,34 +115,44 @@ mkdir -p "$CACHE" 2>/dev/null || true
 [ -w "$CACHE" ] || die "cache dir $CACHE is not writable (set VUFS_VM_CACHE)"
 exec {lockfd}>"$CACHE/.lock"
 flock "$lockfd"        # one download/unpack at a time; released when we exit
+rm -rf "$CACHE"/.dl.*  # left by an interrupted download (only the lock holder downloads)
+newest_cached() { find "$CACHE" -maxdepth 2 -path "$CACHE/linux-*/.complete" -printf '%h\n' 2>/dev/null |
+                    sed 's|.*/linux-||' | sort -V | tail -1; }
 kpkg() { apt-cache depends linux-image-amd64 2>/dev/null |
            sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1; }
 pkg=${KERNEL_PKG:-$(kpkg)}
 if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then apt-get update -qq >/dev/null 2>&1 || true; pkg=$(kpkg); fi
 if [ -z "$pkg" ]; then     # offline with empty apt lists: fall back to the newest kernel already cached
-  last=$(find "$CACHE" -maxdepth 1 -name 'linux-*' -type d -printf '%f\n' 2>/dev/null | sort -V | tail -1)
+  last=$(newest_cached)
   [ -n "$last" ] || die "cannot resolve linux-image-amd64 (apt lists empty?) and nothing cached in $CACHE"
-  pkg=linux-image-${last#linux-}; note "apt cannot resolve the kernel; using cached $pkg"
+  pkg=linux-image-$last; note "apt cannot resolve the kernel; using the cached $pkg"
 fi
 kver=${pkg#linux-image-}
+if [ ! -f "$CACHE/linux-$kver/.complete" ]; then
+  note "downloading and unpacking $pkg into $CACHE/linux-$kver (once per kernel version)"
+  dl=$(mktemp -d "$CACHE/.dl.XXXXXX")
+  if ! (cd "$dl" && apt-get download "$pkg") >"$dl/apt.log" 2>&1; then
+    last=$(newest_cached); [ -n "$last" ] || { cat "$dl/apt.log" >&2; die "apt-get download $pkg failed"; }
+    note "apt-get download $pkg failed; using the cached linux-image-$last"; kver=$last; rm -rf "$dl"
+  fi
+fi
 kdir=$CACHE/linux-$kver
 kernel=$kdir/boot/vmlinuz-$kver
 if [ ! -f "$kdir/.complete" ]; then
-  note "downloading and unpacking $pkg into $kdir (once per kernel version)"
-  dl=$(mktemp -d "$CACHE/.dl.XXXXXX")
-  (cd "$dl" && apt-get download "$pkg") >"$dl/apt.log" 2>&1 ||
-    { cat "$dl/apt.log" >&2; rm -rf "$dl"; die "apt-get download $pkg failed"; }
   dpkg -x "$dl"/*.deb "$dl/x" || { rm -rf "$dl"; die "dpkg -x failed"; }
   rm -rf "$kdir"; mv "$dl/x" "$kdir"; rm -rf "$dl"
   [ -f "$kernel" ] || die "no $kernel in $pkg"
   touch "$kdir/.complete"
+  if [ -z "${KERNEL_PKG:-}" ]; then    # a new kernel version replaces the older ones
+    find "$CACHE" -maxdepth 1 -name 'linux-*' -type d ! -name "linux-$kver" -exec rm -rf {} +
+  fi
 fi
 exec {lockfd}>&-
 moddir=$kdir/lib/modules/$kver
 
 # --- modules: the wanted ones plus their dependencies, in load order ----------------------------------
 # The package has no modules.dep (depmod runs at install time), so read each module's own "depends=" field.
-wanted="virtio_pci virtiofs 9pnet_virtio 9p $EXTRA_MODULES"
+wanted="virtio_pci virtiofs $EXTRA_MODULES"
 unpack_ko() {
   case $1 in
     *.ko.xz)  xz -dc "$1" ;;
@@ -161,6 +178,8 @@ add_mod() {
   for d in ${deps//,/ }; do add_mod "$d"; done
   order+=("$n")
 }
+# 9p too, so that vufs.fs=9p works with any initrd; optional for virtiofs (Debian's cloud kernel has no 9p)
+if [ "$fs" = 9p ] || [ -n "${modpath[9p]:-}" ]; then wanted+=" 9pnet_virtio 9p"; fi
 for m in $wanted; do add_mod "$m"; done
 
 # --- initramfs ---------------------------------------------------------------------------------------------
@@ -228,7 +247,7 @@ append="console=ttyS0 quiet panic=-1 vufs.fs=$fs${KERNEL_APPEND:+ $KERNEL_APPEND
 
 if [ -n "$PREPARE_ONLY" ]; then
   rm -rf "$root"
-  [ -n "${INITRD:-}" ] || keep_run=1
+  [ -n "${INITRD:-}" ] || { keep_run=1; chmod 0755 "$run"; }    # a VMM may run as another user
   echo "$kernel $initrd"
   exit 0
 fi
@@ -251,13 +270,29 @@ fi
 [ -z "$QEMU_ARGS" ] || qemu+=($QEMU_ARGS)
 
 log=$run/console.log
+qemu+=(-pidfile "$run/qemu.pid")
+alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
+watcher=
+if [ -n "$WATCH_PID" ]; then     # a dead backend leaves the guest blocked on /mnt: stop QEMU, don't wait for the timeout
+  ( while alive "$WATCH_PID"; do sleep 0.5; done
+    sleep 3
+    if [ -s "$run/qemu.pid" ] && alive "$(cat "$run/qemu.pid")"; then
+      note "the backend (pid $WATCH_PID) has exited; stopping QEMU"; kill "$(cat "$run/qemu.pid")"
+    fi ) &
+  watcher=$!
+fi
 start=$SECONDS
-set +e
-timeout --foreground -k 10 "$GUEST_TIMEOUT" "${qemu[@]}" </dev/null |
-  sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' \
-         -e '/^SeaBIOS (version/d' -e '/^Booting from ROM\.*$/d' | tee "$log"   # no CRs, no firmware noise
-qrc=${PIPESTATUS[0]}
-set -e
+# In the background and waited for, so that INT/TERM reach our traps (and cleanup stops QEMU) at once.
+( set +e
+  timeout --foreground -k 10 "$GUEST_TIMEOUT" "${qemu[@]}" </dev/null |
+    sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' \
+           -e '/^SeaBIOS (version/d' -e '/^Booting from ROM\.*$/d' | tee "$log"   # no CRs, no firmware noise
+  echo "${PIPESTATUS[0]}" >"$run/qemu.rc" ) &
+guestjob=$!
+wait "$guestjob" || true
+guestjob=''
+rm -f "$run/qemu.pid"
+qrc=$(cat "$run/qemu.rc" 2>/dev/null || echo '?')
 took=$((SECONDS - start))
 case $qrc in 124|137) note "QEMU killed after the ${GUEST_TIMEOUT}s timeout" ;; esac
 

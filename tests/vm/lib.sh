@@ -4,7 +4,8 @@
 # named after $TESTDIR_PREFIX, default vufs-test) and installs the cleanup trap (EXIT, INT, TERM).
 #   start_backend CMD...  start CMD in the background and wait for its socket: the --socket-path value in CMD,
 #                         else $SOCK; waits up to $BACKEND_WAIT s (default 60). Output goes to $BACKEND_LOG if set.
-#                         Sets BACKEND_PID. Returns 1 (with a note) if the backend exits or the socket never shows.
+#                         Sets BACKEND_PID and exports WATCH_PID (guest.sh then stops QEMU if the backend dies).
+#                         Returns 1 (with a note) if the backend exits or the socket never shows.
 #                         Run it in the test's own shell, not in $(...): stop_backend must be able to wait for it.
 #   stop_backend [SECS]   SIGTERM, wait up to SECS (default 10), then SIGKILL; prints the backend's exit status,
 #                         stores it in BACKEND_STATUS and returns it (0 also when it had already exited with 0).
@@ -32,13 +33,14 @@ start_backend() {
   [ ! -S "$sock" ] || rm -f "$sock"          # a stale socket would look ready
   if [ -n "${BACKEND_LOG:-}" ]; then "$@" >>"$BACKEND_LOG" 2>&1 & else "$@" & fi
   BACKEND_PID=$!
+  export WATCH_PID=$BACKEND_PID              # guest.sh stops QEMU early if the backend dies
   while [ ! -S "$sock" ]; do
     if ! kill -0 "$BACKEND_PID" 2>/dev/null; then
-      BACKEND_STATUS=0; wait "$BACKEND_PID" || BACKEND_STATUS=$?; BACKEND_PID=
+      BACKEND_STATUS=0; wait "$BACKEND_PID" || BACKEND_STATUS=$?; BACKEND_PID='' WATCH_PID=''
       echo "start_backend: $1 exited with status $BACKEND_STATUS before creating $sock" >&2; return 1
     fi
     if [ $i -ge $((${BACKEND_WAIT:-60} * 10)) ]; then
-      echo "start_backend: no socket $sock after ${BACKEND_WAIT:-60}s" >&2; stop_backend 2 >/dev/null; return 1
+      echo "start_backend: no socket $sock after ${BACKEND_WAIT:-60}s" >&2; stop_backend 2 >/dev/null || true; return 1
     fi
     sleep 0.1; i=$((i + 1))
   done
@@ -56,7 +58,7 @@ stop_backend() {
   wait "$BACKEND_PID" 2>/dev/null || BACKEND_STATUS=$?
   if [ "$BACKEND_STATUS" -gt 128 ]; then how+=" [SIG$(kill -l $((BACKEND_STATUS - 128)))]"; fi
   echo "backend (pid $BACKEND_PID) exited with status $BACKEND_STATUS$how"
-  BACKEND_PID=
+  BACKEND_PID='' WATCH_PID=''
   return "$BACKEND_STATUS"
 }
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The POSIX test program through vufs-mount gives the native results (but for known limits) on vufsd in every
+# cache mode and on QEMU's C virtiofsd; vufsd and vufs-mount exit cleanly, sanitizer-clean.
+# timeout: 600
+. "$(dirname "$0")/lib.sh"
+
+for cache in never auto always; do
+  start_vufsd --cache=$cache --xattr
+  mount_backend -o allow_other
+  posix_through "vufsd-cache-$cache" "vufsd vufsd:$cache"
+  finish
+  rm -rf "${SHARE:?}"/*
+done
+
+start_qemu_virtiofsd -o cache=auto -o xattr
+mount_backend -o allow_other
+posix_through qemu-virtiofsd qemu
+umount "$MNT"; wait "$MOUNT_PID" || fail "vufs-mount exited with an error"; MOUNT_PID=
