@@ -69,10 +69,9 @@ int bridge_done_fd(const struct bridge *b)
 	return b->done_fd;
 }
 
-/* Fails every request in flight: the backend will never answer them. */
-static void fail_all(struct bridge *b, int status)
+/* Wakes every reader waiting for the backend, with status as its result. */
+static void fail_in_flight(struct bridge *b, int status)
 {
-	__atomic_store_n(&b->dead, true, __ATOMIC_RELEASE);
 	for (unsigned qi = 0; qi < b->fe->nqueues; qi++) {
 		struct vu_fe_queue *q = &b->fe->q[qi];
 		pthread_mutex_lock(&q->lock);
@@ -86,6 +85,13 @@ static void fail_all(struct bridge *b, int status)
 		}
 		pthread_mutex_unlock(&q->lock);
 	}
+}
+
+/* The backend is gone or broke the protocol: nothing in flight will be answered, nothing new is sent. */
+static void fail_all(struct bridge *b, int status)
+{
+	__atomic_store_n(&b->dead, true, __ATOMIC_RELEASE);
+	fail_in_flight(b, status);
 }
 
 static int submit(struct bridge *b, struct slot *s, unsigned qi, const struct vq_seg *segs, unsigned n_rd,
@@ -263,6 +269,8 @@ static void *reader_thread(void *arg)
 				continue;
 			if (errno != ENODEV)
 				log_err("reading /dev/fuse: %s", strerror(errno));
+			/* The mount is gone: a reader still waiting for the backend has no one to answer. */
+			fail_in_flight(b, -ENODEV);
 			break;
 		}
 		if ((size_t)n < sizeof(struct fuse_in_header))

@@ -9,17 +9,16 @@
 #define TAKE(r, type) ((const type *)req_take((r), sizeof(type)))
 
 /*
- * With writeback caching the guest kernel reads pages of files opened write-only and computes O_APPEND
- * offsets itself, so the host file must be readable and not in append mode.
+ * The host file is never opened O_APPEND: the guest kernel computes append offsets itself, and it writes back
+ * mmap'ed pages through whichever writable handle it has, at their own offsets; pwrite on an O_APPEND fd
+ * would put such a page at the end of the file instead (found by vufs-fsx). With writeback caching the guest
+ * also reads pages of files opened write-only, so those are opened read-write.
  */
 static int host_open_flags(const struct fuse_server *srv, uint32_t flags)
 {
-	int f = (int)flags;
-	if (srv->flags & FUSE_WRITEBACK_CACHE) {
-		if ((f & O_ACCMODE) == O_WRONLY)
-			f = (f & ~O_ACCMODE) | O_RDWR;
-		f &= ~O_APPEND;
-	}
+	int f = (int)flags & ~O_APPEND;
+	if ((srv->flags & FUSE_WRITEBACK_CACHE) && (f & O_ACCMODE) == O_WRONLY)
+		f = (f & ~O_ACCMODE) | O_RDWR;
 	return f;
 }
 

@@ -162,6 +162,11 @@ static int queue_start(struct vu_dev *dev, struct vu_queue *q)
 		return -EFAULT;
 	}
 	vq_device_init(&q->vq, &dev->mem, &r, dev->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT), q->base);
+	/* vq_device_init takes requests popped but not returned as lost, which is right for a frontend's base.
+	 * After our own pause, deferred requests (SETLKW) are still out and will be returned: keep our place. */
+	if (!q->base_from_frontend)
+		q->vq.last_avail = q->base;
+	q->base_from_frontend = false;
 	q->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (q->stop_fd < 0)
 		return neg_errno();
@@ -323,6 +328,7 @@ static int on_set_vring_base(struct vu_dev *dev, struct vhu_msg *msg)
 	if (q->running)
 		return -EBUSY;
 	q->base = (uint16_t)msg->p.state.num;
+	q->base_from_frontend = true;
 	return 0;
 }
 
@@ -427,6 +433,7 @@ static void reset_queues(struct vu_dev *dev)
 		q->num = 0;
 		q->addr_set = q->enabled = q->broken = false;
 		q->base = 0;
+		q->base_from_frontend = true;
 	}
 }
 
@@ -577,6 +584,7 @@ int vu_dev_init(struct vu_dev *dev, int sock, const struct vu_dev_config *cfg)
 		struct vu_queue *q = &dev->q[i];
 		q->dev = dev;
 		q->index = i;
+		q->base_from_frontend = true;
 		q->kick_fd = q->call_fd = q->err_fd = q->stop_fd = -1;
 		pthread_mutex_init(&q->push_lock, NULL);
 	}

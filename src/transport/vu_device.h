@@ -41,6 +41,7 @@ struct vu_queue {
 	uint64_t desc_ua, avail_ua, used_ua;
 	bool addr_set, enabled, broken;
 	uint16_t base;
+	bool base_from_frontend;  /* base came with SET_VRING_BASE (else: our own pause, e.g. a memory change) */
 	int kick_fd, err_fd;
 	/* The queue thread exists between vu_queue start and stop; stop_fd wakes it to leave. */
 	bool running;

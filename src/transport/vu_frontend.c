@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -254,6 +255,9 @@ void vu_frontend_stop(struct vu_frontend *fe)
 {
 	if (fe->sock < 0)
 		return;
+	/* A backend stuck on a request must not keep us from exiting. */
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(fe->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	for (unsigned i = 0; i < fe->nqueues; i++) {
 		struct vhu_vring_state st = { i, 0 };
 		if (fe->features & (1ull << VHU_F_PROTOCOL_FEATURES))

@@ -81,6 +81,7 @@ mount_backend() {
 # Unmounts, waits for vufs-mount and the backend to exit, and fails on sanitizer reports or bad exits.
 finish() {
   umount "$MNT" || fail "umount failed"
+  wait_for 20 bash -c "! kill -0 $MOUNT_PID 2>/dev/null" || fail "vufs-mount did not exit after the unmount"
   wait "$MOUNT_PID"; local mrc=$?; MOUNT_PID=
   wait_for 10 bash -c "! kill -0 $BACKEND_PID 2>/dev/null" || fail "backend did not exit after the disconnect"
   wait "$BACKEND_PID"; local brc=$?; BACKEND_PID=
@@ -89,4 +90,11 @@ finish() {
   fi
   [ $mrc -eq 0 ] || { cat "$SCRATCH/mount.log"; fail "vufs-mount exited with $mrc"; }
   [ $brc -eq 0 ] || { cat "$SCRATCH/backend.log"; fail "backend exited with $brc"; }
+}
+
+# Unmounts a mount whose backend is not ours to check (a peer): vufs-mount must still exit cleanly.
+unmount_peer() {
+  umount "$MNT" || fail "umount failed"
+  wait_for 20 bash -c "! kill -0 $MOUNT_PID 2>/dev/null" || fail "vufs-mount did not exit after the unmount"
+  wait "$MOUNT_PID" || fail "vufs-mount exited with an error"; MOUNT_PID=
 }

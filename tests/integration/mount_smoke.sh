@@ -25,5 +25,5 @@ echo "vufsd: ok"
 start_qemu_virtiofsd -o cache=auto
 mount_backend
 smoke
-umount "$MNT"; wait "$MOUNT_PID" || fail "vufs-mount exited with an error"; MOUNT_PID=
+unmount_peer
 echo "qemu virtiofsd: ok"

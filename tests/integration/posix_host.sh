@@ -15,4 +15,4 @@ done
 start_qemu_virtiofsd -o cache=auto -o xattr
 mount_backend -o allow_other
 posix_through qemu-virtiofsd qemu
-umount "$MNT"; wait "$MOUNT_PID" || fail "vufs-mount exited with an error"; MOUNT_PID=
+unmount_peer

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# What each cache mode shows of a change made on the host: never at once, auto within its 1 s timeout,
+# always keeps what it cached (the guest is trusted to be the only writer).
+# timeout: 120
+. "$(dirname "$0")/lib.sh"
+
+size_seen() { stat -c %s "$MNT/f"; }
+
+for cache in never auto always; do
+  echo 1234 > "$SHARE/f"
+  start_vufsd --cache=$cache
+  mount_backend
+  [ "$(size_seen)" = 5 ] || fail "$cache: first size"
+  echo 56789 >> "$SHARE/f"                      # 11 bytes now, changed behind the guest's back
+  now=$(size_seen); sleep 1.5; later=$(size_seen)
+  echo "cache=$cache: size seen at once $now, after 1.5 s $later"
+  case $cache in
+    never)  [ "$now" = 11 ] || fail "never: the host change is not seen at once" ;;
+    auto)   [ "$later" = 11 ] || fail "auto: the host change is not seen after the 1 s timeout" ;;
+    always) [ "$later" = 5 ] || fail "always: expected the cached size to be kept" ;;
+  esac
+  finish
+  rm -f "$SHARE/f"
+done

@@ -1,0 +1,1110 @@
+/*
+ * The FUSE protocol room (fuse_serve) over the real passthrough fs on a fresh temporary directory: raw requests
+ * built by hand, served from one or many small iovecs, replies decoded. INIT negotiation, round trips of the
+ * common opcodes, framing and argument validation, reply space limits, FORGET accounting.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "fs/fs.h"
+#include "protocol/fuse_server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <linux/fuse.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define OUT_SIZE (256u * 1024)
+#define GUARD 64
+#define MAX_IOV 8192
+#define WORKER_SEGS 16
+
+static char dir[64];
+static struct fs *fs;
+static struct fuse_server *srv;
+static struct fuse_worker *worker;
+
+/* The request being built, and the reply space (with a guard zone after whatever length we offer). */
+static uint8_t req[OUT_SIZE];
+static size_t req_len;
+static uint8_t out[OUT_SIZE + GUARD];
+static struct iovec rd_iov[MAX_IOV], wr_iov[MAX_IOV];
+static uint64_t next_unique = 0x1000;
+static size_t payload_len; /* bytes after the reply header, from the last call */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static int setup_opts(const struct fuse_server_opts *opts)
+{
+	strcpy(dir, "/tmp/vufs-fuse-proto-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	struct fs_config cfg = { .source = dir, .xattr = true, .posix_lock = true, .flock = true };
+	if (fs_new(&cfg, &fs) < 0)
+		return -1;
+	if (fuse_server_new(fs, opts, &srv) < 0)
+		return -1;
+	worker = fuse_worker_new(WORKER_SEGS);
+	return worker ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	struct fuse_server_opts opts = { .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = true, .flock = true };
+	return setup_opts(&opts);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fuse_worker_free(worker);
+	fuse_server_free(srv);
+	fs_free(fs);
+	worker = NULL;
+	srv = NULL;
+	fs = NULL;
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+static const char *hpath(const char *name)
+{
+	static char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return p;
+}
+
+/* ---- building requests ---- */
+
+static struct fuse_in_header *hdr(void)
+{
+	return (struct fuse_in_header *)req;
+}
+
+static void begin(uint32_t opcode, uint64_t nodeid)
+{
+	memset(req, 0, sizeof(struct fuse_in_header));
+	req_len = sizeof(struct fuse_in_header);
+	hdr()->opcode = opcode;
+	hdr()->nodeid = nodeid;
+	hdr()->unique = next_unique++;
+	hdr()->pid = (uint32_t)getpid();
+}
+
+static void put(const void *p, size_t n)
+{
+	assert_true(req_len + n <= sizeof(req));
+	memcpy(req + req_len, p, n);
+	req_len += n;
+}
+
+static void put_str(const char *s)
+{
+	put(s, strlen(s) + 1);
+}
+
+static void end(void)
+{
+	hdr()->len = (uint32_t)req_len;
+}
+
+/* ---- serving ---- */
+
+static unsigned split(struct iovec *iov, uint8_t *buf, size_t len, size_t chunk)
+{
+	unsigned n = 0;
+	if (!chunk)
+		chunk = len ? len : 1;
+	for (size_t off = 0; off < len; off += chunk) {
+		assert_true(n < MAX_IOV);
+		iov[n].iov_base = buf + off;
+		iov[n].iov_len = MIN(chunk, len - off);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Serves the request as built, rd_len bytes of it (normally req_len), split into rd_chunk-byte iovecs, with
+ * wr_len bytes of reply space in wr_chunk-byte iovecs (0 = one iovec). Checks what every reply must satisfy:
+ * it fits, its header says its length, it echoes the request's unique, and nothing past wr_len was written.
+ * Returns the reply length.
+ */
+static size_t serve_ex(size_t rd_len, size_t rd_chunk, size_t wr_len, size_t wr_chunk)
+{
+	assert_true(wr_len <= OUT_SIZE);
+	memset(out, 0xa5, wr_len + GUARD);
+	unsigned nrd = split(rd_iov, req, rd_len, rd_chunk);
+	unsigned nwr = split(wr_iov, out, wr_len, wr_chunk);
+	size_t n = fuse_serve(srv, worker, rd_iov, nrd, rd_len, wr_iov, nwr, wr_len);
+	assert_true(n <= wr_len);
+	for (size_t i = wr_len; i < wr_len + GUARD; i++)
+		assert_int_equal(out[i], 0xa5);
+	if (n) {
+		const struct fuse_out_header *oh = (const void *)out;
+		assert_true(n >= sizeof(*oh));
+		assert_int_equal(oh->len, n);
+		if (rd_len >= sizeof(struct fuse_in_header))
+			assert_int_equal(oh->unique, hdr()->unique);
+		assert_true(oh->error <= 0 && oh->error > -4096);
+		if (oh->error)
+			assert_int_equal(n, sizeof(*oh));
+		payload_len = n - sizeof(*oh);
+	} else {
+		payload_len = 0;
+	}
+	return n;
+}
+
+static int reply_error(size_t n)
+{
+	assert_true(n >= sizeof(struct fuse_out_header));
+	return ((const struct fuse_out_header *)out)->error;
+}
+
+/* The common case: whole request, ample reply space; returns the error and copies the payload. */
+static int call(void *payload, size_t cap)
+{
+	end();
+	size_t n = serve_ex(req_len, 0, OUT_SIZE, 0);
+	int err = reply_error(n);
+	if (payload && err == 0) {
+		assert_true(payload_len <= cap);
+		memcpy(payload, out + sizeof(struct fuse_out_header), payload_len);
+	}
+	return err;
+}
+
+/* ---- opcode helpers ---- */
+
+static int do_init_full(uint32_t major, uint32_t minor, uint32_t flags, uint32_t flags2, struct fuse_init_out *o)
+{
+	struct fuse_init_in in = { .major = major, .minor = minor, .max_readahead = 0x20000, .flags = flags,
+	                           .flags2 = flags2 };
+	begin(FUSE_INIT, 0);
+	put(&in, sizeof(in));
+	memset(o, 0, sizeof(*o));
+	return call(o, sizeof(*o));
+}
+
+static void init_ok(void)
+{
+	struct fuse_init_out o;
+	assert_int_equal(do_init_full(7, 38, FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_INIT_EXT, 0, &o), 0);
+	assert_int_equal(fuse_server_minor(srv), 38);
+}
+
+static int lookup(uint64_t parent, const char *name, struct fuse_entry_out *e)
+{
+	begin(FUSE_LOOKUP, parent);
+	put_str(name);
+	return call(e, sizeof(*e));
+}
+
+static int mkdir_op(uint64_t parent, const char *name, struct fuse_entry_out *e)
+{
+	struct fuse_mkdir_in in = { .mode = 0755, .umask = 0 };
+	begin(FUSE_MKDIR, parent);
+	put(&in, sizeof(in));
+	put_str(name);
+	return call(e, sizeof(*e));
+}
+
+struct create_out {
+	struct fuse_entry_out e;
+	struct fuse_open_out o;
+};
+
+static int create_op(uint64_t parent, const char *name, struct create_out *co)
+{
+	struct fuse_create_in in = { .flags = O_RDWR | O_CREAT, .mode = S_IFREG | 0644 };
+	begin(FUSE_CREATE, parent);
+	put(&in, sizeof(in));
+	put_str(name);
+	return call(co, sizeof(*co));
+}
+
+static void build_write(uint64_t nodeid, uint64_t fh, uint64_t off, const void *data, uint32_t size_field,
+                        size_t data_len)
+{
+	struct fuse_write_in in = { .fh = fh, .offset = off, .size = size_field };
+	begin(FUSE_WRITE, nodeid);
+	put(&in, sizeof(in));
+	put(data, data_len);
+	end();
+}
+
+static int write_op(uint64_t nodeid, uint64_t fh, uint64_t off, const char *s, uint32_t *written)
+{
+	struct fuse_write_out wo = { 0 };
+	build_write(nodeid, fh, off, s, (uint32_t)strlen(s), strlen(s));
+	int err = call(&wo, sizeof(wo));
+	if (err == 0)
+		assert_int_equal(payload_len, sizeof(wo));
+	*written = wo.size;
+	return err;
+}
+
+static void build_read(uint32_t opcode, uint64_t nodeid, uint64_t fh, uint64_t off, uint32_t size)
+{
+	struct fuse_read_in in = { .fh = fh, .offset = off, .size = size };
+	begin(opcode, nodeid);
+	put(&in, sizeof(in));
+	end();
+}
+
+static int rename2_op(uint64_t dir1, const char *a, uint64_t dir2, const char *b, uint32_t flags)
+{
+	struct fuse_rename2_in in = { .newdir = dir2, .flags = flags };
+	begin(FUSE_RENAME2, dir1);
+	put(&in, sizeof(in));
+	put_str(a);
+	put_str(b);
+	return call(NULL, 0);
+}
+
+static int unlink_op(uint64_t parent, const char *name)
+{
+	begin(FUSE_UNLINK, parent);
+	put_str(name);
+	return call(NULL, 0);
+}
+
+static uint64_t ninodes(void)
+{
+	uint64_t n;
+	fs_counts(fs, &n, NULL);
+	return n;
+}
+
+static size_t forget_op(uint64_t nodeid, uint64_t nlookup)
+{
+	struct fuse_forget_in in = { .nlookup = nlookup };
+	begin(FUSE_FORGET, nodeid);
+	put(&in, sizeof(in));
+	end();
+	return serve_ex(req_len, 0, OUT_SIZE, 0);
+}
+
+/* Walks a READDIR(PLUS) reply; returns how many entries, and fills names as ",a,b," and the node ids. */
+static unsigned parse_dir(const uint8_t *p, size_t len, bool plus, char *names, size_t cap, uint64_t *ids)
+{
+	unsigned n = 0;
+	size_t off = 0;
+	strcpy(names, ",");
+	while (off < len) {
+		const struct fuse_dirent *d;
+		uint64_t id = 0;
+		if (plus) {
+			const struct fuse_direntplus *dp = (const void *)(p + off);
+			assert_true(off + FUSE_NAME_OFFSET_DIRENTPLUS <= len);
+			d = &dp->dirent;
+			id = dp->entry_out.nodeid;
+			off += FUSE_DIRENTPLUS_SIZE(dp);
+		} else {
+			d = (const void *)(p + off);
+			assert_true(off + FUSE_NAME_OFFSET <= len);
+			off += FUSE_DIRENT_SIZE(d);
+		}
+		assert_true(off <= len);
+		assert_true(d->namelen > 0 && d->namelen <= NAME_MAX);
+		strncat(names, d->name, MIN((size_t)d->namelen, cap - strlen(names) - 2));
+		strcat(names, ",");
+		if (ids)
+			ids[n] = id;
+		n++;
+	}
+	return n;
+}
+
+/* ---- INIT ---- */
+
+static void test_requests_before_init_get_eio(void **state)
+{
+	(void)state;
+	struct fuse_entry_out e;
+	assert_int_equal(fuse_server_minor(srv), 0);
+	assert_int_equal(lookup(FS_ROOT_ID, "x", &e), -EIO);
+	begin(FUSE_GETATTR, FS_ROOT_ID);
+	struct fuse_getattr_in gi = { 0 };
+	put(&gi, sizeof(gi));
+	assert_int_equal(call(NULL, 0), -EIO);
+	/* FORGET before INIT: still no reply */
+	assert_int_equal(forget_op(FS_ROOT_ID, 1), 0);
+	init_ok();
+	assert_int_equal(lookup(FS_ROOT_ID, "x", &e), -ENOENT);
+}
+
+static void test_init_negotiates_flags_intersection_and_minor(void **state)
+{
+	(void)state;
+	struct fuse_init_out o;
+	uint32_t offered = FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS |
+	                   FUSE_WRITEBACK_CACHE | FUSE_DONT_MASK | FUSE_SPLICE_WRITE | FUSE_MAX_PAGES |
+	                   FUSE_INIT_EXT | FUSE_AUTO_INVAL_DATA;
+	uint32_t flags2 = (uint32_t)(FUSE_SECURITY_CTX >> 32) | (uint32_t)(FUSE_HAS_INODE_DAX >> 32);
+	assert_int_equal(do_init_full(7, 40, offered, flags2, &o), 0);
+	assert_int_equal(payload_len, sizeof(o));
+	assert_int_equal(o.major, 7);
+	assert_int_equal(o.minor, 38); /* min(ours, theirs) */
+	assert_int_equal(fuse_server_minor(srv), 38);
+	/* Exactly the intersection: what we support of what was offered */
+	assert_int_equal(o.flags, FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS |
+	                              FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_AUTO_INVAL_DATA);
+	assert_int_equal(o.flags & FUSE_WRITEBACK_CACHE, 0); /* not enabled in our options */
+	assert_int_equal(o.flags2, 0);                       /* nothing above bit 31 is ours */
+	assert_int_equal(o.max_readahead, 0x20000);
+	assert_int_equal(o.max_write, 1u << 20);
+	assert_int_equal(o.max_pages, 256);
+	assert_int_equal(o.time_gran, 1);
+
+	/* An older guest: its minor, and the 7.22 reply size */
+	assert_int_equal(do_init_full(7, 22, FUSE_ASYNC_READ, 0, &o), 0);
+	assert_int_equal(o.minor, 22);
+	assert_int_equal(payload_len, FUSE_COMPAT_22_INIT_OUT_SIZE);
+	assert_int_equal(fuse_server_minor(srv), 22);
+	/* 7.31 gets the full reply */
+	assert_int_equal(do_init_full(7, 31, 0, 0, &o), 0);
+	assert_int_equal(o.minor, 31);
+	assert_int_equal(o.flags, 0);
+	assert_int_equal(payload_len, sizeof(o));
+	/* flags2 without FUSE_INIT_EXT is ignored */
+	assert_int_equal(do_init_full(7, 38, FUSE_ASYNC_READ, 0xffffffffu, &o), 0);
+	assert_int_equal(o.flags, FUSE_ASYNC_READ);
+	assert_int_equal(o.flags2, 0);
+}
+
+static void test_init_offers_options_we_enable(void **state)
+{
+	(void)state;
+	teardown(NULL);
+	struct fuse_server_opts opts = { .cache = CACHE_NEVER, .writeback = true, .max_write = 64 * 1024 };
+	assert_int_equal(setup_opts(&opts), 0);
+	struct fuse_init_out o;
+	uint32_t offered = FUSE_WRITEBACK_CACHE | FUSE_DO_READDIRPLUS | FUSE_POSIX_LOCKS | FUSE_AUTO_INVAL_DATA;
+	assert_int_equal(do_init_full(7, 38, offered, 0, &o), 0);
+	assert_int_equal(o.flags, FUSE_WRITEBACK_CACHE); /* no readdirplus, no locks, cache=never: no inval */
+	assert_int_equal(o.max_write, 64 * 1024);
+	assert_int_equal(o.max_pages, 16);
+}
+
+static void test_init_with_newer_major_answers_only_the_major(void **state)
+{
+	(void)state;
+	struct fuse_init_out o;
+	assert_int_equal(do_init_full(8, 0, FUSE_ASYNC_READ, 0, &o), 0);
+	assert_int_equal(o.major, 7);
+	assert_true(payload_len < sizeof(o)); /* not a full negotiation */
+	assert_int_equal(o.flags, 0);
+	assert_int_equal(fuse_server_minor(srv), 0); /* and no session yet */
+	struct fuse_entry_out e;
+	assert_int_equal(lookup(FS_ROOT_ID, "x", &e), -EIO);
+	/* The kernel then retries with 7.x */
+	init_ok();
+	assert_int_equal(lookup(FS_ROOT_ID, "x", &e), -ENOENT);
+}
+
+static void test_init_with_older_major_or_short_args_is_refused(void **state)
+{
+	(void)state;
+	struct fuse_init_out o;
+	assert_int_equal(do_init_full(6, 99, 0, 0, &o), -EPROTO);
+	assert_int_equal(fuse_server_minor(srv), 0);
+	struct fuse_init_in in = { .major = 7, .minor = 38 };
+	begin(FUSE_INIT, 0);
+	put(&in, 12); /* not even the flags */
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	assert_int_equal(fuse_server_minor(srv), 0);
+}
+
+static void test_destroy_ends_the_session(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out e;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "d", &e), 0);
+	assert_int_equal(ninodes(), 2);
+	begin(FUSE_DESTROY, 0);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(payload_len, 0);
+	assert_int_equal(ninodes(), 1); /* every reference the guest held is gone */
+	assert_int_equal(lookup(FS_ROOT_ID, "d", &e), -EIO);
+	init_ok();
+	assert_int_equal(lookup(FS_ROOT_ID, "d", &e), 0);
+}
+
+/* ---- round trips ---- */
+
+static void test_lookup_mkdir_create_write_read_round_trip(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out d, e;
+	struct create_out co;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "dir", &d), 0);
+	assert_int_equal(payload_len, sizeof(d));
+	assert_true(S_ISDIR(d.attr.mode));
+	assert_int_equal(d.attr.mode & 0777, 0755);
+	assert_int_equal(d.entry_valid, 1); /* cache=auto */
+	assert_int_equal(lookup(FS_ROOT_ID, "dir", &e), 0);
+	assert_int_equal(e.nodeid, d.nodeid);
+	assert_int_equal(e.attr.ino, d.attr.ino);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "dir", &e), -EEXIST);
+
+	assert_int_equal(create_op(d.nodeid, "file", &co), 0);
+	assert_int_equal(payload_len, sizeof(co));
+	assert_true(S_ISREG(co.e.attr.mode));
+	uint32_t written = 0;
+	assert_int_equal(write_op(co.e.nodeid, co.o.fh, 0, "hello, world", &written), 0);
+	assert_int_equal(written, 12);
+	assert_int_equal(write_op(co.e.nodeid, co.o.fh, 7, "WORLD", &written), 0);
+	assert_int_equal(written, 5);
+
+	build_read(FUSE_READ, co.e.nodeid, co.o.fh, 0, 4096);
+	char buf[64] = { 0 };
+	assert_int_equal(call(buf, sizeof(buf)), 0);
+	assert_int_equal(payload_len, 12);
+	assert_memory_equal(buf, "hello, WORLD", 12);
+	build_read(FUSE_READ, co.e.nodeid, co.o.fh, 5, 3);
+	assert_int_equal(call(buf, sizeof(buf)), 0);
+	assert_int_equal(payload_len, 3);
+	assert_memory_equal(buf, ", W", 3);
+	build_read(FUSE_READ, co.e.nodeid, co.o.fh, 100, 10);
+	assert_int_equal(call(buf, sizeof(buf)), 0);
+	assert_int_equal(payload_len, 0);
+
+	/* The host sees the file where it belongs. */
+	int fd = open(hpath("dir/file"), O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 12);
+	close(fd);
+
+	/* GETATTR agrees */
+	struct fuse_getattr_in gi = { .getattr_flags = FUSE_GETATTR_FH, .fh = co.o.fh };
+	struct fuse_attr_out ao;
+	begin(FUSE_GETATTR, co.e.nodeid);
+	put(&gi, sizeof(gi));
+	assert_int_equal(call(&ao, sizeof(ao)), 0);
+	assert_int_equal(ao.attr.size, 12);
+	assert_int_equal(ao.attr.ino, co.e.attr.ino);
+
+	struct fuse_release_in ri = { .fh = co.o.fh };
+	begin(FUSE_RELEASE, co.e.nodeid);
+	put(&ri, sizeof(ri));
+	assert_int_equal(call(NULL, 0), 0);
+	/* The handle is gone */
+	build_read(FUSE_READ, co.e.nodeid, co.o.fh, 0, 10);
+	assert_int_not_equal(call(buf, sizeof(buf)), 0);
+}
+
+static void test_readdir_and_readdirplus_round_trip(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out d, e;
+	struct create_out co;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "dir", &d), 0);
+	assert_int_equal(create_op(d.nodeid, "a", &co), 0);
+	assert_int_equal(mkdir_op(d.nodeid, "b", &e), 0);
+
+	struct fuse_open_in oi = { .flags = O_RDONLY };
+	struct fuse_open_out oo;
+	begin(FUSE_OPENDIR, d.nodeid);
+	put(&oi, sizeof(oi));
+	assert_int_equal(call(&oo, sizeof(oo)), 0);
+
+	static uint8_t list[8192];
+	char names[256];
+	build_read(FUSE_READDIR, d.nodeid, oo.fh, 0, sizeof(list));
+	assert_int_equal(call(list, sizeof(list)), 0);
+	assert_int_equal(parse_dir(list, payload_len, false, names, sizeof(names), NULL), 4);
+	assert_non_null(strstr(names, ",.,"));
+	assert_non_null(strstr(names, ",..,"));
+	assert_non_null(strstr(names, ",a,"));
+	assert_non_null(strstr(names, ",b,"));
+
+	/* READDIRPLUS: entries carry node ids (a lookup each), "." and ".." none */
+	uint64_t before = ninodes();
+	uint64_t ids[8];
+	build_read(FUSE_READDIRPLUS, d.nodeid, oo.fh, 0, sizeof(list));
+	assert_int_equal(call(list, sizeof(list)), 0);
+	assert_int_equal(parse_dir(list, payload_len, true, names, sizeof(names), ids), 4);
+	assert_non_null(strstr(names, ",a,"));
+	bool saw_a = false, saw_b = false;
+	size_t off = 0;
+	while (off < payload_len) {
+		const struct fuse_direntplus *dp = (const void *)(list + off);
+		if (dp->dirent.namelen == 1 && dp->dirent.name[0] == 'a') {
+			saw_a = true;
+			assert_int_equal(dp->entry_out.nodeid, co.e.nodeid);
+			assert_int_equal(dp->dirent.type, DT_REG);
+		} else if (dp->dirent.namelen == 1 && dp->dirent.name[0] == 'b') {
+			saw_b = true;
+			assert_int_equal(dp->entry_out.nodeid, e.nodeid);
+			assert_true(S_ISDIR(dp->entry_out.attr.mode));
+		} else {
+			assert_int_equal(dp->entry_out.nodeid, 0);
+		}
+		off += FUSE_DIRENTPLUS_SIZE(dp);
+	}
+	assert_true(saw_a && saw_b);
+	assert_int_equal(ninodes(), before); /* both already known: references added, no new inodes */
+
+	/* A buffer that holds one entry only: one entry, and the next offset continues */
+	build_read(FUSE_READDIR, d.nodeid, oo.fh, 0, FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + 1));
+	assert_int_equal(call(list, sizeof(list)), 0);
+	assert_int_equal(parse_dir(list, payload_len, false, names, sizeof(names), NULL), 1);
+	uint64_t next = ((const struct fuse_dirent *)list)->off;
+	build_read(FUSE_READDIR, d.nodeid, oo.fh, next, sizeof(list));
+	assert_int_equal(call(list, sizeof(list)), 0);
+	assert_int_equal(parse_dir(list, payload_len, false, names, sizeof(names), NULL), 3);
+
+	struct fuse_release_in ri = { .fh = oo.fh };
+	begin(FUSE_RELEASEDIR, d.nodeid);
+	put(&ri, sizeof(ri));
+	assert_int_equal(call(NULL, 0), 0);
+}
+
+static void test_rename2_and_unlink_round_trip(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out d, e;
+	struct create_out co, co2;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "dir", &d), 0);
+	assert_int_equal(create_op(FS_ROOT_ID, "f", &co), 0);
+	assert_int_equal(create_op(FS_ROOT_ID, "g", &co2), 0);
+
+	assert_int_equal(rename2_op(FS_ROOT_ID, "f", d.nodeid, "moved", 0), 0);
+	assert_int_equal(lookup(FS_ROOT_ID, "f", &e), -ENOENT);
+	assert_int_equal(lookup(d.nodeid, "moved", &e), 0);
+	assert_int_equal(e.nodeid, co.e.nodeid); /* same inode, same node id */
+	assert_int_equal(access(hpath("dir/moved"), F_OK), 0);
+
+	assert_int_equal(rename2_op(FS_ROOT_ID, "g", d.nodeid, "moved", RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(rename2_op(FS_ROOT_ID, "g", d.nodeid, "moved", RENAME_EXCHANGE), 0);
+	assert_int_equal(lookup(FS_ROOT_ID, "g", &e), 0);
+	assert_int_equal(e.nodeid, co.e.nodeid);
+	assert_int_equal(rename2_op(FS_ROOT_ID, "g", d.nodeid, "x", 1u << 10), -EINVAL); /* unknown flag */
+	assert_int_equal(rename2_op(FS_ROOT_ID, "nope", d.nodeid, "x", 0), -ENOENT);
+
+	assert_int_equal(unlink_op(d.nodeid, "moved"), 0);
+	assert_int_equal(access(hpath("dir/moved"), F_OK), -1);
+	assert_int_equal(unlink_op(d.nodeid, "moved"), -ENOENT);
+	assert_int_equal(unlink_op(FS_ROOT_ID, "dir"), -EISDIR);
+}
+
+/* ---- framing ---- */
+
+static void test_request_split_across_small_iovecs(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out d;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "some-directory", &d), 0);
+
+	/* LOOKUP one byte per iovec, reply in 7-byte pieces */
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	put_str("some-directory");
+	end();
+	size_t n = serve_ex(req_len, 1, 1024, 7);
+	assert_int_equal(reply_error(n), 0);
+	assert_int_equal(payload_len, sizeof(struct fuse_entry_out));
+	const struct fuse_entry_out *e = (const void *)(out + sizeof(struct fuse_out_header));
+	assert_int_equal(e->nodeid, d.nodeid);
+	assert_true(S_ISDIR(e->attr.mode));
+
+	/* CREATE split at every 3 bytes, so the name and the struct straddle iovecs */
+	struct fuse_create_in ci = { .flags = O_RDWR | O_CREAT, .mode = S_IFREG | 0600 };
+	begin(FUSE_CREATE, d.nodeid);
+	put(&ci, sizeof(ci));
+	put_str("file");
+	end();
+	n = serve_ex(req_len, 3, 1024, 5);
+	assert_int_equal(reply_error(n), 0);
+	struct create_out co;
+	memcpy(&co, out + sizeof(struct fuse_out_header), sizeof(co));
+
+	/* WRITE whose data is scattered over 2-byte iovecs (header and data share some) */
+	static const char text[] = "scattered write data";
+	build_write(co.e.nodeid, co.o.fh, 0, text, sizeof(text) - 1, sizeof(text) - 1);
+	n = serve_ex(req_len, 2, 1024, 3);
+	assert_int_equal(reply_error(n), 0);
+	assert_int_equal(((const struct fuse_write_out *)(out + 16))->size, sizeof(text) - 1);
+
+	/* READ into 3-byte reply iovecs */
+	build_read(FUSE_READ, co.e.nodeid, co.o.fh, 0, 100);
+	n = serve_ex(req_len, 5, 16 + 30, 3);
+	assert_int_equal(reply_error(n), 0);
+	assert_int_equal(payload_len, sizeof(text) - 1);
+	assert_memory_equal(out + 16, text, sizeof(text) - 1);
+
+	/* The host file holds exactly the data */
+	char buf[64];
+	int fd = open(hpath("some-directory/file"), O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), sizeof(text) - 1);
+	assert_memory_equal(buf, text, sizeof(text) - 1);
+	close(fd);
+}
+
+static void test_read_into_more_segments_than_the_worker_has_is_short(void **state)
+{
+	(void)state;
+	init_ok();
+	struct create_out co;
+	assert_int_equal(create_op(FS_ROOT_ID, "f", &co), 0);
+	char data[100];
+	memset(data, 'z', sizeof(data));
+	build_write(co.e.nodeid, co.o.fh, 0, data, sizeof(data), sizeof(data));
+	assert_int_equal(call(NULL, 0), 0);
+	/* 1-byte reply iovecs: the header takes 16, the worker can point at WORKER_SEGS + 2 more */
+	build_read(FUSE_READ, co.e.nodeid, co.o.fh, 0, 100);
+	size_t n = serve_ex(req_len, 0, 16 + 100, 1);
+	assert_int_equal(reply_error(n), 0);
+	assert_int_equal(payload_len, WORKER_SEGS + 2);
+	assert_int_equal(out[16], 'z');
+	assert_int_equal(out[16 + WORKER_SEGS + 1], 'z');
+	assert_int_equal(out[16 + WORKER_SEGS + 2], 0xa5); /* untouched */
+	/* A WRITE scattered over more segments than that is refused */
+	build_write(co.e.nodeid, co.o.fh, 0, data, 40, 40);
+	n = serve_ex(req_len, 1, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -E2BIG);
+}
+
+static void test_header_len_must_equal_bytes(void **state)
+{
+	(void)state;
+	init_ok();
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	put_str("x");
+	hdr()->len = (uint32_t)req_len + 1;
+	size_t n = serve_ex(req_len, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -EINVAL);
+	hdr()->len = (uint32_t)req_len - 1;
+	n = serve_ex(req_len, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -EINVAL);
+	hdr()->len = 0xffffffffu;
+	n = serve_ex(req_len, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -EINVAL);
+	/* Extensions are not accepted */
+	hdr()->len = (uint32_t)req_len;
+	hdr()->total_extlen = 1;
+	n = serve_ex(req_len, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -EINVAL);
+	/* Fewer bytes than a header: an error, with whatever unique we could not read as 0 */
+	n = serve_ex(10, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -EINVAL);
+	assert_int_equal(((const struct fuse_out_header *)out)->unique, 0);
+	n = serve_ex(0, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -EINVAL);
+	/* The same request framed right works */
+	hdr()->total_extlen = 0;
+	n = serve_ex(req_len, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -ENOENT);
+	/* Arguments beyond what any request needs (more than the 128 KiB copy buffer) are refused, not copied */
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	static uint8_t big[128 * 1024 + 1];
+	memset(big, 'x', sizeof(big));
+	put(big, sizeof(big));
+	end();
+	n = serve_ex(req_len, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -E2BIG);
+	/* while WRITE data of that size is not copied at all, so it is fine */
+	struct create_out co;
+	assert_int_equal(create_op(FS_ROOT_ID, "big", &co), 0);
+	build_write(co.e.nodeid, co.o.fh, 0, big, sizeof(big), sizeof(big));
+	struct fuse_write_out wo;
+	assert_int_equal(call(&wo, sizeof(wo)), 0);
+	assert_int_equal(wo.size, sizeof(big));
+}
+
+static void test_truncated_arguments_are_einval(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out d;
+	struct create_out co;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "d", &d), 0);
+	assert_int_equal(create_op(FS_ROOT_ID, "f", &co), 0);
+	uint8_t zeros[256] = { 0 };
+
+	begin(FUSE_LOOKUP, FS_ROOT_ID); /* no name at all */
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_MKDIR, FS_ROOT_ID); /* half a fuse_mkdir_in */
+	put(zeros, sizeof(struct fuse_mkdir_in) / 2);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_MKDIR, FS_ROOT_ID); /* the struct, no name */
+	put(zeros, sizeof(struct fuse_mkdir_in));
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_RENAME2, FS_ROOT_ID);
+	put(&(struct fuse_rename2_in){ .newdir = d.nodeid }, sizeof(struct fuse_rename2_in));
+	put_str("f"); /* no new name */
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_CREATE, FS_ROOT_ID);
+	put(zeros, sizeof(struct fuse_create_in) - 1);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_READ, co.e.nodeid);
+	put(zeros, sizeof(struct fuse_read_in) - 8);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_WRITE, co.e.nodeid);
+	put(zeros, sizeof(struct fuse_write_in) - 4);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_GETATTR, co.e.nodeid);
+	put(zeros, 4);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_SETATTR, co.e.nodeid);
+	put(zeros, sizeof(struct fuse_setattr_in) - 1);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_OPEN, co.e.nodeid);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	/* Nothing was created along the way */
+	assert_int_equal(access(hpath("f"), F_OK), 0);
+	uint64_t n = ninodes();
+	assert_int_equal(n, 3);
+}
+
+static void test_bad_names_are_refused(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out d, e;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "d", &d), 0);
+	char name[300];
+
+	/* without NUL */
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	put("d", 1);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	begin(FUSE_MKDIR, FS_ROOT_ID);
+	put(&(struct fuse_mkdir_in){ .mode = 0755 }, sizeof(struct fuse_mkdir_in));
+	put("newdir", 6);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	assert_int_equal(access(hpath("newdir"), F_OK), -1);
+	/* empty */
+	assert_int_equal(lookup(FS_ROOT_ID, "", &e), -EINVAL);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "", &e), -EINVAL);
+	/* with '/' */
+	assert_int_equal(lookup(FS_ROOT_ID, "d/x", &e), -EINVAL);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "d/x", &e), -EINVAL);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "/", &e), -EINVAL);
+	assert_int_equal(access(hpath("d/x"), F_OK), -1);
+	/* 255 bytes is the limit; 256 is refused as too long (a NUL that is there but too far) */
+	memset(name, 'n', 255);
+	name[255] = 0;
+	assert_int_equal(lookup(FS_ROOT_ID, name, &e), -ENOENT);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, name, &e), 0);
+	memset(name, 'n', 256);
+	name[256] = 0;
+	assert_int_equal(lookup(FS_ROOT_ID, name, &e), -ENAMETOOLONG);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, name, &e), -ENAMETOOLONG);
+	assert_int_equal(unlink_op(FS_ROOT_ID, name), -ENAMETOOLONG);
+	assert_int_equal(rename2_op(FS_ROOT_ID, "d", FS_ROOT_ID, name, 0), -ENAMETOOLONG);
+	assert_int_equal(access(hpath("d"), F_OK), 0);
+	/* 256 bytes and no NUL at all: malformed, not too long */
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	put(name, 256);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	/* "." and ".." never name something new, and ".." never leads up */
+	assert_int_equal(mkdir_op(FS_ROOT_ID, ".", &e), -EINVAL);
+	assert_int_equal(mkdir_op(d.nodeid, "..", &e), -EINVAL);
+	struct create_out co;
+	assert_int_equal(create_op(d.nodeid, ".", &co), -EINVAL);
+	assert_int_equal(create_op(FS_ROOT_ID, "..", &co), -EINVAL);
+	assert_int_not_equal(unlink_op(d.nodeid, "."), 0);
+	assert_int_not_equal(unlink_op(d.nodeid, ".."), 0);
+	assert_int_not_equal(rename2_op(FS_ROOT_ID, "d", FS_ROOT_ID, "..", 0), 0);
+	assert_int_not_equal(rename2_op(d.nodeid, "..", FS_ROOT_ID, "up", 0), 0);
+	begin(FUSE_RMDIR, d.nodeid);
+	put_str(".");
+	assert_int_not_equal(call(NULL, 0), 0);
+	assert_int_equal(lookup(d.nodeid, "..", &e), -EINVAL);
+	assert_int_equal(lookup(FS_ROOT_ID, "..", &e), 0);
+	assert_int_equal(e.nodeid, FS_ROOT_ID); /* the root's parent is the root */
+	struct stat st;
+	assert_int_equal(stat(hpath("d"), &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	/* SYMLINK with a target that has no NUL */
+	begin(FUSE_SYMLINK, FS_ROOT_ID);
+	put_str("link");
+	put("target", 6);
+	assert_int_not_equal(call(NULL, 0), 0);
+	assert_int_equal(access(hpath("link"), F_OK), -1);
+}
+
+static void test_unknown_opcode_is_enosys(void **state)
+{
+	(void)state;
+	init_ok();
+	uint32_t ops[] = { 0, 9999, CUSE_INIT, FUSE_IOCTL, FUSE_POLL, FUSE_BMAP, FUSE_SETUPMAPPING, 0xffffffffu };
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		begin(ops[i], FS_ROOT_ID);
+		put("\0\0\0\0\0\0\0\0", 8);
+		assert_int_equal(call(NULL, 0), -ENOSYS);
+	}
+	/* Unknown before INIT too (it cannot be anything else) */
+	teardown(NULL);
+	assert_int_equal(setup(NULL), 0);
+	begin(9999, FS_ROOT_ID);
+	assert_int_equal(call(NULL, 0), -ENOSYS);
+}
+
+static void test_reply_space_too_small(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out d;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "d", &d), 0);
+
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	put_str("d");
+	end();
+	/* The entry does not fit: ERANGE in a bare header */
+	size_t n = serve_ex(req_len, 0, sizeof(struct fuse_out_header) + sizeof(struct fuse_entry_out) - 1, 0);
+	assert_int_equal(reply_error(n), -ERANGE);
+	n = serve_ex(req_len, 0, sizeof(struct fuse_out_header), 0);
+	assert_int_equal(reply_error(n), -ERANGE);
+	/* Not even a header fits: no reply at all */
+	assert_int_equal(serve_ex(req_len, 0, sizeof(struct fuse_out_header) - 1, 0), 0);
+	assert_int_equal(serve_ex(req_len, 0, 0, 0), 0);
+	/* Exactly enough works, and it was a real lookup */
+	n = serve_ex(req_len, 0, sizeof(struct fuse_out_header) + sizeof(struct fuse_entry_out), 4);
+	assert_int_equal(reply_error(n), 0);
+
+	/* An error reply needs only the header */
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	put_str("missing");
+	end();
+	n = serve_ex(req_len, 0, sizeof(struct fuse_out_header), 0);
+	assert_int_equal(reply_error(n), -ENOENT);
+
+	/* READ: clipped to the space (a short read), no reply without room for a header */
+	struct create_out co;
+	assert_int_equal(create_op(FS_ROOT_ID, "f", &co), 0);
+	build_write(co.e.nodeid, co.o.fh, 0, "0123456789", 10, 10);
+	assert_int_equal(call(NULL, 0), 0);
+	build_read(FUSE_READ, co.e.nodeid, co.o.fh, 0, 10);
+	n = serve_ex(req_len, 0, sizeof(struct fuse_out_header) + 4, 0);
+	assert_int_equal(reply_error(n), 0);
+	assert_int_equal(payload_len, 4);
+	assert_memory_equal(out + 16, "0123", 4);
+	assert_int_equal(serve_ex(req_len, 0, sizeof(struct fuse_out_header) - 1, 0), 0);
+
+	/* READDIR with room for the header only */
+	struct fuse_open_out oo;
+	begin(FUSE_OPENDIR, FS_ROOT_ID);
+	put(&(struct fuse_open_in){ 0 }, sizeof(struct fuse_open_in));
+	assert_int_equal(call(&oo, sizeof(oo)), 0);
+	build_read(FUSE_READDIR, FS_ROOT_ID, oo.fh, 0, 4096);
+	n = serve_ex(req_len, 0, sizeof(struct fuse_out_header), 0);
+	assert_true(reply_error(n) < 0);
+	/* Room for a header and a few bytes: no entry fits, so the listing is empty (never a torn entry) */
+	n = serve_ex(req_len, 0, sizeof(struct fuse_out_header) + 8, 0);
+	assert_int_equal(reply_error(n), 0);
+	assert_int_equal(payload_len, 0);
+}
+
+/* ---- FORGET ---- */
+
+static void test_forget_and_batch_forget_lower_lookup_counts_without_reply(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out a, b, c, e;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "a", &a), 0); /* lookup count 1 each */
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "b", &b), 0);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "c", &c), 0);
+	assert_int_equal(lookup(FS_ROOT_ID, "a", &e), 0); /* a: 2 */
+	assert_int_equal(ninodes(), 4);
+
+	assert_int_equal(forget_op(a.nodeid, 1), 0); /* no reply, a: 1 */
+	assert_int_equal(ninodes(), 4);
+	assert_int_equal(forget_op(a.nodeid, 1), 0); /* a: 0, gone */
+	assert_int_equal(ninodes(), 3);
+
+	struct fuse_batch_forget_in bi = { .count = 2 };
+	struct fuse_forget_one ones[2] = { { b.nodeid, 1 }, { c.nodeid, 1 } };
+	begin(FUSE_BATCH_FORGET, 0);
+	put(&bi, sizeof(bi));
+	put(ones, sizeof(ones));
+	end();
+	assert_int_equal(serve_ex(req_len, 3, OUT_SIZE, 0), 0);
+	assert_int_equal(ninodes(), 1);
+	/* The node ids are stale now: a lookup makes new ones */
+	assert_int_equal(lookup(FS_ROOT_ID, "b", &e), 0);
+	assert_int_equal(ninodes(), 2);
+	/* FORGET with a truncated argument: still no reply, nothing forgotten */
+	begin(FUSE_FORGET, e.nodeid);
+	put("\1\0\0", 3);
+	end();
+	assert_int_equal(serve_ex(req_len, 0, OUT_SIZE, 0), 0);
+	assert_int_equal(ninodes(), 2);
+}
+
+static void test_batch_forget_count_beyond_data_stops_at_the_end(void **state)
+{
+	(void)state;
+	init_ok();
+	struct fuse_entry_out a, b, c;
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "a", &a), 0);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "b", &b), 0);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "c", &c), 0);
+	assert_int_equal(ninodes(), 4);
+
+	/* Leave forget entries for b and c in the worker's copy buffer: a batch with count 0 uses none of them. */
+	struct fuse_batch_forget_in bi = { .count = 0 };
+	struct fuse_forget_one stale[3] = { { a.nodeid, 1 }, { b.nodeid, 1 }, { c.nodeid, 1 } };
+	begin(FUSE_BATCH_FORGET, 0);
+	put(&bi, sizeof(bi));
+	put(stale, sizeof(stale));
+	end();
+	assert_int_equal(serve_ex(req_len, 0, OUT_SIZE, 0), 0);
+	assert_int_equal(ninodes(), 4);
+
+	/* count 3 with one entry (a): reading past the request would find b and c from before. */
+	bi.count = 3;
+	begin(FUSE_BATCH_FORGET, 0);
+	put(&bi, sizeof(bi));
+	put(&stale[0], sizeof(stale[0]));
+	end();
+	assert_int_equal(serve_ex(req_len, 0, OUT_SIZE, 0), 0);
+	assert_int_equal(ninodes(), 3);
+	struct fuse_entry_out e;
+	assert_int_equal(lookup(FS_ROOT_ID, "b", &e), 0);
+	assert_int_equal(e.nodeid, b.nodeid); /* b survived: same node id */
+	assert_int_equal(ninodes(), 3);
+	/* A huge count with half an entry */
+	bi.count = 0xffffffffu;
+	begin(FUSE_BATCH_FORGET, 0);
+	put(&bi, sizeof(bi));
+	put(&stale[2], 8);
+	end();
+	assert_int_equal(serve_ex(req_len, 0, OUT_SIZE, 0), 0);
+	assert_int_equal(ninodes(), 3);
+}
+
+/* ---- WRITE ---- */
+
+static void test_write_size_field_must_match_the_data(void **state)
+{
+	(void)state;
+	init_ok();
+	struct create_out co;
+	assert_int_equal(create_op(FS_ROOT_ID, "f", &co), 0);
+	static const char data[] = "0123456789";
+	build_write(co.e.nodeid, co.o.fh, 0, data, 9, 10);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	build_write(co.e.nodeid, co.o.fh, 0, data, 11, 10);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	build_write(co.e.nodeid, co.o.fh, 0, data, 0xffffffffu, 10);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	struct stat st;
+	assert_int_equal(stat(hpath("f"), &st), 0);
+	assert_int_equal(st.st_size, 0); /* nothing was written */
+	build_write(co.e.nodeid, co.o.fh, 0, data, 10, 10);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(stat(hpath("f"), &st), 0);
+	assert_int_equal(st.st_size, 10);
+	/* Zero bytes with size 0 is a valid (empty) write */
+	build_write(co.e.nodeid, co.o.fh, 3, data, 0, 0);
+	struct fuse_write_out wo;
+	assert_int_equal(call(&wo, sizeof(wo)), 0);
+	assert_int_equal(wo.size, 0);
+}
+
+static void test_write_larger_than_max_write_is_refused(void **state)
+{
+	(void)state;
+	teardown(NULL);
+	struct fuse_server_opts opts = { .cache = CACHE_AUTO, .max_write = 4096 };
+	assert_int_equal(setup_opts(&opts), 0);
+	init_ok();
+	struct create_out co;
+	assert_int_equal(create_op(FS_ROOT_ID, "f", &co), 0);
+	static char data[4097];
+	memset(data, 'w', sizeof(data));
+	build_write(co.e.nodeid, co.o.fh, 0, data, 4097, 4097);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	build_write(co.e.nodeid, co.o.fh, 0, data, 4096, 4096);
+	assert_int_equal(call(NULL, 0), 0);
+	/* READ is clipped to max_write too */
+	build_read(FUSE_READ, co.e.nodeid, co.o.fh, 0, 8192);
+	static char buf[8192];
+	assert_int_equal(call(buf, sizeof(buf)), 0);
+	assert_int_equal(payload_len, 4096);
+}
+
+/* ---- unique ---- */
+
+static void test_unique_is_echoed_in_success_and_error_replies(void **state)
+{
+	(void)state;
+	struct fuse_entry_out e;
+	next_unique = 0xdeadbeefcafef00dull;
+	assert_int_equal(lookup(FS_ROOT_ID, "x", &e), -EIO); /* before INIT */
+	assert_int_equal(((const struct fuse_out_header *)out)->unique, 0xdeadbeefcafef00dull);
+	init_ok();
+	assert_int_equal(((const struct fuse_out_header *)out)->unique, 0xdeadbeefcafef00eull);
+	assert_int_equal(mkdir_op(FS_ROOT_ID, "d", &e), 0);
+	assert_int_equal(((const struct fuse_out_header *)out)->unique, 0xdeadbeefcafef00full);
+	begin(12345, 1);
+	hdr()->unique = 0;
+	assert_int_equal(call(NULL, 0), -ENOSYS);
+	assert_int_equal(((const struct fuse_out_header *)out)->unique, 0);
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	hdr()->unique = UINT64_MAX;
+	put_str("d");
+	hdr()->len = 3; /* framing error: still answered to the right request */
+	size_t n = serve_ex(req_len, 0, OUT_SIZE, 0);
+	assert_int_equal(reply_error(n), -EINVAL);
+	assert_int_equal(((const struct fuse_out_header *)out)->unique, UINT64_MAX);
+	next_unique = 0x1000;
+}
+
+int main(void)
+{
+	log_init("test_fuse_proto", LOG_LVL_ERROR, false);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_requests_before_init_get_eio, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_negotiates_flags_intersection_and_minor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_offers_options_we_enable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_with_newer_major_answers_only_the_major, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_with_older_major_or_short_args_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_ends_the_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_mkdir_create_write_read_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readdir_and_readdirplus_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rename2_and_unlink_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_split_across_small_iovecs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_into_more_segments_than_the_worker_has_is_short, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_header_len_must_equal_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_arguments_are_einval, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_names_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_opcode_is_enosys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_space_too_small, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forget_and_batch_forget_lower_lookup_counts_without_reply, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_batch_forget_count_beyond_data_stops_at_the_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_size_field_must_match_the_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_larger_than_max_write_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unique_is_echoed_in_success_and_error_replies, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1006 @@
+/*
+ * The vhost-user backend (vu_device) over a socketpair: replies, REPLY_ACK, refusals, malformed messages that
+ * must drop the connection without crashing or leaking fds, a queue set up with a memfd and driven with
+ * vq_driver from this side, and one end-to-end run against the real frontend (vu_frontend).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "transport/vhost_user.h"
+#include "transport/vq_driver.h"
+#include "transport/vu_device.h"
+#include "transport/vu_frontend.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MEM_SIZE (1u << 20)
+#define DESC_GPA 0x0ull
+#define AVAIL_GPA 0x1000ull
+#define USED_GPA 0x2000ull
+#define DATA_GPA 0x10000ull
+#define QSIZE 8u
+#define WAIT_MS 5000
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* ---- the backend under test, serving one end of a socketpair on its own thread ---- */
+
+struct server {
+	int sock[2];             /* [0] the backend's end, [1] ours */
+	struct vu_dev dev;
+	pthread_t thread;
+	int rc;
+	bool joined;
+	int calls;               /* handler invocations (atomic) */
+	int last_queue;
+};
+
+/* Upper-cases the readable bytes into the writable ones; the used length is what it wrote. */
+static long echo_upper(void *opaque, struct vu_queue *q, struct vq_chain *c)
+{
+	struct server *s = opaque;
+	uint8_t buf[4096];
+	size_t n = 0;
+	const struct iovec *rd = vq_chain_rd(c), *wr = vq_chain_wr(c);
+
+	__atomic_fetch_add(&s->calls, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->last_queue, (int)q->index, __ATOMIC_SEQ_CST);
+	for (unsigned i = 0; i < c->n_rd && n < sizeof(buf); i++) {
+		size_t k = MIN(rd[i].iov_len, sizeof(buf) - n);
+		memcpy(buf + n, rd[i].iov_base, k);
+		n += k;
+	}
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)toupper(buf[i]);
+	size_t done = 0;
+	for (unsigned i = 0; i < c->n_wr && done < n; i++) {
+		size_t k = MIN(wr[i].iov_len, n - done);
+		memcpy(wr[i].iov_base, buf + done, k);
+		done += k;
+	}
+	return (long)done;
+}
+
+static void *serve_thread(void *arg)
+{
+	struct server *s = arg;
+	s->rc = vu_dev_serve(&s->dev);
+	return NULL;
+}
+
+static struct server *server_start(unsigned max_queues)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->sock), 0);
+	/* A reply that never comes fails the test instead of hanging it. */
+	struct timeval tv = { .tv_sec = WAIT_MS / 1000 };
+	assert_int_equal(setsockopt(s->sock[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	struct vu_dev_config cfg = { .max_queues = max_queues, .handle = echo_upper, .opaque = s };
+	assert_int_equal(vu_dev_init(&s->dev, s->sock[0], &cfg), 0);
+	assert_int_equal(pthread_create(&s->thread, NULL, serve_thread, s), 0);
+	return s;
+}
+
+/* Waits for vu_dev_serve to return (it must: the test fails after WAIT_MS) and gives its result. */
+static int server_wait(struct server *s)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_MS / 1000;
+	assert_int_equal(pthread_timedjoin_np(s->thread, NULL, &ts), 0);
+	s->joined = true;
+	return s->rc;
+}
+
+/* Closes our end (EOF for the backend) and expects a clean return. */
+static void server_finish(struct server *s)
+{
+	close_if_open(&s->sock[1]);
+	assert_int_equal(server_wait(s), 0);
+}
+
+static void server_free(struct server *s)
+{
+	close_if_open(&s->sock[1]);
+	if (!s->joined)
+		server_wait(s);
+	vu_dev_destroy(&s->dev);
+	close_if_open(&s->sock[0]);
+	free(s);
+}
+
+/* ---- our side of the conversation ---- */
+
+static void send_msg(int sock, uint32_t request, uint32_t flags, const void *payload, uint32_t size, const int *fds,
+                     unsigned nfds)
+{
+	struct vhu_msg m;
+	memset(&m, 0, sizeof(m));
+	m.hdr = (struct vhu_hdr){ .request = request, .flags = flags, .size = size };
+	if (size)
+		memcpy(&m.p, payload, size);
+	if (nfds)
+		memcpy(m.fds, fds, nfds * sizeof(int));
+	m.nfds = nfds;
+	assert_int_equal(vhu_send(sock, &m), 0);
+}
+
+static void recv_reply(int sock, uint32_t request, struct vhu_msg *m)
+{
+	assert_int_equal(vhu_recv(sock, m), 0);
+	assert_int_equal(m->hdr.request, request);
+	assert_int_equal(m->hdr.flags, VHU_VERSION | VHU_FLAG_REPLY);
+	assert_int_equal(m->nfds, 0);
+}
+
+static uint64_t get_u64(int sock, uint32_t request)
+{
+	struct vhu_msg m;
+	send_msg(sock, request, VHU_VERSION, NULL, 0, NULL, 0);
+	recv_reply(sock, request, &m);
+	assert_int_equal(m.hdr.size, sizeof(uint64_t));
+	return m.p.u64;
+}
+
+/* Sends with NEED_REPLY and returns the backend's status (0 = success). REPLY_ACK must be negotiated. */
+static uint64_t call_ack(int sock, uint32_t request, const void *payload, uint32_t size, const int *fds,
+                         unsigned nfds)
+{
+	struct vhu_msg m;
+	send_msg(sock, request, VHU_VERSION | VHU_FLAG_NEED_REPLY, payload, size, fds, nfds);
+	recv_reply(sock, request, &m);
+	assert_int_equal(m.hdr.size, sizeof(uint64_t));
+	return m.p.u64;
+}
+
+static uint64_t ack_u64(int sock, uint32_t request, uint64_t v)
+{
+	return call_ack(sock, request, &v, sizeof(v), NULL, 0);
+}
+
+static uint64_t ack_state(int sock, uint32_t request, uint32_t index, uint32_t num)
+{
+	struct vhu_vring_state st = { index, num };
+	return call_ack(sock, request, &st, sizeof(st), NULL, 0);
+}
+
+static void negotiate_reply_ack(int sock)
+{
+	uint64_t pf = get_u64(sock, VHU_GET_PROTOCOL_FEATURES);
+	assert_true(pf & (1ull << VHU_PROTOCOL_F_REPLY_ACK));
+	send_msg(sock, VHU_SET_PROTOCOL_FEATURES, VHU_VERSION, &(uint64_t){ 1ull << VHU_PROTOCOL_F_REPLY_ACK }, 8,
+	         NULL, 0);
+}
+
+static bool readable_within(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* ---- replies ---- */
+
+static void test_get_requests_answer_with_their_values(void **state)
+{
+	(void)state;
+	struct server *s = server_start(3);
+	uint64_t f = get_u64(s->sock[1], VHU_GET_FEATURES);
+	assert_int_equal(f, vu_dev_offered_features());
+	assert_true(f & (1ull << VIRTIO_F_VERSION_1_BIT));
+	assert_true(f & (1ull << VHU_F_PROTOCOL_FEATURES));
+	assert_true(f & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT));
+	uint64_t pf = get_u64(s->sock[1], VHU_GET_PROTOCOL_FEATURES);
+	assert_int_equal(pf, vu_dev_offered_protocol_features());
+	assert_true(pf & (1ull << VHU_PROTOCOL_F_MQ));
+	assert_true(pf & (1ull << VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
+	assert_int_equal(get_u64(s->sock[1], VHU_GET_QUEUE_NUM), 3);
+	assert_int_equal(get_u64(s->sock[1], VHU_GET_MAX_MEM_SLOTS), GM_MAX_REGIONS);
+	server_finish(s);
+	server_free(s);
+}
+
+static void test_clean_eof_returns_zero(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct server *s = server_start(2);
+	server_finish(s); /* no message at all */
+	server_free(s);
+	s = server_start(2);
+	send_msg(s->sock[1], VHU_SET_OWNER, VHU_VERSION, NULL, 0, NULL, 0);
+	server_finish(s);
+	assert_true(s->dev.owner_set);
+	server_free(s);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_need_reply_ignored_until_reply_ack_negotiated(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	struct vhu_msg m;
+	/* Not negotiated: no ack, so the next thing we read answers the GET that follows. */
+	send_msg(s->sock[1], VHU_SET_OWNER, VHU_VERSION | VHU_FLAG_NEED_REPLY, NULL, 0, NULL, 0);
+	send_msg(s->sock[1], VHU_GET_QUEUE_NUM, VHU_VERSION, NULL, 0, NULL, 0);
+	recv_reply(s->sock[1], VHU_GET_QUEUE_NUM, &m);
+	assert_int_equal(m.p.u64, 2);
+	server_finish(s);
+	server_free(s);
+}
+
+static void test_reply_ack_zero_on_success_nonzero_on_failure(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	negotiate_reply_ack(c);
+	assert_int_equal(call_ack(c, VHU_SET_OWNER, NULL, 0, NULL, 0), 0);
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1_BIT), 0);
+	assert_int_equal(ack_state(c, VHU_SET_VRING_NUM, 1, 256), 0);
+	assert_int_not_equal(ack_state(c, VHU_SET_VRING_NUM, 1, 3), 0);       /* not a power of two */
+	assert_int_not_equal(ack_state(c, VHU_SET_VRING_NUM, 1, 65536), 0);   /* too large */
+	assert_int_not_equal(ack_state(c, VHU_SET_VRING_NUM, 2, 8), 0);       /* no such queue */
+	assert_int_equal(ack_state(c, VHU_SET_VRING_BASE, 0, 65535), 0);
+	assert_int_not_equal(ack_state(c, VHU_SET_VRING_BASE, 0, 65536), 0);
+	assert_int_not_equal(ack_state(c, VHU_SET_VRING_ENABLE, 0, 2), 0);
+	assert_int_not_equal(ack_u64(c, VHU_SET_VRING_CALL, 5 | VHU_VRING_NOFD_MASK), 0); /* no queue 5 */
+	assert_int_not_equal(ack_u64(c, VHU_SET_PROTOCOL_FEATURES, 1ull << 63), 0);
+	/* An unknown request is refused, not fatal. */
+	assert_int_not_equal(call_ack(c, VHU_GET_CONFIG, NULL, 0, NULL, 0), 0);
+	assert_int_not_equal(call_ack(c, 200, NULL, 0, NULL, 0), 0);
+	/* A request with its own reply answers with the value, not an ack. */
+	struct vhu_msg m;
+	send_msg(c, VHU_GET_QUEUE_NUM, VHU_VERSION | VHU_FLAG_NEED_REPLY, NULL, 0, NULL, 0);
+	recv_reply(c, VHU_GET_QUEUE_NUM, &m);
+	assert_int_equal(m.p.u64, 2);
+	server_finish(s);
+	assert_int_equal(s->dev.features, 1ull << VIRTIO_F_VERSION_1_BIT);
+	server_free(s);
+}
+
+static void test_set_features_with_unoffered_bits_is_refused(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	negotiate_reply_ack(c);
+	uint64_t offered = get_u64(c, VHU_GET_FEATURES);
+	assert_int_not_equal(ack_u64(c, VHU_SET_FEATURES, offered | 1ull << 0), 0);
+	assert_int_not_equal(ack_u64(c, VHU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1_BIT | 1ull << 33), 0);
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, offered), 0);
+	assert_int_not_equal(ack_u64(c, VHU_SET_FEATURES, ~0ull), 0);
+	server_finish(s);
+	assert_int_equal(s->dev.features, offered); /* the refused ones changed nothing */
+	server_free(s);
+}
+
+/* ---- malformed messages: the connection drops, nothing crashes, no fd is left behind ---- */
+
+struct raw_fds {
+	int fds[12];
+	unsigned n;
+};
+
+static void make_eventfds(struct raw_fds *f, unsigned n)
+{
+	f->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		f->fds[i] = eventfd(0, EFD_CLOEXEC);
+		assert_true(f->fds[i] >= 0);
+	}
+}
+
+static void close_raw(struct raw_fds *f)
+{
+	for (unsigned i = 0; i < f->n; i++)
+		close(f->fds[i]);
+	f->n = 0;
+}
+
+/* Sends bytes and fds as one sendmsg, bypassing vhu_send's checks. */
+static void send_raw(int sock, const void *buf, size_t len, const int *fds, unsigned nfds)
+{
+	char control[CMSG_SPACE(12 * sizeof(int))];
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds) {
+		memset(control, 0, sizeof(control));
+		mh.msg_control = control;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+	}
+	assert_int_equal(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* One malformed message (header, payload bytes, n eventfds attached) on a fresh connection: serve fails. */
+static void expect_disconnect(uint32_t request, uint32_t flags, uint32_t size, const void *payload, size_t paylen,
+                              unsigned nfds)
+{
+	int before = count_fds();
+	struct server *s = server_start(2);
+	struct raw_fds f;
+	uint8_t buf[1024];
+	struct vhu_hdr h = { request, flags, size };
+
+	assert_true(sizeof(h) + paylen <= sizeof(buf));
+	memcpy(buf, &h, sizeof(h));
+	if (paylen)
+		memcpy(buf + sizeof(h), payload, paylen);
+	make_eventfds(&f, nfds);
+	send_raw(s->sock[1], buf, sizeof(h) + paylen, f.fds, nfds);
+	close_raw(&f);
+	/* EOF after the message (a truncated one is only noticed then), but replies still get through: a message
+	 * wrongly accepted ends in a clean EOF (0), not in a failed send. */
+	assert_int_equal(shutdown(s->sock[1], SHUT_WR), 0);
+	int rc = server_wait(s);
+	assert_true(rc < 0);
+	server_free(s);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_malformed_wrong_payload_size_for_known_request(void **state)
+{
+	(void)state;
+	uint8_t zero[64] = { 0 };
+	expect_disconnect(VHU_GET_FEATURES, VHU_VERSION, 8, zero, 8, 0);
+	expect_disconnect(VHU_SET_FEATURES, VHU_VERSION, 4, zero, 4, 0);
+	expect_disconnect(VHU_SET_FEATURES, VHU_VERSION, 16, zero, 16, 0);
+	expect_disconnect(VHU_SET_VRING_NUM, VHU_VERSION, 4, zero, 4, 0);
+	expect_disconnect(VHU_SET_VRING_ADDR, VHU_VERSION, 8, zero, 8, 0);
+	expect_disconnect(VHU_GET_VRING_BASE, VHU_VERSION, 0, NULL, 0, 0);
+	expect_disconnect(VHU_ADD_MEM_REG, VHU_VERSION, 32, zero, 32, 1);
+	expect_disconnect(VHU_SET_VRING_KICK, VHU_VERSION, 4, zero, 4, 1);
+}
+
+static void test_malformed_fds_on_request_that_takes_none(void **state)
+{
+	(void)state;
+	struct vhu_vring_state st = { 0, 8 };
+	expect_disconnect(VHU_GET_FEATURES, VHU_VERSION, 0, NULL, 0, 1);
+	expect_disconnect(VHU_SET_VRING_NUM, VHU_VERSION, sizeof(st), &st, sizeof(st), 2);
+	expect_disconnect(VHU_SET_OWNER, VHU_VERSION, 0, NULL, 0, 8);
+	expect_disconnect(VHU_GET_CONFIG, VHU_VERSION, 0, NULL, 0, 1); /* unknown to us, still no fds */
+	/* Vring fd requests: fd present with the "no fd" flag, or missing without it, or two. */
+	uint64_t nofd = 0 | VHU_VRING_NOFD_MASK, idx = 0;
+	expect_disconnect(VHU_SET_VRING_KICK, VHU_VERSION, 8, &nofd, 8, 1);
+	expect_disconnect(VHU_SET_VRING_CALL, VHU_VERSION, 8, &idx, 8, 0);
+	expect_disconnect(VHU_SET_VRING_ERR, VHU_VERSION, 8, &idx, 8, 2);
+	uint64_t junk = 1ull << 20; /* bits beyond index and flag */
+	expect_disconnect(VHU_SET_VRING_CALL, VHU_VERSION, 8, &junk, 8, 1);
+	expect_disconnect(VHU_SET_BACKEND_REQ_FD, VHU_VERSION, 0, NULL, 0, 0);
+	expect_disconnect(VHU_ADD_MEM_REG, VHU_VERSION, sizeof(struct vhu_mem_reg), &(struct vhu_mem_reg){ 0 },
+	                  sizeof(struct vhu_mem_reg), 2);
+}
+
+static void test_malformed_set_mem_table(void **state)
+{
+	(void)state;
+	struct vhu_mem_table mt;
+	memset(&mt, 0, sizeof(mt));
+	mt.nregions = 0;
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, 8, &mt, 8, 0);
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, 8, &mt, 8, 1);
+	uint8_t nine[8 + 9 * 32] = { 9 }; /* nregions 9, nine regions' worth of bytes */
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, sizeof(nine), nine, sizeof(nine), 8);
+	mt.nregions = 0xffffffffu; /* n * 32 must not wrap into a plausible size */
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, 8 + 32, &mt, 8 + 32, 1);
+	mt.nregions = 2;
+	for (int i = 0; i < 2; i++)
+		mt.regions[i] = (struct vhu_mem_region){ .gpa = i * 0x1000ull, .size = 0x1000, .uaddr = i * 0x1000ull };
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, 8 + 2 * 32, &mt, 8 + 2 * 32, 1); /* fd count */
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, 8 + 2 * 32, &mt, 8 + 2 * 32, 3);
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, 8 + 1 * 32, &mt, 8 + 1 * 32, 2); /* size vs count */
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, sizeof(mt), &mt, sizeof(mt), 2);
+}
+
+static void test_malformed_header_flags(void **state)
+{
+	(void)state;
+	expect_disconnect(VHU_GET_FEATURES, 0, 0, NULL, 0, 0);
+	expect_disconnect(VHU_GET_FEATURES, 0x2, 0, NULL, 0, 0);
+	expect_disconnect(VHU_GET_FEATURES, 0x3, 0, NULL, 0, 0);
+	expect_disconnect(VHU_GET_FEATURES, VHU_VERSION | VHU_FLAG_REPLY, 0, NULL, 0, 0);
+	expect_disconnect(VHU_SET_VRING_CALL, VHU_VERSION | VHU_FLAG_REPLY, 8, &(uint64_t){ 0 }, 8, 1);
+}
+
+static void test_malformed_size_beyond_payload_buffer(void **state)
+{
+	(void)state;
+	uint8_t big[600] = { 0 };
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, sizeof(big), big, sizeof(big), 2);
+	expect_disconnect(VHU_GET_FEATURES, VHU_VERSION, 0xffffffffu, NULL, 0, 1);
+	expect_disconnect(VHU_SET_FEATURES, VHU_VERSION, 513, big, 513, 0);
+}
+
+static void test_malformed_too_many_fds(void **state)
+{
+	(void)state;
+	struct vhu_mem_table mt = { .nregions = 8 };
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, 8 + 8 * 32, &mt, 8 + 8 * 32, 9);
+	expect_disconnect(VHU_SET_MEM_TABLE, VHU_VERSION, 8 + 8 * 32, &mt, 8 + 8 * 32, 12);
+}
+
+static void test_malformed_truncated_message(void **state)
+{
+	(void)state;
+	uint8_t zero[8] = { 0 };
+	/* The header promises 8 bytes; 4 arrive, then EOF. */
+	expect_disconnect(VHU_SET_FEATURES, VHU_VERSION, 8, zero, 4, 0);
+	/* Half a header, then EOF */
+	int before = count_fds();
+	struct server *s = server_start(2);
+	send_raw(s->sock[1], zero, 6, NULL, 0);
+	assert_int_equal(shutdown(s->sock[1], SHUT_WR), 0);
+	assert_true(server_wait(s) < 0);
+	server_free(s);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_get_vring_base_of_unknown_queue_disconnects(void **state)
+{
+	(void)state;
+	struct vhu_vring_state st = { 2, 0 };
+	expect_disconnect(VHU_GET_VRING_BASE, VHU_VERSION, sizeof(st), &st, sizeof(st), 0);
+}
+
+/* ---- memory and a live queue ---- */
+
+struct guest {
+	int memfd;
+	uint8_t *mem;
+	int kick, call, err;
+	struct vq_driver drv;
+	struct vring_split r;
+};
+
+static void guest_init(struct guest *g, bool event_idx)
+{
+	g->memfd = memfd_create("test-vhost-user", MFD_CLOEXEC);
+	assert_true(g->memfd >= 0);
+	assert_int_equal(ftruncate(g->memfd, MEM_SIZE), 0);
+	g->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, g->memfd, 0);
+	assert_true(g->mem != MAP_FAILED);
+	g->kick = eventfd(0, EFD_CLOEXEC);
+	g->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	g->err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(g->kick >= 0 && g->call >= 0 && g->err >= 0);
+	g->r = (struct vring_split){ .num = QSIZE, .desc = (void *)(g->mem + DESC_GPA),
+	                             .avail = (void *)(g->mem + AVAIL_GPA), .used = (void *)(g->mem + USED_GPA) };
+	assert_int_equal(vq_driver_init(&g->drv, &g->r, event_idx), 0);
+}
+
+static void guest_free(struct guest *g)
+{
+	vq_driver_free(&g->drv);
+	munmap(g->mem, MEM_SIZE);
+	close(g->memfd);
+	close(g->kick);
+	close(g->call);
+	close(g->err);
+}
+
+static struct vhu_mem_region guest_region(const struct guest *g)
+{
+	return (struct vhu_mem_region){ .gpa = 0, .size = MEM_SIZE, .uaddr = (uintptr_t)g->mem, .mmap_offset = 0 };
+}
+
+static uint64_t send_mem_table(int c, const struct guest *g)
+{
+	struct vhu_mem_table mt = { .nregions = 1 };
+	mt.regions[0] = guest_region(g);
+	return call_ack(c, VHU_SET_MEM_TABLE, &mt, 8 + 32, &g->memfd, 1);
+}
+
+static uint64_t send_add_mem_reg(int c, const struct guest *g)
+{
+	struct vhu_mem_reg mr = { .region = guest_region(g) };
+	return call_ack(c, VHU_ADD_MEM_REG, &mr, sizeof(mr), &g->memfd, 1);
+}
+
+static void send_vring_fd(int c, uint32_t request, unsigned qi, int fd)
+{
+	uint64_t v = qi;
+	assert_int_equal(call_ack(c, request, &v, sizeof(v), &fd, 1), 0);
+}
+
+/* Everything QEMU sends to start queue qi, each acknowledged. */
+static void start_queue(int c, struct guest *g, unsigned qi, bool event_idx, bool add_mem_reg, uint16_t base)
+{
+	negotiate_reply_ack(c);
+	assert_int_equal(call_ack(c, VHU_SET_OWNER, NULL, 0, NULL, 0), 0);
+	uint64_t features = 1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES |
+	                    (event_idx ? 1ull << VIRTIO_RING_F_EVENT_IDX_BIT : 0);
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, features), 0);
+	assert_int_equal(add_mem_reg ? send_add_mem_reg(c, g) : send_mem_table(c, g), 0);
+	assert_int_equal(ack_state(c, VHU_SET_VRING_NUM, qi, QSIZE), 0);
+	assert_int_equal(ack_state(c, VHU_SET_VRING_BASE, qi, base), 0);
+	struct vhu_vring_addr a = { .index = qi, .desc_uaddr = (uintptr_t)g->r.desc,
+	                            .used_uaddr = (uintptr_t)g->r.used, .avail_uaddr = (uintptr_t)g->r.avail };
+	assert_int_equal(call_ack(c, VHU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	send_vring_fd(c, VHU_SET_VRING_CALL, qi, g->call);
+	send_vring_fd(c, VHU_SET_VRING_ERR, qi, g->err);
+	send_vring_fd(c, VHU_SET_VRING_KICK, qi, g->kick);
+	assert_int_equal(ack_state(c, VHU_SET_VRING_ENABLE, qi, 1), 0);
+}
+
+static void guest_kick_if_needed(struct guest *g)
+{
+	if (vq_driver_kick_needed(&g->drv))
+		assert_int_equal(eventfd_write(g->kick, 1), 0);
+}
+
+/* A driver's wait: take a used entry, else arm and sleep on the call fd (which must fire). */
+static void *guest_wait_used(struct guest *g, uint32_t *len)
+{
+	void *tok = NULL;
+	for (;;) {
+		int rc = vq_driver_get_used(&g->drv, &tok, len);
+		assert_true(rc >= 0);
+		if (rc == 1)
+			return tok;
+		if (vq_driver_arm(&g->drv))
+			continue;
+		assert_true(readable_within(g->call, WAIT_MS));
+		eventfd_t v;
+		assert_int_equal(eventfd_read(g->call, &v), 0);
+		assert_true(v >= 1);
+	}
+}
+
+/* One request through the ring: "hello <n>" in, "HELLO <n>" back. */
+static void round_trip(struct guest *g, unsigned n)
+{
+	char in[32], expect[32];
+	int len_in = snprintf(in, sizeof(in), "hello %u", n);
+	snprintf(expect, sizeof(expect), "HELLO %u", n);
+	memcpy(g->mem + DATA_GPA, in, (size_t)len_in);
+	memset(g->mem + DATA_GPA + 0x1000, 0, 64);
+	struct vq_seg segs[3] = { { DATA_GPA, 3 }, { DATA_GPA + 3, (uint32_t)len_in - 3 }, { DATA_GPA + 0x1000, 64 } };
+	static int token;
+	assert_int_equal(vq_driver_add(&g->drv, segs, 2, 1, &token), 0);
+	guest_kick_if_needed(g);
+	uint32_t len = 0;
+	assert_ptr_equal(guest_wait_used(g, &len), &token);
+	assert_int_equal(len, len_in);
+	assert_memory_equal(g->mem + DATA_GPA + 0x1000, expect, (size_t)len_in);
+}
+
+static uint32_t get_vring_base(int c, unsigned qi)
+{
+	struct vhu_vring_state st = { qi, 0 };
+	struct vhu_msg m;
+	send_msg(c, VHU_GET_VRING_BASE, VHU_VERSION, &st, sizeof(st), NULL, 0);
+	recv_reply(c, VHU_GET_VRING_BASE, &m);
+	assert_int_equal(m.hdr.size, sizeof(struct vhu_vring_state));
+	assert_int_equal(m.p.state.index, qi);
+	return m.p.state.num;
+}
+
+static void test_queue_serves_request_and_signals_call(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct server *s = server_start(2);
+	struct guest g;
+	guest_init(&g, true);
+	start_queue(s->sock[1], &g, 1, true, false, 0);
+
+	round_trip(&g, 1);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(__atomic_load_n(&s->last_queue, __ATOMIC_SEQ_CST), 1);
+	/* Each wait either finds the entry or sleeps on the call fd, which must fire: a lost notification fails. */
+	for (unsigned i = 2; i <= 100; i++)
+		round_trip(&g, i);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 100);
+	/* A new memory table while the queue runs: the queue stops, the map changes, the queue goes on. */
+	assert_int_equal(send_mem_table(s->sock[1], &g), 0);
+	for (unsigned i = 101; i <= 110; i++)
+		round_trip(&g, i);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 110);
+	assert_int_equal(get_vring_base(s->sock[1], 1), 110);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_call_eventfd_fires_for_a_reply(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	struct guest g;
+	guest_init(&g, true);
+	start_queue(s->sock[1], &g, 1, true, false, 0);
+	struct vq_seg segs[2] = { { DATA_GPA, 2 }, { DATA_GPA + 0x1000, 8 } };
+	memcpy(g.mem + DATA_GPA, "ok", 2);
+	int token;
+	assert_int_equal(vq_driver_add(&g.drv, segs, 1, 1, &token), 0);
+	/* The queue thread may already have taken it (then it re-armed past it and wants no kick). */
+	guest_kick_if_needed(&g);
+	assert_true(readable_within(g.call, WAIT_MS)); /* the first completion always notifies */
+	eventfd_t v;
+	assert_int_equal(eventfd_read(g.call, &v), 0);
+	void *tok;
+	uint32_t len;
+	assert_int_equal(vq_driver_get_used(&g.drv, &tok, &len), 1);
+	assert_ptr_equal(tok, &token);
+	assert_int_equal(len, 2);
+	assert_memory_equal(g.mem + DATA_GPA + 0x1000, "OK", 2);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+}
+
+/* A wake-up that finds nothing to serve must not interrupt the guest. */
+static void no_call_without_reply(bool event_idx)
+{
+	struct server *s = server_start(2);
+	struct guest g;
+	guest_init(&g, event_idx);
+	start_queue(s->sock[1], &g, 1, event_idx, false, 0);
+	usleep(100 * 1000); /* the queue thread has started and drained an empty ring */
+	assert_false(readable_within(g.call, 0));
+	assert_int_equal(eventfd_write(g.kick, 1), 0); /* a kick with nothing new */
+	usleep(100 * 1000);
+	assert_false(readable_within(g.call, 0));
+	round_trip(&g, 1);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 1);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+}
+
+static void test_no_call_when_nothing_was_used_with_event_idx(void **state)
+{
+	(void)state;
+	no_call_without_reply(true);
+}
+
+static void test_no_call_when_nothing_was_used_without_event_idx(void **state)
+{
+	(void)state;
+	no_call_without_reply(false);
+}
+
+static void test_queue_without_event_idx_via_add_mem_reg(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct server *s = server_start(2);
+	struct guest g;
+	guest_init(&g, false);
+	start_queue(s->sock[1], &g, 0, false, true, 0);
+	for (unsigned i = 0; i < 20; i++)
+		round_trip(&g, i);
+	assert_int_equal(__atomic_load_n(&s->last_queue, __ATOMIC_SEQ_CST), 0);
+	/* The region can be removed again (by gpa and size), which stops nothing but changes the map. */
+	struct vhu_mem_reg mr = { .region = guest_region(&g) };
+	assert_int_equal(get_vring_base(s->sock[1], 0), 20);
+	assert_int_equal(call_ack(s->sock[1], VHU_REM_MEM_REG, &mr, sizeof(mr), &g.memfd, 1), 0);
+	assert_int_not_equal(call_ack(s->sock[1], VHU_REM_MEM_REG, &mr, sizeof(mr), &g.memfd, 1), 0);
+	server_finish(s);
+	assert_int_equal(s->dev.mem.n, 0);
+	server_free(s);
+	guest_free(&g);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_get_vring_base_returns_next_avail_and_queue_restarts(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	guest_init(&g, true);
+	/* Start near the wrap: both sides agree the ring has gone round 65533 times already. */
+	g.r.avail->idx = g.r.used->idx = 65533;
+	g.drv.avail_idx = g.drv.kicked_avail = g.drv.last_used = 65533;
+	start_queue(c, &g, 1, true, false, 65533);
+	for (unsigned i = 0; i < 5; i++)
+		round_trip(&g, i);
+	assert_int_equal(get_vring_base(c, 1), 2);
+	/* Stopped: a request now is not served... */
+	struct vq_seg seg = { DATA_GPA, 1 };
+	int token;
+	assert_int_equal(vq_driver_add(&g.drv, &seg, 1, 0, &token), 0);
+	assert_int_equal(eventfd_write(g.kick, 1), 0);
+	usleep(50 * 1000);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 5);
+	/* ...until the frontend gives the base back and a new kick fd. */
+	assert_int_equal(ack_state(c, VHU_SET_VRING_BASE, 1, 2), 0);
+	send_vring_fd(c, VHU_SET_VRING_KICK, 1, g.kick);
+	uint32_t len;
+	assert_ptr_equal(guest_wait_used(&g, &len), &token);
+	assert_int_equal(len, 0);
+	round_trip(&g, 99);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 7);
+	assert_int_equal(get_vring_base(c, 1), 4);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+}
+
+static void test_malformed_chain_returned_empty_without_handler(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	struct guest g;
+	guest_init(&g, true);
+	start_queue(s->sock[1], &g, 1, true, false, 0);
+	round_trip(&g, 1);
+	/* A chain whose buffer lies outside guest memory: given back with length 0, the handler never sees it. */
+	struct vq_seg bad[2] = { { MEM_SIZE + 0x1000, 16 }, { DATA_GPA + 0x1000, 64 } };
+	int token;
+	assert_int_equal(vq_driver_add(&g.drv, bad, 1, 1, &token), 0);
+	guest_kick_if_needed(&g);
+	uint32_t len = 1;
+	assert_ptr_equal(guest_wait_used(&g, &len), &token);
+	assert_int_equal(len, 0);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 1);
+	/* and the queue goes on */
+	round_trip(&g, 2);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 2);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+}
+
+static void test_corrupt_ring_breaks_queue_and_signals_err(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	guest_init(&g, true);
+	start_queue(c, &g, 1, true, false, 0);
+	round_trip(&g, 1);
+	store_release16(&g.r.avail->idx, (uint16_t)(g.r.avail->idx + QSIZE + 1));
+	assert_int_equal(eventfd_write(g.kick, 1), 0);
+	assert_true(readable_within(g.err, WAIT_MS));
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 1);
+	/* GET_VRING_BASE still answers, with the last good index. */
+	assert_int_equal(get_vring_base(c, 1), 1);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+}
+
+static void test_overlapping_memory_regions_are_refused(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	guest_init(&g, true);
+	negotiate_reply_ack(c);
+	struct vhu_mem_table mt = { .nregions = 2 };
+	mt.regions[0] = (struct vhu_mem_region){ .gpa = 0, .size = 0x10000, .uaddr = 0x100000 };
+	mt.regions[1] = (struct vhu_mem_region){ .gpa = 0x8000, .size = 0x10000, .uaddr = 0x200000 };
+	int fds[2] = { g.memfd, g.memfd };
+	assert_int_not_equal(call_ack(c, VHU_SET_MEM_TABLE, &mt, 8 + 2 * 32, fds, 2), 0);
+	/* uaddr overlap, gpa apart */
+	mt.regions[1] = (struct vhu_mem_region){ .gpa = 0x10000, .size = 0x10000, .uaddr = 0x10f000 };
+	assert_int_not_equal(call_ack(c, VHU_SET_MEM_TABLE, &mt, 8 + 2 * 32, fds, 2), 0);
+	/* Adjacent is fine */
+	mt.regions[1] = (struct vhu_mem_region){ .gpa = 0x10000, .size = 0x10000, .uaddr = 0x110000 };
+	assert_int_equal(call_ack(c, VHU_SET_MEM_TABLE, &mt, 8 + 2 * 32, fds, 2), 0);
+	/* ADD_MEM_REG over an existing region */
+	struct vhu_mem_reg mr = { .region = { .gpa = 0xf000, .size = 0x2000, .uaddr = 0x900000 } };
+	assert_int_not_equal(call_ack(c, VHU_ADD_MEM_REG, &mr, sizeof(mr), &g.memfd, 1), 0);
+	/* and a region of size 0 */
+	mr.region = (struct vhu_mem_region){ .gpa = 0x40000, .size = 0, .uaddr = 0x900000 };
+	assert_int_not_equal(call_ack(c, VHU_ADD_MEM_REG, &mr, sizeof(mr), &g.memfd, 1), 0);
+	server_finish(s);
+	assert_int_equal(s->dev.mem.n, 2);
+	server_free(s);
+	guest_free(&g);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_ring_outside_memory_is_refused_at_start(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	guest_init(&g, true);
+	negotiate_reply_ack(c);
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, 1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES),
+	                 0);
+	assert_int_equal(send_mem_table(c, &g), 0);
+	assert_int_equal(ack_state(c, VHU_SET_VRING_NUM, 1, QSIZE), 0);
+	struct vhu_vring_addr a = { .index = 1, .desc_uaddr = (uintptr_t)g.mem + MEM_SIZE - 64,
+	                            .used_uaddr = (uintptr_t)g.r.used, .avail_uaddr = (uintptr_t)g.r.avail };
+	assert_int_equal(call_ack(c, VHU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	send_vring_fd(c, VHU_SET_VRING_CALL, 1, g.call);
+	send_vring_fd(c, VHU_SET_VRING_KICK, 1, g.kick);
+	assert_int_not_equal(ack_state(c, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	/* Misaligned used ring */
+	a.desc_uaddr = (uintptr_t)g.r.desc;
+	a.used_uaddr = (uintptr_t)g.r.used + 2;
+	assert_int_equal(call_ack(c, VHU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	assert_int_not_equal(ack_state(c, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	/* Right addresses: starts. */
+	a.used_uaddr = (uintptr_t)g.r.used;
+	assert_int_equal(call_ack(c, VHU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	assert_int_equal(ack_state(c, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	round_trip(&g, 7);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+}
+
+/* ---- end to end with the real frontend ---- */
+
+struct listener {
+	int lfd;
+	struct server *s;        /* sock[0] is the accepted connection */
+	char dir[64], path[128];
+};
+
+static void *accept_and_serve(void *arg)
+{
+	struct listener *l = arg;
+	int fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		l->s->rc = -errno;
+		return NULL;
+	}
+	l->s->sock[0] = fd;
+	struct vu_dev_config cfg = { .max_queues = 2, .handle = echo_upper, .opaque = l->s };
+	l->s->rc = vu_dev_init(&l->s->dev, fd, &cfg);
+	if (l->s->rc == 0)
+		l->s->rc = vu_dev_serve(&l->s->dev);
+	return NULL;
+}
+
+static void frontend_round_trips(bool no_event_idx)
+{
+	int before = count_fds();
+	struct listener l = { .lfd = -1 };
+	strcpy(l.dir, "/tmp/vufs-vhu-XXXXXX");
+	assert_non_null(mkdtemp(l.dir));
+	snprintf(l.path, sizeof(l.path), "%s/sock", l.dir);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	strcpy(sa.sun_path, l.path);
+	l.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l.lfd >= 0);
+	assert_int_equal(bind(l.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l.lfd, 1), 0);
+	l.s = calloc(1, sizeof(*l.s));
+	assert_non_null(l.s);
+	l.s->sock[0] = l.s->sock[1] = -1;
+	assert_int_equal(pthread_create(&l.s->thread, NULL, accept_and_serve, &l), 0);
+
+	struct vu_frontend *fe = malloc(sizeof(*fe));
+	assert_non_null(fe);
+	struct vu_frontend_config cfg = { .nqueues = 2, .queue_size = 16, .mem_size = MEM_SIZE,
+	                                  .no_event_idx = no_event_idx };
+	assert_int_equal(vu_frontend_connect(fe, l.path, &cfg), 0);
+	assert_int_equal(vu_frontend_start(fe), 0);
+	assert_int_equal(!!(fe->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT)), !no_event_idx);
+	assert_true(fe->protocol_features & (1ull << VHU_PROTOCOL_F_REPLY_ACK));
+
+	uint64_t in_gpa, out_gpa;
+	char *in = vu_frontend_alloc(fe, 64, 64, &in_gpa);
+	char *out = vu_frontend_alloc(fe, 64, 64, &out_gpa);
+	assert_non_null(in);
+	assert_non_null(out);
+	struct vu_fe_queue *q = &fe->q[1];
+	for (unsigned i = 0; i < 50; i++) {
+		int n = snprintf(in, 64, "request %u", i);
+		struct vq_seg segs[2] = { { in_gpa, (uint32_t)n }, { out_gpa, 64 } };
+		assert_int_equal(vu_frontend_submit(fe, 1, segs, 1, 1, in), 0);
+		void *tok = NULL;
+		uint32_t len = 0;
+		for (;;) {
+			pthread_mutex_lock(&q->lock);
+			int rc = vq_driver_get_used(&q->vq, &tok, &len);
+			bool pending = rc == 0 && vq_driver_arm(&q->vq);
+			pthread_mutex_unlock(&q->lock);
+			assert_true(rc >= 0);
+			if (rc == 1)
+				break;
+			if (pending)
+				continue;
+			assert_true(readable_within(q->call_fd, WAIT_MS));
+			eventfd_t v;
+			eventfd_read(q->call_fd, &v);
+		}
+		assert_ptr_equal(tok, in);
+		assert_int_equal(len, n);
+		char expect[64];
+		snprintf(expect, sizeof(expect), "REQUEST %u", i);
+		assert_memory_equal(out, expect, (size_t)n);
+	}
+	assert_int_equal(__atomic_load_n(&l.s->calls, __ATOMIC_SEQ_CST), 50);
+	vu_frontend_stop(fe);
+	vu_frontend_close(fe);
+	free(fe);
+	assert_int_equal(server_wait(l.s), 0);
+	vu_dev_destroy(&l.s->dev);
+	close_if_open(&l.s->sock[0]);
+	free(l.s);
+	close(l.lfd);
+	unlink(l.path);
+	rmdir(l.dir);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_frontend_end_to_end_with_event_idx(void **state)
+{
+	(void)state;
+	frontend_round_trips(false);
+}
+
+static void test_frontend_end_to_end_without_event_idx(void **state)
+{
+	(void)state;
+	frontend_round_trips(true);
+}
+
+int main(void)
+{
+	log_init("test_vhost_user", LOG_LVL_ERROR, false);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_get_requests_answer_with_their_values),
+		cmocka_unit_test(test_clean_eof_returns_zero),
+		cmocka_unit_test(test_need_reply_ignored_until_reply_ack_negotiated),
+		cmocka_unit_test(test_reply_ack_zero_on_success_nonzero_on_failure),
+		cmocka_unit_test(test_set_features_with_unoffered_bits_is_refused),
+		cmocka_unit_test(test_malformed_wrong_payload_size_for_known_request),
+		cmocka_unit_test(test_malformed_fds_on_request_that_takes_none),
+		cmocka_unit_test(test_malformed_set_mem_table),
+		cmocka_unit_test(test_malformed_header_flags),
+		cmocka_unit_test(test_malformed_size_beyond_payload_buffer),
+		cmocka_unit_test(test_malformed_too_many_fds),
+		cmocka_unit_test(test_malformed_truncated_message),
+		cmocka_unit_test(test_get_vring_base_of_unknown_queue_disconnects),
+		cmocka_unit_test(test_queue_serves_request_and_signals_call),
+		cmocka_unit_test(test_call_eventfd_fires_for_a_reply),
+		cmocka_unit_test(test_no_call_when_nothing_was_used_with_event_idx),
+		cmocka_unit_test(test_no_call_when_nothing_was_used_without_event_idx),
+		cmocka_unit_test(test_queue_without_event_idx_via_add_mem_reg),
+		cmocka_unit_test(test_get_vring_base_returns_next_avail_and_queue_restarts),
+		cmocka_unit_test(test_malformed_chain_returned_empty_without_handler),
+		cmocka_unit_test(test_corrupt_ring_breaks_queue_and_signals_err),
+		cmocka_unit_test(test_overlapping_memory_regions_are_refused),
+		cmocka_unit_test(test_ring_outside_memory_is_refused_at_start),
+		cmocka_unit_test(test_frontend_end_to_end_with_event_idx),
+		cmocka_unit_test(test_frontend_end_to_end_without_event_idx),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
