@@ -1,5 +1,7 @@
 /* vufsd: options, then file system + FUSE server + vhost-user device, wired together; nothing else. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,22 @@ static int raise_nofile(uint64_t want)
 		return -1;
 	}
 	return 0;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+static int open_parent_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path) + (slash == path), path);
+	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
 static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv)
@@ -122,6 +140,11 @@ int main(int argc, char **argv)
 	lfd = o.fd >= 0 ? listen_on_fd(o.fd) : listen_on_path(o.socket_path, o.socket_group);
 	if (lfd < 0)
 		return 1;
+	/* After chroot the socket's path means nothing: keep its directory to remove it at exit. In a namespace
+	 * sandbox the parent, which stays outside, removes it. */
+	int sock_dir = -1;
+	if (o.socket_path && o.sandbox != SANDBOX_NAMESPACE)
+		sock_dir = open_parent_dir(o.socket_path);
 	if (sandbox_enter(&o) < 0)
 		return 1;
 	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .allow_direct_io = o.allow_direct_io,
@@ -145,8 +168,10 @@ int main(int argc, char **argv)
 	install_signals();
 	rc = serve(&o, lfd, srv);
 	close(lfd);
-	if (o.socket_path && o.sandbox != SANDBOX_NAMESPACE)
-		unlink(o.socket_path); /* in a namespace sandbox the path is out of reach: the waiting parent removes it */
+	if (sock_dir >= 0) {
+		unlinkat(sock_dir, base_name(o.socket_path), 0);
+		close(sock_dir);
+	}
 	fuse_server_free(srv);
 	fs_free(fs);
 	log_info("exiting%s", rc < 0 ? " after an error" : "");

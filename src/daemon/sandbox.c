@@ -49,8 +49,10 @@ static void forward_signal(int sig)
 
 static int enter_namespaces(const char *socket_path)
 {
-	if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET) < 0)
-		return fail("creating namespaces (unshare)",
+	/* Only the pid namespace is entered before the fork (it applies to children): the parent stays in the
+	 * host's mount namespace, where pivot_root cannot move its root and the socket path still means the same. */
+	if (unshare(CLONE_NEWPID) < 0)
+		return fail("creating a pid namespace (unshare)",
 		            "Run as root (or with CAP_SYS_ADMIN), or use --sandbox=chroot inside a container that cannot "
 		            "create namespaces, or --sandbox=none.");
 	pid_t child = fork();
@@ -68,6 +70,8 @@ static int enter_namespaces(const char *socket_path)
 	}
 	/* Our parent is outside the new pid namespace (getppid() says 0): if it dies, so do we. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (unshare(CLONE_NEWNS | CLONE_NEWNET) < 0)
+		return fail("creating mount and network namespaces (unshare)", "");
 	/* Nothing we mount from here on may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return fail("making mounts private", "");
