@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -36,6 +37,18 @@ static inline void close_if_open(int *fd)
 static inline int neg_errno(void)
 {
 	return errno ? -errno : -EIO;
+}
+
+/* A decimal number in [0, max]; -1 for anything else (signs, trailing junk, overflow). */
+static inline int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v > max || s[0] == '-' || s[0] == '+')
+		return -1;
+	*out = v;
+	return 0;
 }
 
 #endif

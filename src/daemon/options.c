@@ -1,5 +1,6 @@
 #include "daemon/options.h"
 
+#include "common/util.h"
 #include "daemon/caps.h"
 
 #include <errno.h>
@@ -122,17 +123,6 @@ static int parse_sandbox(const char *s, enum sandbox_mode *out)
 	return 0;
 }
 
-static int parse_uint(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v > max || s[0] == '-')
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int bad(const char *what, const char *value)
 {
 	fprintf(stderr, "vufsd: invalid %s '%s'\n", what, value);
@@ -197,7 +187,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_SOCKET_PATH: o->socket_path = arg; return 0;
 	case OPT_SOCKET_GROUP: o->socket_group = arg; return 0;
 	case OPT_FD:
-		if (parse_uint(arg, INT32_MAX, &v))
+		if (parse_u64(arg, INT32_MAX, &v))
 			return bad("fd", arg);
 		o->fd = (int)v;
 		return 0;
@@ -219,7 +209,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 		fprintf(stderr, "vufsd: --posix-acl is not implemented yet\n");
 		return -1;
 	case OPT_THREAD_POOL:
-		if (parse_uint(arg, 1024, &v))
+		if (parse_u64(arg, 1024, &v))
 			return bad("thread pool size", arg);
 		if (v > 0) {
 			fprintf(stderr, "vufsd: --thread-pool-size=%s: requests are served on their queue's thread; "
@@ -231,17 +221,17 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_SYSLOG: o->syslog = true; return 0;
 	case OPT_PRINT_CAPS: o->print_capabilities = true; return 0;
 	case OPT_RLIMIT_NOFILE:
-		return parse_uint(arg, UINT32_MAX, &o->rlimit_nofile) ? bad("rlimit-nofile", arg) : 0;
+		return parse_u64(arg, UINT32_MAX, &o->rlimit_nofile) ? bad("rlimit-nofile", arg) : 0;
 	case OPT_SANDBOX: return parse_sandbox(arg, &o->sandbox) ? bad("sandbox mode", arg) : 0;
 	case OPT_SECCOMP: return seccomp_parse_mode(arg, &o->seccomp) ? bad("seccomp mode", arg) : 0;
 	case OPT_MODCAPS: o->modcaps = arg; return 0;
 	case OPT_QUEUES:
-		if (parse_uint(arg, 16, &v) || v == 0)
+		if (parse_u64(arg, 16, &v) || v == 0)
 			return bad("queue count (1-16)", arg);
 		o->queues = (unsigned)v;
 		return 0;
 	case OPT_POLL_US:
-		if (parse_uint(arg, 1000000, &v))
+		if (parse_u64(arg, 1000000, &v))
 			return bad("poll time", arg);
 		o->poll_us = (unsigned)v;
 		return 0;

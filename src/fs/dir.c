@@ -36,13 +36,9 @@ int fs_opendir(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 	int fd, ret;
 
 	(void)ctx;
-	ret = inode_get(fs, nodeid, &inode);
+	ret = dir_get(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
-	if (inode->type != S_IFDIR) {
-		inode_put(fs, inode);
-		return -ENOTDIR;
-	}
 	fd = inode_reopen(fs, inode, O_RDONLY | O_DIRECTORY);
 	if (fd < 0) {
 		inode_put(fs, inode);

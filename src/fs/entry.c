@@ -59,13 +59,9 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, c
 	ret = fs_check_name(name);
 	if (ret < 0)
 		return ret;
-	ret = inode_get(fs, parent, &dir);
+	ret = dir_get(fs, parent, &dir);
 	if (ret < 0)
 		return ret;
-	if (dir->type != S_IFDIR) {
-		ret = -ENOTDIR;
-		goto out;
-	}
 	ret = creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;

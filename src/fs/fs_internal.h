@@ -125,6 +125,8 @@ void itab_destroy(struct inode_table *t);
 int itab_insert_root(struct fs *fs, int fd, const struct stat *st, uint64_t mnt_id);
 /* A reference to a live inode, or -ESTALE. */
 int inode_get(struct fs *fs, uint64_t nodeid, struct fs_inode **out);
+/* inode_get for a directory: -ENOTDIR (and no reference) otherwise. */
+int dir_get(struct fs *fs, uint64_t nodeid, struct fs_inode **out);
 void inode_ref(struct fs *fs, struct fs_inode *inode);
 void inode_put(struct fs *fs, struct fs_inode *inode);
 uint64_t inode_nodeid(const struct fs_inode *inode);

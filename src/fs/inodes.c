@@ -424,3 +424,13 @@ void fs_counts(struct fs *fs, uint64_t *inodes, uint64_t *handles)
 		pthread_mutex_unlock(&fs->htab.mu);
 	}
 }
+
+int dir_get(struct fs *fs, uint64_t nodeid, struct fs_inode **out)
+{
+	int ret = inode_get(fs, nodeid, out);
+	if (ret == 0 && (*out)->type != S_IFDIR) {
+		inode_put(fs, *out);
+		ret = -ENOTDIR;
+	}
+	return ret;
+}

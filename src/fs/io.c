@@ -121,13 +121,9 @@ int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const ch
 	ret = fs_check_name(name);
 	if (ret < 0)
 		return ret;
-	ret = inode_get(fs, parent, &dir);
+	ret = dir_get(fs, parent, &dir);
 	if (ret < 0)
 		return ret;
-	if (dir->type != S_IFDIR) {
-		ret = -ENOTDIR;
-		goto out;
-	}
 	flags = open_flags(fs, flags) & ~O_DIRECTORY;
 	ret = creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)
@@ -174,13 +170,9 @@ int fs_tmpfile(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t 
 	struct fs_creds creds;
 	int fd, ret;
 
-	ret = inode_get(fs, parent, &dir);
+	ret = dir_get(fs, parent, &dir);
 	if (ret < 0)
 		return ret;
-	if (dir->type != S_IFDIR) {
-		ret = -ENOTDIR;
-		goto out;
-	}
 	flags = open_flags(fs, flags) & ~O_DIRECTORY;
 	ret = creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 #include "mount/bridge.h"
 #include "transport/fuse_dev.h"
 #include "transport/vu_frontend.h"
@@ -47,17 +48,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-static int parse_size(const char *s, unsigned long long max, unsigned long long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || v > max || s[0] == '-')
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* Appends user options; default_permissions unless the user says no_default_permissions. */
 static int add_mount_options(struct mount_options *o, const char *opts)
 {
@@ -90,7 +80,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		{ "no-event-idx", no_argument, NULL, 'E' }, { "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
-	unsigned long long v;
+	uint64_t v;
 	int c;
 	*o = (struct mount_options){ .queues = 1, .queue_size = 128, .threads = 4, .max_write = MIB,
 	                             .log_level = LOG_LVL_INFO };
@@ -100,11 +90,11 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		case 's': o->socket = optarg; break;
 		case 'o': if (add_mount_options(o, optarg) < 0) return -1; break;
 		case 'f': o->foreground = true; break;
-		case 'q': if (parse_size(optarg, 16, &v) || !v) return -1; o->queues = (unsigned)v; break;
-		case 'Q': if (parse_size(optarg, 1024, &v) || !v || (v & (v - 1))) return -1; o->queue_size = (unsigned)v; break;
-		case 't': if (parse_size(optarg, 256, &v) || !v) return -1; o->threads = (unsigned)v; break;
-		case 'm': if (parse_size(optarg, 65536, &v) || !v) return -1; o->memory = (size_t)v * MIB; break;
-		case 'w': if (parse_size(optarg, 16 * MIB, &v) || v < 8192) return -1; o->max_write = (uint32_t)v; break;
+		case 'q': if (parse_u64(optarg, 16, &v) || !v) return -1; o->queues = (unsigned)v; break;
+		case 'Q': if (parse_u64(optarg, 1024, &v) || !v || (v & (v - 1))) return -1; o->queue_size = (unsigned)v; break;
+		case 't': if (parse_u64(optarg, 256, &v) || !v) return -1; o->threads = (unsigned)v; break;
+		case 'm': if (parse_u64(optarg, 65536, &v) || !v) return -1; o->memory = (size_t)v * MIB; break;
+		case 'w': if (parse_u64(optarg, 16 * MIB, &v) || v < 8192) return -1; o->max_write = (uint32_t)v; break;
 		case 'E': o->no_event_idx = true; break;
 		case 'L': if (log_parse_level(optarg, &o->log_level)) return -1; break;
 		case 'h': usage(stdout); exit(0);
