@@ -238,7 +238,8 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case 'o': return parse_o(arg, o);
 	case 'V': o->version = true; return 0;
 	case 'h': o->help = true; return 0;
-	case 'f': case 'd': return 0; /* QEMU virtiofsd's foreground and debug flags: we always run in the foreground */
+	case 'f': return 0; /* QEMU virtiofsd's foreground flag: we always run in the foreground */
+	case 'd': o->log_level = LOG_LVL_DEBUG; return 0; /* QEMU virtiofsd's debug flag (libvirt passes it) */
 	case OPT_UNSUPPORTED:
 		fprintf(stderr, "vufsd: --%s is not implemented yet\n", optname);
 		return -1;
