@@ -25,6 +25,7 @@ struct mount_options {
 	unsigned queues, queue_size, threads;
 	size_t memory;
 	uint32_t max_write;
+	unsigned poll_us;
 	bool no_event_idx;
 	enum log_level log_level;
 };
@@ -43,6 +44,7 @@ static void usage(FILE *out)
 	      "  --max-write=BYTES   data per READ/WRITE request (default 1 MiB)\n"
 	      "  --memory=MIB        shared memory in MiB (default: what the threads need)\n"
 	      "  --no-event-idx      do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
+	      "  --poll-us=N         poll for each reply N microseconds before sleeping (default 0)\n"
 	      "  --log-level=LEVEL   error, warn, info (default), debug\n"
 	      "  -h, --help          this help\n",
 	      out);
@@ -77,7 +79,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		{ "socket", required_argument, NULL, 's' }, { "queues", required_argument, NULL, 'q' },
 		{ "queue-size", required_argument, NULL, 'Q' }, { "threads", required_argument, NULL, 't' },
 		{ "memory", required_argument, NULL, 'm' }, { "max-write", required_argument, NULL, 'w' },
-		{ "no-event-idx", no_argument, NULL, 'E' }, { "log-level", required_argument, NULL, 'L' },
+		{ "no-event-idx", no_argument, NULL, 'E' }, { "poll-us", required_argument, NULL, 'P' }, { "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -96,6 +98,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		case 'm': if (parse_u64(optarg, 65536, &v) || !v) return -1; o->memory = (size_t)v * MIB; break;
 		case 'w': if (parse_u64(optarg, 16 * MIB, &v) || v < 8192) return -1; o->max_write = (uint32_t)v; break;
 		case 'E': o->no_event_idx = true; break;
+		case 'P': if (parse_u64(optarg, 1000000, &v)) return -1; o->poll_us = (unsigned)v; break;
 		case 'L': if (log_parse_level(optarg, &o->log_level)) return -1; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
@@ -138,7 +141,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("vufs-mount", o.log_level, false);
-	struct bridge_config bcfg = { .threads = o.threads, .max_write = o.max_write };
+	struct bridge_config bcfg = { .threads = o.threads, .max_write = o.max_write, .poll_us = o.poll_us };
 	struct vu_frontend_config fcfg = { .nqueues = 1 + o.queues, .queue_size = o.queue_size,
 	                                   .no_event_idx = o.no_event_idx };
 	size_t rings = (size_t)fcfg.nqueues * 3 * ((size_t)o.queue_size * 16 + 8192);
