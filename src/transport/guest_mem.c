@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "common/util.h"
 
@@ -25,6 +26,13 @@ int gm_add(struct guest_mem *gm, uint64_t gpa, uint64_t size, uint64_t uaddr, ui
 		    ranges_overlap(uaddr, size, gm->r[i].uaddr, gm->r[i].size))
 			return -EINVAL;
 	}
+	/* A page of a shared mapping past the end of its file raises SIGBUS when touched (found by fuzzing).
+	 * A frontend that shrinks its memfd later can still do that; QEMU seals its memfds against shrinking. */
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return neg_errno();
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < map_len)
+		return -EINVAL;
 	void *base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (base == MAP_FAILED)
 		return neg_errno();

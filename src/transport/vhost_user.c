@@ -22,6 +22,8 @@ static int recv_full(int sock, void *buf, size_t len, struct msghdr *first)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (first && got == 0)
+				first->msg_controllen = 0; /* a failed recvmsg wrote no control data: take no stale fds */
 			return neg_errno();
 		}
 		if (n == 0)

@@ -64,8 +64,10 @@ static void mark_broken(struct vu_queue *q)
 {
 	q->broken = true;
 	log_err("queue %u: ring is corrupt; the queue stops", q->index);
+	pthread_mutex_lock(&q->push_lock);
 	if (q->err_fd >= 0)
 		eventfd_write(q->err_fd, 1);
+	pthread_mutex_unlock(&q->push_lock);
 }
 
 /* Serves every chain available now. Returns 0, or -EIO when the ring is corrupt. */
@@ -392,8 +394,10 @@ static int on_set_vring_err(struct vu_dev *dev, struct vhu_msg *msg)
 	int fd, rc = take_vring_fd(dev, msg, &q, &fd);
 	if (rc < 0)
 		return rc;
+	pthread_mutex_lock(&q->push_lock);
 	close_if_open(&q->err_fd);
 	q->err_fd = fd;
+	pthread_mutex_unlock(&q->push_lock);
 	return 0;
 }
 

@@ -48,7 +48,7 @@ struct vu_queue {
 	pthread_t thread;
 	int stop_fd;
 	/* push_lock serialises used-ring updates and notifications (queue thread and deferred completions)
-	 * and guards call_fd, which the frontend may replace while the queue runs. */
+	 * and guards call_fd and err_fd, which the frontend may replace while the queue runs. */
 	pthread_mutex_t push_lock;
 	int call_fd;
 	struct vq_device vq;

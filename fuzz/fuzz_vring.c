@@ -1,0 +1,213 @@
+/*
+ * libFuzzer harness: the device side of a split virtqueue (vq_device_pop and its descriptor-chain walker, push,
+ * notification suppression) on a ring and a guest memory filled from the input.
+ *
+ * Input (missing bytes read as 0):
+ *   u8  log2 of the queue size (mod 9: 1..256)
+ *   u8  flags: bit0 EVENT_IDX; bit1 a second memory region; bit2 the second region right after the first
+ *       (chains may then cross from one to the other); bit3 the first region at the top of the 64-bit space;
+ *       bit4 the same for the second region
+ *   u16 last_avail as the previous owner left it, u16 used->idx
+ *   u32 gpa of region 0, u16 its size - 1 (mod 4096), u32 gpa of region 1, u16 its size - 1 (mod 4096)
+ *   8 bytes: used lengths to push (cycled)
+ *   the descriptor table (16 * num), the avail ring (flags, idx, ring[num], used_event)
+ *   the contents of region 0, then of region 1
+ * The table, the rings and each region are exact-size heap blocks (ASan sees any access outside them); the
+ * guest memory table is filled in directly, as gm_add would, with the same rules (no overflow, no overlap).
+ *
+ * Pops until the ring is empty or broken (at most 2 * num + 4 times). Checked for every chain: its head is in
+ * the table, it has at most VQ_MAX_SEGS segments, none empty, each inside one region, readable ones first, and
+ * rd_len / wr_len are the sums of their lengths; a malformed chain still names a head in the table. Each chain
+ * (malformed ones with length 0) is pushed back, and used->idx and the used element are checked.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport/guest_mem.h"
+#include "transport/vq_device.h"
+#include "transport/vring.h"
+
+#define CHECK(cond, ...)                                                                                        \
+	do {                                                                                                    \
+		if (!(cond)) {                                                                                  \
+			fprintf(stderr, "fuzz_vring: invariant failed: %s: ", #cond);                           \
+			fprintf(stderr, __VA_ARGS__);                                                           \
+			fputc('\n', stderr);                                                                    \
+			abort();                                                                                \
+		}                                                                                               \
+	} while (0)
+
+struct in {
+	const uint8_t *p;
+	size_t n;
+};
+
+static void take(struct in *in, void *dst, size_t len)
+{
+	size_t k = in->n < len ? in->n : len;
+	memcpy(dst, in->p, k);
+	memset((uint8_t *)dst + k, 0, len - k);
+	in->p += k;
+	in->n -= k;
+}
+
+static uint8_t u8(struct in *in)
+{
+	uint8_t v;
+	take(in, &v, 1);
+	return v;
+}
+
+static uint16_t u16(struct in *in)
+{
+	uint8_t b[2];
+	take(in, b, 2);
+	return (uint16_t)(b[0] | b[1] << 8);
+}
+
+static uint32_t u32(struct in *in)
+{
+	uint8_t b[4];
+	take(in, b, 4);
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* Whether [p, p+len) lies inside one region's host memory. */
+static bool in_one_region(const struct guest_mem *gm, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	for (unsigned i = 0; i < gm->n; i++) {
+		const uint8_t *h = gm->r[i].host;
+		if (b >= h && b <= h + gm->r[i].size && len <= (size_t)(h + gm->r[i].size - b))
+			return true;
+	}
+	return false;
+}
+
+static struct vq_chain chain; /* big: keep it off the stack */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct in in = { data, size };
+	unsigned num = 1u << (u8(&in) % 9);
+	uint8_t flags = u8(&in);
+	uint16_t last_avail = u16(&in), used_idx0 = u16(&in);
+	uint64_t gpa[2];
+	uint64_t rsize[2];
+	gpa[0] = u32(&in);
+	rsize[0] = (u16(&in) % 4096) + 1;
+	gpa[1] = u32(&in);
+	rsize[1] = (u16(&in) % 4096) + 1;
+	uint8_t push_lens[8];
+	take(&in, push_lens, sizeof(push_lens));
+
+	if (flags & 0x08)
+		gpa[0] |= 0xffffffff00000000ull;
+	if (flags & 0x04)
+		gpa[1] = gpa[0] + rsize[0];
+	else if (flags & 0x10)
+		gpa[1] |= 0xffffffff00000000ull;
+	for (int i = 0; i < 2; i++)
+		if (gpa[i] > UINT64_MAX - rsize[i])
+			gpa[i] = UINT64_MAX - rsize[i]; /* gm_add refuses gpa + size overflowing */
+
+	struct vring_split r = { .num = num };
+	r.desc = xmalloc(vring_desc_bytes(num));
+	r.avail = xmalloc(vring_avail_bytes(num));
+	r.used = xmalloc(vring_used_bytes(num));
+	take(&in, r.desc, vring_desc_bytes(num));
+	take(&in, r.avail, vring_avail_bytes(num));
+	memset(r.used, 0, vring_used_bytes(num));
+	r.used->idx = used_idx0;
+
+	static struct guest_mem gm;
+	memset(&gm, 0, sizeof(gm));
+	unsigned nreg = (flags & 0x02) && !overlap(gpa[0], rsize[0], gpa[1], rsize[1]) ? 2 : 1;
+	for (unsigned i = 0; i < nreg; i++) {
+		uint8_t *host = xmalloc(rsize[i]);
+		take(&in, host, rsize[i]);
+		gm.r[i] = (struct gm_region){ .gpa = gpa[i], .size = rsize[i], .uaddr = 0x7f0000000000ull + gpa[i],
+		                              .host = host, .map_base = NULL, .map_len = 0 };
+	}
+	gm.n = nreg;
+
+	static struct vq_device vq;
+	vq_device_init(&vq, &gm, &r, flags & 0x01, last_avail);
+	CHECK(vq.used_idx == used_idx0, "used_idx %u, ring says %u", vq.used_idx, used_idx0);
+
+	unsigned pushes = 0;
+	for (unsigned iter = 0; iter < 2 * num + 4; iter++) {
+		uint16_t before = vq.last_avail;
+		int rc = vq_device_pop(&vq, &chain);
+		if (rc == VQ_EMPTY) {
+			CHECK(vq.last_avail == before, "an empty pop moved last_avail");
+			vq_device_arm(&vq);
+			break;
+		}
+		if (rc == -EIO) {
+			CHECK(vq.last_avail == before, "a broken ring moved last_avail");
+			break;
+		}
+		CHECK(rc == VQ_CHAIN || rc == -EBADMSG, "pop returned %d", rc);
+		CHECK(vq.last_avail == (uint16_t)(before + 1), "last_avail %u after %u", vq.last_avail, before);
+		CHECK(chain.head < num, "head %u in a queue of %u", chain.head, num);
+		uint32_t len = 0;
+		if (rc == VQ_CHAIN) {
+			size_t rd = 0, wr = 0;
+			CHECK(chain.n_rd + chain.n_wr <= VQ_MAX_SEGS, "%u + %u segments", chain.n_rd, chain.n_wr);
+			for (unsigned i = 0; i < chain.n_rd + chain.n_wr; i++) {
+				const struct iovec *v = &chain.iov[i];
+				CHECK(v->iov_len > 0, "empty segment %u", i);
+				CHECK(in_one_region(&gm, v->iov_base, v->iov_len), "segment %u (%p, %zu) is outside guest memory",
+				      i, v->iov_base, v->iov_len);
+				/* touch it as a request handler would: ASan checks the bounds */
+				volatile uint8_t *b = v->iov_base;
+				(void)b[0];
+				(void)b[v->iov_len - 1];
+				if (i < chain.n_rd)
+					rd += v->iov_len;
+				else
+					wr += v->iov_len;
+			}
+			CHECK(rd == chain.rd_len && wr == chain.wr_len, "lengths %zu/%zu, chain says %zu/%zu", rd, wr,
+			      chain.rd_len, chain.wr_len);
+			CHECK(vq_chain_rd(&chain) == chain.iov && vq_chain_wr(&chain) == chain.iov + chain.n_rd,
+			      "chain accessors");
+			len = (uint32_t)push_lens[pushes % 8] * 16u;
+			if (len > chain.wr_len)
+				len = (uint32_t)chain.wr_len;
+		}
+		uint16_t u = vq.used_idx;
+		vq_device_push(&vq, chain.head, len);
+		pushes++;
+		CHECK(r.used->idx == (uint16_t)(u + 1) && vq.used_idx == r.used->idx, "used->idx %u after %u",
+		      r.used->idx, u);
+		const struct vring_used_elem *e = &r.used->ring[u % num];
+		CHECK(e->id == chain.head && e->len == len, "used element %u/%u, pushed %u/%u", e->id, e->len,
+		      chain.head, len);
+		vq_device_need_notify(&vq);
+	}
+	for (unsigned i = 0; i < nreg; i++)
+		free(gm.r[i].host);
+	free(r.desc);
+	free(r.avail);
+	free(r.used);
+	return 0;
+}
