@@ -175,5 +175,6 @@ int main(int argc, char **argv)
 	fuse_server_free(srv);
 	fs_free(fs);
 	log_info("exiting%s", rc < 0 ? " after an error" : "");
+	vufsd_free_options(&o);
 	return rc < 0 ? 1 : 0;
 }

@@ -171,9 +171,15 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 	return -1;
 }
 
-static int parse_o(char *list, struct vufsd_options *o)
+/* Works on a copy (kept for the options' lifetime: source= points into it) so ps still shows the command line. */
+static int parse_o(const char *arg, struct vufsd_options *o)
 {
-	char *save = NULL;
+	char *list, *save = NULL;
+	if (o->nowned == sizeof(o->owned) / sizeof(o->owned[0]) || !(list = strdup(arg))) {
+		fprintf(stderr, "vufsd: too many -o options\n");
+		return -1;
+	}
+	o->owned[o->nowned++] = list;
 	for (char *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save))
 		if (parse_o_item(item, o) < 0)
 			return -1;
@@ -280,9 +286,21 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 	}
 	if (caps_check_modcaps(o->modcaps) < 0)
 		return -1;
+	if (o->writeback && o->cache == CACHE_NEVER) {
+		/* The guest would cache writes of files it opens for direct I/O: mtime and size go stale. */
+		fprintf(stderr, "vufsd: --writeback needs --cache=auto or --cache=always\n");
+		return -1;
+	}
 	if (o->socket_path && o->fd >= 0) {
 		fprintf(stderr, "vufsd: --socket-path and --fd exclude each other\n");
 		return -1;
 	}
 	return 0;
+}
+
+void vufsd_free_options(struct vufsd_options *o)
+{
+	for (unsigned i = 0; i < o->nowned; i++)
+		free(o->owned[i]);
+	o->nowned = 0;
 }

@@ -28,10 +28,13 @@ struct vufsd_options {
 	const char *modcaps;          /* "+cap,-cap" adjustments, or NULL */
 	unsigned queues;              /* request queues offered */
 	unsigned poll_us;
+	char *owned[8];               /* copies of -o arguments that fields point into */
+	unsigned nowned;
 };
 
 /* Fills opts from argv. Returns 0, or -1 after printing why. */
 int vufsd_parse_options(int argc, char **argv, struct vufsd_options *opts);
 void vufsd_usage(FILE *out);
+void vufsd_free_options(struct vufsd_options *opts);
 
 #endif

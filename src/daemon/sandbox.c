@@ -35,7 +35,8 @@ static void wait_for_child(pid_t child, const char *socket_path)
 	}
 	if (socket_path)
 		unlink(socket_path);
-	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+	/* A child killed by a signal (seccomp's SIGSYS, say) must not look like an ordinary error exit. */
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
 /* Set once before the handler is installed; read only by it. */

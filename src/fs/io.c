@@ -339,8 +339,10 @@ int fs_release(struct fs *fs, uint64_t nodeid, uint64_t fh, bool release_flock, 
 		return ret;
 	if (release_flock && fs->cfg.flock)
 		flock(h->fd, LOCK_UN);
-	if (fs->cfg.posix_lock)
+	if (fs->cfg.posix_lock) {
 		locks_drop_owner(h->inode, lock_owner);
+		locks_drop_handle(h->inode, fh);
+	}
 	handle_put(fs, h);
 	return 0;
 }

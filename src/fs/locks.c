@@ -27,6 +27,7 @@ struct fs_lock_owner {
 	uint64_t owner;
 	int fd;
 	pid_t pid;                /* as the guest gave it */
+	uint64_t fh;              /* the handle it last locked through */
 	uint64_t *count;          /* fs->lock_fds */
 };
 
@@ -47,21 +48,54 @@ void locks_free_inode(struct fs_inode *inode)
 	inode->owners = NULL;
 }
 
-void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner)
+/* Unlinks from inode's list every owner for which match() holds, then frees them outside the mutex. */
+static void drop_matching(struct fs_inode *inode, bool (*match)(const struct fs_lock_owner *, uint64_t),
+                          uint64_t key)
 {
-	struct fs_lock_owner **p, *o = NULL;
+	struct fs_lock_owner **p = &inode->owners, *dropped = NULL;
 
 	pthread_mutex_lock(&inode->lock_mu);
-	for (p = &inode->owners; *p; p = &(*p)->next) {
-		if ((*p)->owner == lock_owner) {
-			o = *p;
+	while (*p) {
+		struct fs_lock_owner *o = *p;
+		if (match(o, key)) {
 			*p = o->next;
-			break;
+			o->next = dropped;
+			dropped = o;
+		} else {
+			p = &o->next;
 		}
 	}
 	pthread_mutex_unlock(&inode->lock_mu);
-	if (o)
-		owner_free(o);
+	while (dropped) {
+		struct fs_lock_owner *next = dropped->next;
+		owner_free(dropped);
+		dropped = next;
+	}
+}
+
+static bool owner_is(const struct fs_lock_owner *o, uint64_t lock_owner)
+{
+	return o->owner == lock_owner;
+}
+
+static bool locked_through(const struct fs_lock_owner *o, uint64_t fh)
+{
+	return o->fh == fh;
+}
+
+void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner)
+{
+	drop_matching(inode, owner_is, lock_owner);
+}
+
+/*
+ * RELEASE of a handle: an owner that locked through it and was never flushed is an open file description
+ * lock's owner (the kernel flushes POSIX owners at every close, but names OFD owners in no request), and
+ * the description is gone now, so are its locks.
+ */
+void locks_drop_handle(struct fs_inode *inode, uint64_t fh)
+{
+	drop_matching(inode, locked_through, fh);
 }
 
 /* An fd on its own open file description, readable and writable if at all possible. */
@@ -165,7 +199,6 @@ int fs_setlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, c
 	struct flock fl = *lk;
 	int fd = -1, ret;
 
-	(void)fh;
 	if (!valid_type(lk->l_type))
 		return -EINVAL;
 	ret = lock_inode(fs, nodeid, &inode);
@@ -202,6 +235,7 @@ int fs_setlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, c
 	}
 	if (lk->l_type != F_UNLCK)
 		o->pid = lk->l_pid;
+	o->fh = fh;
 	fd = fcntl(o->fd, F_DUPFD_CLOEXEC, 0);
 	pthread_mutex_unlock(&inode->lock_mu);
 	if (fd < 0) {

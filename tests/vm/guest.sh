@@ -24,6 +24,8 @@
 #       --device-opts OPTS  appended to the vhost-user-fs-pci device, e.g. packed=on [DEVICE_OPTS]
 #       --qemu-args ARGS    extra QEMU arguments, split on spaces [QEMU_ARGS]
 #       --watch-pid PID     stop QEMU soon after process PID (the backend) exits [WATCH_PID; lib.sh sets it]
+#       --pid-file FILE     QEMU writes its pid there (a test can signal QEMU through it) [QEMU_PIDFILE,
+#                           default a file in guest.sh's own temp dir]; removed when QEMU has exited
 #   -c, --cache DIR         kernel cache, keyed by kernel version [VUFS_VM_CACHE, default /var/cache/vufs-vm]
 #       --prepare-only      build the initrd, print "KERNEL INITRD", boot nothing [PREPARE_ONLY=1]; the initrd
 #                           goes to $INITRD if set, else to a new temp dir that the caller removes. Kernel
@@ -46,7 +48,7 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 MEM=${MEM:-1G}; SMP=${SMP:-2}; QUEUES=${QUEUES:-1}; QUEUE_SIZE=${QUEUE_SIZE:-}; MOUNT_OPTS=${MOUNT_OPTS:-}
 KERNEL_APPEND=${KERNEL_APPEND:-}; GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}; EXTRA_MODULES=${EXTRA_MODULES:-}
 DEVICE_OPTS=${DEVICE_OPTS:-}; QEMU_ARGS=${QEMU_ARGS:-}; CACHE=${VUFS_VM_CACHE:-/var/cache/vufs-vm}
-PREPARE_ONLY=${PREPARE_ONLY:-}; WATCH_PID=${WATCH_PID:-}
+PREPARE_ONLY=${PREPARE_ONLY:-}; WATCH_PID=${WATCH_PID:-}; QEMU_PIDFILE=${QEMU_PIDFILE:-}
 
 while [ $# -gt 0 ]; do
   opt=$1 val=
@@ -66,6 +68,7 @@ while [ $# -gt 0 ]; do
     -t|--timeout) GUEST_TIMEOUT=$val ;; --modules) EXTRA_MODULES=$val ;;
     --device-opts) DEVICE_OPTS=$val ;;  --qemu-args) QEMU_ARGS=$val ;;
     -c|--cache) CACHE=$val ;;         --watch-pid) WATCH_PID=$val ;;
+    --pid-file) QEMU_PIDFILE=$val ;;
     *) die "unknown option $opt (see --help)" ;;
   esac
 done
@@ -99,9 +102,11 @@ fi
 # --- per-run temp dir ----------------------------------------------------------------------------------
 run=$(mktemp -d "${TMPDIR:-/tmp}/vufs-guest.XXXXXX")
 keep_run=
+qpid=${QEMU_PIDFILE:-$run/qemu.pid}
+rm -f "$qpid"      # a stale pid must not be signalled
 # shellcheck disable=SC2317   # invoked by the trap
 cleanup() {
-  if [ -s "$run/qemu.pid" ]; then kill "$(cat "$run/qemu.pid")" 2>/dev/null || true; fi   # interrupted mid-boot
+  if [ -s "$qpid" ]; then kill "$(cat "$qpid")" 2>/dev/null || true; fi   # interrupted mid-boot
   [ -z "${guestjob:-}" ] || wait "$guestjob" 2>/dev/null || true
   [ -z "${watcher:-}" ] || kill "$watcher" 2>/dev/null || true
   [ -n "$keep_run" ] || rm -rf "$run"
@@ -270,14 +275,14 @@ fi
 [ -z "$QEMU_ARGS" ] || qemu+=($QEMU_ARGS)
 
 log=$run/console.log
-qemu+=(-pidfile "$run/qemu.pid")
+qemu+=(-pidfile "$qpid")
 alive() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
 watcher=
 if [ -n "$WATCH_PID" ]; then     # a dead backend leaves the guest blocked on /mnt: stop QEMU, don't wait for the timeout
   ( while alive "$WATCH_PID"; do sleep 0.5; done
     sleep 3
-    if [ -s "$run/qemu.pid" ] && alive "$(cat "$run/qemu.pid")"; then
-      note "the backend (pid $WATCH_PID) has exited; stopping QEMU"; kill "$(cat "$run/qemu.pid")"
+    if [ -s "$qpid" ] && alive "$(cat "$qpid")"; then
+      note "the backend (pid $WATCH_PID) has exited; stopping QEMU"; kill "$(cat "$qpid")"
     fi ) &
   watcher=$!
 fi
@@ -291,7 +296,7 @@ start=$SECONDS
 guestjob=$!
 wait "$guestjob" || true
 guestjob=''
-rm -f "$run/qemu.pid"
+rm -f "$qpid"
 qrc=$(cat "$run/qemu.rc" 2>/dev/null || echo '?')
 took=$((SECONDS - start))
 case $qrc in 124|137) note "QEMU killed after the ${GUEST_TIMEOUT}s timeout" ;; esac

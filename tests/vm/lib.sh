@@ -9,15 +9,26 @@
 #                         Run it in the test's own shell, not in $(...): stop_backend must be able to wait for it.
 #   stop_backend [SECS]   SIGTERM, wait up to SECS (default 10), then SIGKILL; prints the backend's exit status,
 #                         stores it in BACKEND_STATUS and returns it (0 also when it had already exited with 0).
-#   cleanup               the trap: stops a running backend, removes TESTDIR and the paths in CLEANUP_PATHS.
+#   cleanup               the trap: runs the CLEANUP_CMDS (shell strings, last added first, failures ignored),
+#                         stops a running backend, removes TESTDIR and the paths in CLEANUP_PATHS.
 #   skip REASON           prints the reason and exits 77 (tests/run.sh counts it as skipped).
+#   wait_backend_exit SECS  waits up to SECS for the backend to exit by itself (e.g. once the VMM has gone);
+#                         sets BACKEND_STATUS (128+N if signal N ended it) and returns 0 when it has exited;
+#                         returns 1 if it still runs (it is left running: stop_backend or cleanup stops it).
+#   status_text STATUS    "exit N", or "killed by SIGNAME" for a status above 128
+#   sanitizer_report FILE...  prints the ASan/LSan/UBSan report lines found in the FILEs; returns 0 if there
+#                         is one, 1 if they are clean
+#   console_section BEGIN END FILE  prints the lines of FILE after the line BEGIN up to (not including) the
+#                         next line starting with END (the guest's console output between two markers)
+#   san_env               exports the sanitizer options the integration tests use, unless already set
+#   need_pkgs PKG...      installs the Debian packages that are missing (apt-get, only when one is missing)
 
 VUFS_ROOT=${VUFS_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 VUFS_BUILD=${VUFS_BUILD:-$VUFS_ROOT/build}
 # shellcheck disable=SC2034   # used by the scripts that source this
 GUEST=$VUFS_ROOT/tests/vm/guest.sh
 BACKEND_PID='' BACKEND_STATUS=''
-CLEANUP_PATHS=()
+CLEANUP_PATHS=() CLEANUP_CMDS=()
 TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/${TESTDIR_PREFIX:-vufs-test}.XXXXXX")
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -62,8 +73,53 @@ stop_backend() {
   return "$BACKEND_STATUS"
 }
 
+wait_backend_exit() {
+  local limit=${1:-10} i=0
+  [ -n "$BACKEND_PID" ] || return 0
+  while kill -0 "$BACKEND_PID" 2>/dev/null && [ $i -lt $((limit * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+  # a zombie still answers kill -0; wait reaps it (and would block on a live process, hence the check)
+  if kill -0 "$BACKEND_PID" 2>/dev/null && ! grep -q '^[0-9]* (.*) Z' "/proc/$BACKEND_PID/stat" 2>/dev/null; then
+    return 1
+  fi
+  BACKEND_STATUS=0
+  wait "$BACKEND_PID" 2>/dev/null || BACKEND_STATUS=$?
+  BACKEND_PID='' WATCH_PID=''
+  return 0
+}
+
+status_text() {
+  if [ "$1" -gt 128 ] 2>/dev/null; then echo "killed by SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"
+  else echo "exit $1"; fi
+}
+
+sanitizer_report() {
+  grep -hE '^==[0-9]+==(ERROR|WARNING): [A-Za-z]*Sanitizer|^SUMMARY: [A-Za-z]*Sanitizer|runtime error:|^[A-Za-z]*Sanitizer:DEADLYSIGNAL' "$@" 2>/dev/null
+}
+
+console_section() {
+  awk -v b="$1" -v e="$2" 'on && index($0, e) == 1 { exit } on { print } $0 == b { on = 1 }' "$3"
+}
+
+san_env() {
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+}
+
+need_pkgs() {
+  local p missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  [ "$(id -u)" = 0 ] || { echo "need_pkgs: missing Debian packages (run as root): ${missing[*]}" >&2; return 1; }
+  echo "need_pkgs: installing ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 cleanup() {
-  local rc=$?
+  local rc=$? i
+  for ((i = ${#CLEANUP_CMDS[@]} - 1; i >= 0; i--)); do eval "${CLEANUP_CMDS[i]}" || true; done
   [ -z "$BACKEND_PID" ] || stop_backend 5 >&2 || true
   rm -rf "$TESTDIR" ${CLEANUP_PATHS[@]+"${CLEANUP_PATHS[@]}"}
   return $rc

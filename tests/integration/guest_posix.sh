@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The POSIX test program inside a real guest (Debian's kernel and its virtiofs driver, QEMU TCG) on vufsd, the
+# sanitizer build, once per cache mode (never, auto, always; one boot each): its results must equal those of a
+# native run on the host but for the differences tests/posix/known-limits.txt lists for "vufsd", "vufsd:CACHE"
+# and "guest" (the test guest itself: busybox, its minimal /proc and /etc). vufsd serves extended attributes and
+# POSIX and flock locks itself (as libvirt's <lock posix='on' flock='on'/> asks), so the lock cases test vufsd,
+# not the guest kernel's local locks. After each poweroff vufsd must exit 0 by itself (the VMM disconnected),
+# with no sanitizer report, and the guest's kernel log must hold no oops or warning.
+# The guest prints vufs-posix's output between VUFS-POSIX-BEGIN and VUFS-POSIX-END lines on its serial console.
+# timeout: 720
+set -uo pipefail
+TESTDIR_PREFIX=vufs-guest-posix
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/../vm/lib.sh"
+san_env
+SAN_BUILD=${VUFS_SAN_BUILD:-$VUFS_ROOT/build-san}
+VUFSD=$SAN_BUILD/vufsd POSIX=$VUFS_BUILD/vufs-posix
+export GUEST_TIMEOUT=${GUEST_TIMEOUT:-200}
+fail() { echo "FAIL: $*"; exit 1; }
+[ -x "$VUFSD" ] && [ -x "$POSIX" ] || fail "build first: make all && make SAN=1 all ($VUFSD, $POSIX)"
+[ "$(id -u)" = 0 ] || skip "must run as root (vufs-posix switches uids; vufsd serves any owner)"
+need_pkgs qemu-system-x86 qemu-system-common busybox-static cpio xz-utils || fail "cannot install the guest's packages"
+
+t0=$SECONDS
+mkdir -p "$TESTDIR/native"
+"$POSIX" -q "$TESTDIR/native" >"$TESTDIR/posix-native.txt"
+echo "== native reference ($((SECONDS - t0))s): $(grep '^RESULT' "$TESTDIR/posix-native.txt")"
+grep -q '^RESULT' "$TESTDIR/posix-native.txt" || fail "the native reference run died"
+
+cat >"$TESTDIR/guest-posix.sh" <<'EOF'
+echo VUFS-POSIX-BEGIN
+vufs-posix -q /mnt
+echo "VUFS-POSIX-END $?"
+EOF
+
+problems=()
+for cache in never auto always; do
+  t=$SECONDS
+  share=$TESTDIR/share-$cache SOCK=$TESTDIR/vufsd-$cache.sock BACKEND_LOG=$TESTDIR/vufsd-$cache.log
+  console=$TESTDIR/console-$cache.txt out=$TESTDIR/posix-$cache.txt
+  mkdir -p "$share"
+  start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --sandbox=none --seccomp=none \
+                --cache="$cache" --xattr --posix-lock --flock ||
+    { cat "$BACKEND_LOG"; fail "cache=$cache: vufsd did not start"; }
+  grc=0
+  "$GUEST" "$SOCK" "$TESTDIR/guest-posix.sh" "$POSIX" >"$console" 2>"$TESTDIR/guest-$cache.err" || grc=$?
+  console_section VUFS-POSIX-BEGIN VUFS-POSIX-END "$console" >"$out"
+  echo "== cache=$cache: guest.sh exit $grc, $(grep '^RESULT' "$out" || echo 'no RESULT line') ($((SECONDS - t))s)"
+  if [ $grc -ne 0 ]; then
+    tail -n 40 "$console"; cat "$TESTDIR/guest-$cache.err"
+    problems+=("cache=$cache: the guest run failed (guest.sh exit $grc: 2 = mount failed, 3 = crashed/hung)")
+  fi
+  if ! "$VUFS_ROOT/tests/posix/compare.sh" "$TESTDIR/posix-native.txt" "$out" vufsd "vufsd:$cache" guest; then
+    problems+=("cache=$cache: results differ from the native reference (DIFFERENT lines above)")
+  fi
+  if grep -E '^\[ *[0-9]+\.[0-9]+\] .*(BUG|WARNING|Oops|general protection|Call Trace|virtio_fs|virtiofs|fuse)' "$console"
+  then
+    problems+=("cache=$cache: the guest kernel logged the lines above")
+  fi
+  if wait_backend_exit 15; then
+    [ "$BACKEND_STATUS" -eq 0 ] || problems+=("cache=$cache: vufsd $(status_text "$BACKEND_STATUS") after the guest powered off")
+  else
+    problems+=("cache=$cache: vufsd still running 15s after the guest powered off")
+    stop_backend 5 || true
+  fi
+  if sanitizer_report "$BACKEND_LOG" >/dev/null; then
+    cat "$BACKEND_LOG"; problems+=("cache=$cache: sanitizer report in vufsd's log")
+  fi
+  grep -q 'frontend disconnected' "$BACKEND_LOG" || { cat "$BACKEND_LOG"; problems+=("cache=$cache: vufsd did not log the VMM's disconnect"); }
+  leftover=$(find "$share" -mindepth 1 | head -5)
+  [ -z "$leftover" ] || echo "note: cache=$cache: vufs-posix left in the share: $leftover"
+done
+
+echo "== total $((SECONDS - t0))s"
+if [ ${#problems[@]} -gt 0 ]; then
+  printf 'FAIL: %s\n' "${problems[@]}"
+  exit 1
+fi
+echo "guest_posix: ok"
