@@ -9,6 +9,7 @@
 #include "common/util.h"
 
 #define MAX_BLOCKING 64
+#define BLOCKING_REQUEST_MAX 4096 /* a lock request is a header and a fuse_lk_in; allow padding */
 #define BLOCKING_REPLY_MAX 256 /* a lock reply is a header and a fuse_lk_out at most */
 
 int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueues)
@@ -85,12 +86,12 @@ static void give_back_slot(struct fs_device *d)
 	pthread_mutex_unlock(&d->blocking_lock);
 }
 
-/* Returns VU_DEFERRED if a thread took the request, or -1 to serve it here after all. */
-static long defer_blocking(struct fs_device *d, struct vu_queue *q, struct vq_chain *c)
+/* Hands the request to a thread of its own; false if it could not (too many, too big, out of memory). */
+static bool defer_blocking(struct fs_device *d, struct vu_queue *q, struct vq_chain *c)
 {
 	const struct iovec *rd = vq_chain_rd(c);
-	if (c->rd_len > sizeof(struct fuse_in_header) + sizeof(struct fuse_lk_in) || !take_blocking_slot(d))
-		return -1;
+	if (c->rd_len > BLOCKING_REQUEST_MAX || !take_blocking_slot(d))
+		return false;
 	struct blocking_job *job = malloc(sizeof(*job) + c->rd_len);
 	struct iovec *wr = calloc(c->n_wr ? c->n_wr : 1, sizeof(*wr));
 	if (!job || !wr)
@@ -110,12 +111,12 @@ static long defer_blocking(struct fs_device *d, struct vu_queue *q, struct vq_ch
 	int rc = pthread_create(&t, &attr, blocking_thread, job);
 	pthread_attr_destroy(&attr);
 	if (rc == 0)
-		return VU_DEFERRED;
+		return true;
 fail:
 	free(job);
 	free(wr);
 	give_back_slot(d);
-	return -1;
+	return false;
 }
 
 long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *c)
@@ -124,10 +125,11 @@ long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *c)
 	const struct iovec *rd = vq_chain_rd(c);
 
 	if (fuse_request_may_block(rd, c->n_rd)) {
-		long rc = defer_blocking(d, q, c);
-		if (rc == VU_DEFERRED)
-			return rc;
-		log_warn("queue %u: serving a blocking lock request inline", q->index);
+		if (defer_blocking(d, q, c))
+			return VU_DEFERRED;
+		/* Blocking here would stall the queue, and with it the unlock that would end the wait. */
+		log_warn("queue %u: too many blocking lock requests; refusing one", q->index);
+		return (long)fuse_reply_error(rd, c->n_rd, vq_chain_wr(c), c->n_wr, c->wr_len, -ENOLCK);
 	}
 	return (long)fuse_serve(d->srv, d->workers[q->index], rd, c->n_rd, c->rd_len, vq_chain_wr(c), c->n_wr,
 	                        c->wr_len);

@@ -310,3 +310,13 @@ bool fuse_request_may_block(const struct iovec *rd, unsigned nrd)
 	struct fuse_in_header h;
 	return copy_in(rd, nrd, 0, &h, sizeof(h)) == sizeof(h) && h.opcode == FUSE_SETLKW;
 }
+
+size_t fuse_reply_error(const struct iovec *rd, unsigned nrd, const struct iovec *wr, unsigned nwr, size_t wr_len,
+                        int error)
+{
+	struct fuse_req r = { .wr = wr, .nwr = nwr, .wr_len = wr_len };
+	if (copy_in(rd, nrd, 0, &r.in, sizeof(r.in)) != sizeof(r.in))
+		return 0;
+	reply_err(&r, error);
+	return r.reply_len;
+}

@@ -46,6 +46,10 @@ size_t fuse_serve(struct fuse_server *srv, struct fuse_worker *w, const struct i
 /* Whether this request may block for long (SETLKW), so a transport should serve it off its queue thread. */
 bool fuse_request_may_block(const struct iovec *rd, unsigned nrd);
 
+/* Writes an error reply (negative errno) to the request in rd without serving it; returns the reply's size. */
+size_t fuse_reply_error(const struct iovec *rd, unsigned nrd, const struct iovec *wr, unsigned nwr, size_t wr_len,
+                        int error);
+
 /* The negotiated FUSE minor version (0 before INIT). */
 uint32_t fuse_server_minor(const struct fuse_server *srv);
 
