@@ -46,6 +46,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Waits up to 60 s for a process to exit; if it does not, logs its threads' stacks (for the bug report) and fails.
+wait_exit() {   # pid what
+  wait_for 60 bash -c "! kill -0 $1 2>/dev/null" && return 0
+  command -v gdb >/dev/null && timeout 30 gdb -batch -p "$1" -ex "thread apply all bt" 2>/dev/null | grep -E "^#|^Thread" | head -60
+  fail "$2 did not exit"
+}
+
 wait_for() {   # seconds command...
   local limit=$1; shift
   for _ in $(seq $((limit * 10))); do "$@" && return 0; sleep 0.1; done
@@ -81,9 +88,9 @@ mount_backend() {
 # Unmounts, waits for vufs-mount and the backend to exit, and fails on sanitizer reports or bad exits.
 finish() {
   umount "$MNT" || fail "umount failed"
-  wait_for 20 bash -c "! kill -0 $MOUNT_PID 2>/dev/null" || fail "vufs-mount did not exit after the unmount"
+  wait_exit "$MOUNT_PID" "vufs-mount (after the unmount)"
   wait "$MOUNT_PID"; local mrc=$?; MOUNT_PID=
-  wait_for 10 bash -c "! kill -0 $BACKEND_PID 2>/dev/null" || fail "backend did not exit after the disconnect"
+  wait_exit "$BACKEND_PID" "the backend (after the disconnect)"
   wait "$BACKEND_PID"; local brc=$?; BACKEND_PID=
   if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$SCRATCH"/*.log; then
     cat "$SCRATCH"/*.log; fail "sanitizer report"
@@ -95,6 +102,6 @@ finish() {
 # Unmounts a mount whose backend is not ours to check (a peer): vufs-mount must still exit cleanly.
 unmount_peer() {
   umount "$MNT" || fail "umount failed"
-  wait_for 20 bash -c "! kill -0 $MOUNT_PID 2>/dev/null" || fail "vufs-mount did not exit after the unmount"
+  wait_exit "$MOUNT_PID" "vufs-mount (after the unmount)"
   wait "$MOUNT_PID" || fail "vufs-mount exited with an error"; MOUNT_PID=
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The POSIX test program through vufs-mount gives the native results (but for known limits) on vufsd in every
-# cache mode and on QEMU's C virtiofsd; vufsd and vufs-mount exit cleanly, sanitizer-clean.
+# cache mode and on QEMU's C virtiofsd in every cache mode; vufsd and vufs-mount exit cleanly, sanitizer-clean.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 
@@ -12,7 +12,11 @@ for cache in never auto always; do
   rm -rf "${SHARE:?}"/*
 done
 
-start_qemu_virtiofsd -o cache=auto -o xattr
-mount_backend -o allow_other
-posix_through qemu-virtiofsd qemu
-unmount_peer
+for cache in none auto always; do
+  start_qemu_virtiofsd -o cache=$cache -o xattr
+  mount_backend -o allow_other
+  posix_through "qemu-virtiofsd-cache-$cache" "qemu qemu:$cache"
+  unmount_peer
+  wait "$BACKEND_PID" 2>/dev/null; BACKEND_PID=
+  rm -rf "${SHARE:?}"/* "$SOCK"
+done

@@ -27,7 +27,11 @@ for cache in never auto always; do
   workload "vufsd cache=$cache"
   finish
 done
-start_qemu_virtiofsd -o cache=auto
-mount_backend
-workload "qemu-virtiofsd cache=auto"
-unmount_peer
+for cache in none auto always; do
+  start_qemu_virtiofsd -o cache=$cache
+  mount_backend
+  workload "qemu-virtiofsd cache=$cache"
+  unmount_peer
+  wait "$BACKEND_PID" 2>/dev/null; BACKEND_PID=
+  rm -f "$SOCK"
+done
