@@ -1,5 +1,7 @@
 /* vufs-mount: options, then vhost-user frontend + /dev/fuse mount + bridge, wired together. */
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -110,15 +112,41 @@ static int parse(int argc, char **argv, struct mount_options *o)
 	return 0;
 }
 
-/* Waits for a signal (then unmounts) or for the readers to leave (someone unmounted). */
-static void run_until_unmounted(struct bridge *b, const char *mountpoint, int sfd)
+/* Whether mountpoint still carries a fuse.vufs mount in our mount namespace. */
+static bool still_mounted(const char *mountpoint)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	bool found = false;
+	if (!f)
+		return true; /* cannot tell: assume it is */
+	while (!found && fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX], *dash = strstr(line, " - ");
+		if (dash && sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strcmp(mp, mountpoint) &&
+		    !strncmp(dash + 3, "fuse.vufs ", 10))
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+enum run_end { ENDED_UNMOUNTED, ENDED_STUCK };
+
+/*
+ * Waits for a signal (then unmounts) or for the readers to leave (someone unmounted). If the mount is gone from
+ * our namespace but the readers stay (a copy of the mount lives on in another mount namespace, made by a
+ * process that unshared while we were mounted), the connection never ends by itself: report that.
+ */
+static enum run_end run_until_unmounted(struct bridge *b, const char *mountpoint, const char *canonical, int sfd)
 {
 	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = bridge_done_fd(b), .events = POLLIN } };
+	unsigned gone = 0;
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		int n = poll(pfd, 2, 1000);
+		if (n < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents)
-			return;
+			return ENDED_UNMOUNTED;
 		if (pfd[0].revents) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si))
@@ -126,7 +154,10 @@ static void run_until_unmounted(struct bridge *b, const char *mountpoint, int sf
 			fuse_dev_unmount(mountpoint);
 			pfd[0].fd = -1;
 		}
+		if (n == 0 && !still_mounted(canonical) && ++gone >= 3)
+			return ENDED_STUCK;
 	}
+	return ENDED_UNMOUNTED;
 }
 
 int main(int argc, char **argv)
@@ -161,6 +192,12 @@ int main(int argc, char **argv)
 		vu_frontend_close(&fe);
 		return 1;
 	}
+	char canonical[PATH_MAX];
+	if (!realpath(o.mountpoint, canonical)) {
+		log_err("%s: %s", o.mountpoint, strerror(errno));
+		vu_frontend_close(&fe);
+		return 1;
+	}
 	int fuse_fd = fuse_dev_mount(o.socket, o.mountpoint, o.options);
 	if (fuse_fd < 0) {
 		vu_frontend_close(&fe);
@@ -187,7 +224,11 @@ int main(int argc, char **argv)
 		log_err("cannot start: %s", strerror(-rc));
 		fuse_dev_unmount(o.mountpoint);
 	} else {
-		run_until_unmounted(b, o.mountpoint, sfd);
+		if (run_until_unmounted(b, o.mountpoint, canonical, sfd) == ENDED_STUCK) {
+			/* Exiting closes our /dev/fuse fds, which aborts the connection the other copy still uses. */
+			log_warn("%s is unmounted here but still mounted in another mount namespace; exiting", o.mountpoint);
+			_exit(0);
+		}
 	}
 	bool dead = b && bridge_backend_dead(b);
 	bridge_free(b);
