@@ -119,7 +119,7 @@ case $TOOL in
       profile_op "$op"; n=$N
       echo "### $op (qd $QD, $BACKEND): $n operations"
       echo '```'
-      perf report -i "$WORK/$op.data" --stdio --no-children --sort sym 2>/dev/null | grep -E '^ +[0-9]' | head -25 |
+      perf report -i "$WORK/$op.data" --stdio --no-children -g none --sort sym 2>/dev/null | grep -E '^ +[0-9]' | head -25 |
         tee "$WORK/$op.txt"
       echo '```'
     done ;;

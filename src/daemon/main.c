@@ -51,13 +51,40 @@ static void print_capabilities(void)
 	printf("{\n  \"type\": \"fs\"\n}\n");
 }
 
-static int raise_nofile(uint64_t want)
+/*
+ * Every inode the guest holds is an open O_PATH fd here, so the usual limit of 1024 would turn a guest's `find`
+ * over a big tree into EMFILE: like virtiofsd, raise the limit to the kernel's per-process ceiling by default
+ * (where we may not, to the hard limit). An explicit --rlimit-nofile that cannot be set is an error.
+ */
+static int set_nofile_limit(uint64_t want)
 {
-	struct rlimit rl = { want, want };
-	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		log_err("cannot raise the open-file limit to %llu: %s", (unsigned long long)want, strerror(errno));
+	bool dflt = want == VUFSD_NOFILE_DEFAULT;
+	struct rlimit rl;
+
+	if (want == 0)
+		return 0;
+	if (dflt) {
+		FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+		unsigned long long v = 0;
+		if (!f || fscanf(f, "%llu", &v) != 1 || v == 0)
+			v = 1048576; /* the kernel's default nr_open */
+		if (f)
+			fclose(f);
+		want = v;
+	}
+	rl = (struct rlimit){ want, want };
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		return 0;
+	if (!dflt) {
+		log_err("cannot set the open-file limit to %llu: %s", (unsigned long long)want, strerror(errno));
 		return -1;
 	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	log_info("open-file limit %llu (cannot raise it to %llu)", (unsigned long long)rl.rlim_cur,
+	         (unsigned long long)want);
 	return 0;
 }
 
@@ -133,7 +160,7 @@ int main(int argc, char **argv)
 	}
 	log_init("vufsd", o.log_level, o.syslog);
 	umask(0); /* the guest already applied its umask to every mode it sends */
-	if (o.rlimit_nofile && raise_nofile(o.rlimit_nofile) < 0)
+	if (set_nofile_limit(o.rlimit_nofile) < 0)
 		return 1;
 
 	/* The socket lives outside the shared directory: create it before the sandbox hides the host. */

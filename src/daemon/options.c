@@ -85,13 +85,13 @@ void vufsd_usage(FILE *out)
 	      "                            and pivot_root into the shared directory)\n"
 	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
 	      "  --modcaps=+cap,-cap       adjust the capabilities kept\n"
-	      "  --rlimit-nofile=N         raise the open-file limit to N\n"
+	      "  --rlimit-nofile=N         set the open-file limit to N (default fs.nr_open; 0: leave it)\n"
 	      "  --log-level=LEVEL         error, warn, info (default) or debug\n"
 	      "  --syslog                  log to syslog instead of stderr\n"
 	      "  --print-capabilities      print the JSON capabilities libvirt reads, then exit\n"
 	      "  -o OPT[,OPT...]           QEMU virtiofsd style: source=DIR, cache=, xattr, no_xattr, flock,\n"
 	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
-	      "                            readdirplus, no_readdirplus, log_level=LEVEL\n"
+	      "                            readdirplus, no_readdirplus, log_level=LEVEL, rlimit_nofile=N\n"
 	      "  -V, --version             print the version\n"
 	      "  -h, --help                this help\n",
 	      out);
@@ -165,6 +165,8 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		return parse_cache(val, &o->cache) ? bad("cache mode", val) : 0;
 	if (val && !strcmp(item, "log_level"))
 		return log_parse_level(val, &o->log_level) ? bad("log level", val) : 0;
+	if (val && !strcmp(item, "rlimit_nofile"))
+		return parse_u64(val, UINT32_MAX, &o->rlimit_nofile) ? bad("rlimit_nofile", val) : 0;
 	if (val && !strcmp(item, "sandbox"))
 		return parse_sandbox(val, &o->sandbox) ? bad("sandbox mode", val) : 0;
 	fprintf(stderr, "vufsd: -o %s%s%s is not supported\n", item, val ? "=" : "", val ? val : "");
@@ -259,6 +261,7 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 	*o = (struct vufsd_options){
 		.fd = -1, .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = false, .flock = false,
 		.log_level = LOG_LVL_INFO, .sandbox = SANDBOX_NAMESPACE, .seccomp = SECCOMP_KILL, .queues = 1,
+		.rlimit_nofile = VUFSD_NOFILE_DEFAULT,
 	};
 	int c, idx = -1;
 	while ((c = getopt_long(argc, argv, "o:Vhfd", long_opts, &idx)) != -1) {

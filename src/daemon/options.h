@@ -12,6 +12,8 @@
 
 enum sandbox_mode { SANDBOX_NAMESPACE, SANDBOX_CHROOT, SANDBOX_NONE };
 
+#define VUFSD_NOFILE_DEFAULT UINT64_MAX
+
 struct vufsd_options {
 	const char *socket_path;
 	const char *socket_group;
@@ -22,7 +24,7 @@ struct vufsd_options {
 	enum log_level log_level;
 	bool syslog;
 	bool print_capabilities, version, help;
-	uint64_t rlimit_nofile;       /* 0: leave as is */
+	uint64_t rlimit_nofile;       /* 0: leave as is; VUFSD_NOFILE_DEFAULT: fs.nr_open (as virtiofsd) */
 	enum sandbox_mode sandbox;
 	enum seccomp_mode seccomp;
 	const char *modcaps;          /* "+cap,-cap" adjustments, or NULL */

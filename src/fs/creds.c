@@ -33,6 +33,9 @@
 #endif
 
 static __thread bool groups_dropped;
+/* 1 when this thread's fsuid and fsgid are 0 outside creds_enter/creds_leave, 0 when not, -1 before the first
+ * look: a root caller then needs no switch at all (8 system calls saved per creating request). */
+static __thread int at_root = -1;
 
 /* setfsuid/setfsgid return the previous id and cannot fail visibly; an invalid id (-1) reads the current one. */
 static uid_t set_fsuid(uid_t uid)
@@ -49,6 +52,10 @@ int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 {
 	saved->switched = false;
 	if (!ctx || !fs->switch_creds)
+		return 0;
+	if (at_root < 0)
+		at_root = set_fsuid((uid_t)-1) == 0 && set_fsgid((gid_t)-1) == 0;
+	if (at_root && ctx->uid == 0 && ctx->gid == 0)
 		return 0;
 	if (!groups_dropped) {
 		if (syscall(SYS_SETGROUPS, 0, NULL) < 0) {

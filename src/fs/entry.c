@@ -80,7 +80,7 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, c
 		ret = neg_errno();
 	creds_leave(&creds);
 	if (ret == 0)
-		ret = inode_lookup_name(fs, dir, name, e);
+		ret = inode_open_name(fs, dir, name, e);
 out:
 	inode_put(fs, dir);
 	return ret;

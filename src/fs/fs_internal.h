@@ -140,6 +140,8 @@ int inode_register(struct fs *fs, int opath_fd, const struct stat *st, uint64_t 
 int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *mnt_id);
 /* Look name up in the directory parent: one lookup reference, entry filled. */
 int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
+/* The same for a name just created (not yet in the table): skips the search for a known inode. */
+int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
 /* Fills e for inode (which the caller has already given a lookup reference). */
 int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e);
 /* Opens the inode for I/O through /proc/self/fd (O_NOFOLLOW is dropped, O_CLOEXEC added). */

@@ -330,7 +330,45 @@ int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *
 	return 0;
 }
 
+/*
+ * A name that leads to an inode the table already holds is answered from one statx of the name: the table keeps
+ * an fd open on that inode, so its (dev, ino, mount) cannot have been reused for another file, and opening it
+ * again would only cost an openat and a close. Returns false when the inode is not known.
+ */
+static bool lookup_known(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e, int *ret)
+{
+	struct inode_table *t = &fs->itab;
+	struct fs_inode *inode;
+	struct stat st;
+	uint64_t mnt_id;
+
+	*ret = fs_statx(parent->fd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, &st, &mnt_id);
+	if (*ret < 0)
+		return true;
+	pthread_mutex_lock(&t->mu);
+	inode = hash_find(t, st.st_dev, st.st_ino, mnt_id);
+	if (inode && inode->type == (st.st_mode & S_IFMT)) {
+		inode->nlookup++;
+		e->nodeid = inode_nodeid(inode);
+		e->generation = inode->gen;
+		e->st = st;
+	} else {
+		inode = NULL;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return inode != NULL;
+}
+
 int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+{
+	int ret;
+
+	if (lookup_known(fs, parent, name, e, &ret))
+		return ret;
+	return inode_open_name(fs, parent, name, e);
+}
+
+int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
 {
 	struct fs_inode *inode;
 	struct stat st;

@@ -2,7 +2,7 @@
  * vufs-hostile: a malicious VMM + guest for any vhost-user-fs backend.
  *
  *   vufs-hostile --socket=PATH --share=HOSTDIR [--only=GLOB[,GLOB...]] [--peer=NAME] [--list]
- *                [--timeout=MS] [--expect-exit] [--queues=N]
+ *                [--timeout=MS] [--expect-exit] [--queues=N] [--backend-pid=PID] [--flood=N]
  *
  * Each check opens its own vhost-user connection (a backend that serves one connection, as vufsd and QEMU's
  * virtiofsd do, must be restarted between checks: the integration scripts run one --only=NAME per backend
@@ -70,7 +70,9 @@ static struct {
 	bool list, expect_exit;
 	int timeout_ms;
 	unsigned queues;       /* request queues */
-} opt = { .peer = "backend", .timeout_ms = 10000, .queues = 1 };
+	int backend_pid;       /* when known: the flood checks watch its fds and memory (0: not watched) */
+	unsigned flood;        /* lookups of fuse.lookup_repeat */
+} opt = { .peer = "backend", .timeout_ms = 10000, .queues = 1, .flood = 100000 };
 
 static char share_dir[PATH_MAX], parent_dir[PATH_MAX], outside_dir[PATH_MAX], outside_base[64], esc_prefix[64];
 static unsigned n_pass, n_fail, n_skip;
@@ -2635,23 +2637,220 @@ static void ck_forget_unknown(struct ctx *t)
 		failf("LOOKUP after over-forgetting: %s", res_str(rc));
 }
 
-static void ck_lookup_flood(struct ctx *t)
+/* ---- resource floods ---- */
+
+/* The backend's open fds (-1 when --backend-pid is not given or /proc cannot tell). */
+static long backend_fds(void)
+{
+	char p[64];
+	long n = 0;
+	if (opt.backend_pid <= 0)
+		return -1;
+	snprintf(p, sizeof(p), "/proc/%d/fd", opt.backend_pid);
+	DIR *d = opendir(p);
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* The backend's resident memory in KiB (-1 when not watched). */
+static long backend_rss_kib(void)
+{
+	char p[64], line[256];
+	long kib = -1;
+	if (opt.backend_pid <= 0)
+		return -1;
+	snprintf(p, sizeof(p), "/proc/%d/status", opt.backend_pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* Once the guest has forgotten or released everything, the backend's fds must be back where they were. The
+ * release of the last requests may still be under way on the backend's threads: wait up to 2 s. */
+static void require_fds_back(long before, long held, const char *after)
+{
+	long now = backend_fds();
+	for (int i = 0; i < 200 && now > before + 4; i++) {
+		usleep(10000);
+		now = backend_fds();
+	}
+	if (before < 0 || now < 0)
+		return;
+	notef("backend fds: %ld before, %ld at the peak, %ld after %s", before, held, now, after);
+	if (now > before + 4)
+		failf("the backend keeps %ld more fds after %s (%ld before, %ld after)", now - before, after, before, now);
+}
+
+/* OPEN one file thousands of times without RELEASE: past the backend's limit the answer must be an error
+ * (EMFILE/ENFILE), other requests must still be served, and every fd comes back with the RELEASEs. */
+static void ck_open_flood(struct ctx *t)
 {
 	struct conn *c = &t->c;
-	enum { N = 20000, WINDOW = 96 };
+	enum { N = 6000, WINDOW = 96 };
+	host_file(t, "openme", "x");
+	struct fuse_entry_out e;
+	if (lookup(c, t->work, "openme", &e) < 0) {
+		failf("setup: LOOKUP failed");
+		return;
+	}
+	long fd0 = backend_fds(), rss0 = backend_rss_kib();
+	uint64_t *fhs = calloc(N, sizeof(*fhs));
+	bool *open_ok = calloc(N, sizeof(*open_ok));
+	struct fuse_open_in in = { .flags = O_RDONLY };
+	struct fuse_open_out *outs = calloc(WINDOW, sizeof(*outs));
+	struct pend *pend = calloc(WINDOW, sizeof(*pend));
+	struct call *calls = calloc(WINDOW, sizeof(*calls));
+	unsigned ok = 0, errs = 0, other = 0;
+	int first_err = 0;
+	for (int base = 0; base < N && !c->dead && !other; base += WINDOW) {
+		int n = N - base < WINDOW ? N - base : WINDOW, sub[WINDOW];
+		for (int i = 0; i < n; i++) {
+			calls[i] = (struct call){ .opcode = FUSE_OPEN, .nodeid = e.nodeid, .arg = &in, .arglen = sizeof(in),
+			                          .out = &outs[i], .outcap = sizeof(outs[i]) };
+			sub[i] = fsubmit(c, &calls[i], &pend[i]);
+		}
+		for (int i = 0; i < n; i++) {
+			int rc = sub[i] < 0 ? sub[i] : ffinish(c, &pend[i]);
+			if (rc >= 0) {
+				fhs[base + i] = outs[i].fh;
+				open_ok[base + i] = true;
+				ok++;
+			} else if (is_errno(rc)) {
+				errs++;
+				if (!first_err)
+					first_err = rc;
+			} else {
+				other++;
+			}
+		}
+	}
+	long fd_peak = backend_fds(), rss_peak = backend_rss_kib();
+	notef("%u of %d opens succeeded, %u refused (%s)", ok, N, errs, first_err ? errname(-first_err) : "-");
+	if (other)
+		failf("OPEN number %u of %d: no proper answer (backend stopped serving)", ok + errs + 1, N);
+	struct fuse_attr_out a;
+	expect_answer(c, getattr(c, e.nodeid, &a), "a GETATTR while %u handles are open", ok);
+	for (int i = 0; i < N && !failed() && !c->dead; i++) {
+		if (!open_ok[i])
+			continue;
+		int rc = do_release(c, FUSE_RELEASE, e.nodeid, fhs[i]);
+		if (rc < 0 && !is_errno(rc))
+			failf("RELEASE of handle %d: %s", i, res_str(rc));
+		else if (rc < 0)
+			failf("RELEASE of a handle the backend gave: %s", res_str(rc));
+	}
+	require_alive(t, "releasing every handle");
+	if (!failed())
+		require_fds_back(fd0, fd_peak, "every RELEASE");
+	if (rss0 >= 0)
+		notef("backend RSS: %ld KiB before, %ld KiB with %u handles open", rss0, rss_peak, ok);
+	free(fhs);
+	free(open_ok);
+	free(outs);
+	free(pend);
+	free(calls);
+}
+
+/* Creates N empty files DIR/<prefix><number> from the host and looks DIR up; false (and the check failed) if
+ * that fails. */
+static bool many_files(struct ctx *t, const char *dir, const char *prefix, int n, struct fuse_entry_out *d)
+{
 	char p[PATH_MAX * 2];
-	host_mkdir(t, "many");
-	for (int i = 0; i < N; i++) {
-		snprintf(p, sizeof(p), "%s/many/f%05d", t->work_path, i);
+	host_mkdir(t, dir);
+	for (int i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/%s/%s%05d", t->work_path, dir, prefix, i);
 		int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
 		if (fd >= 0)
 			close(fd);
 	}
-	struct fuse_entry_out d;
-	if (lookup(c, t->work, "many", &d) < 0) {
+	if (lookup(&t->c, t->work, dir, d) < 0) {
 		failf("setup: LOOKUP failed");
-		return;
+		return false;
 	}
+	return true;
+}
+
+/* The same few names looked up --flood times without a FORGET: the lookup counts grow, memory must not. */
+static void ck_lookup_repeat(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	enum { NAMES = 1000, WINDOW = 96 };
+	struct fuse_entry_out d;
+	if (!many_files(t, "rep", "r", NAMES, &d))
+		return;
+	long fd0 = backend_fds(), rss0 = -1, rss_peak = -1;
+	static uint64_t ids[NAMES];
+	static uint64_t counts[NAMES];
+	memset(ids, 0, sizeof(ids));
+	memset(counts, 0, sizeof(counts));
+	struct fuse_entry_out outs[WINDOW];
+	struct pend pend[WINDOW];
+	struct call calls[WINDOW];
+	char names[WINDOW][16];
+	unsigned sent = 0, errs = 0;
+	uint64_t start = now_ms();
+	while (sent < opt.flood && !c->dead && !failed()) {
+		unsigned n = opt.flood - sent < WINDOW ? opt.flood - sent : WINDOW;
+		int sub[WINDOW];
+		for (unsigned i = 0; i < n; i++) {
+			snprintf(names[i], sizeof(names[i]), "r%05u", (sent + i) % NAMES);
+			calls[i] = (struct call){ .opcode = FUSE_LOOKUP, .nodeid = d.nodeid, .arg = names[i],
+			                          .arglen = strlen(names[i]) + 1, .out = &outs[i], .outcap = sizeof(outs[i]) };
+			sub[i] = fsubmit(c, &calls[i], &pend[i]);
+		}
+		for (unsigned i = 0; i < n; i++) {
+			int rc = sub[i] < 0 ? sub[i] : ffinish(c, &pend[i]);
+			unsigned k = (sent + i) % NAMES;
+			if (rc >= 0 && outs[i].nodeid) {
+				if (ids[k] && ids[k] != outs[i].nodeid)
+					failf("name r%05u changed node id while looked up", k);
+				ids[k] = outs[i].nodeid;
+				counts[k]++;
+			} else if (is_errno(rc)) {
+				errs++;
+			} else {
+				failf("LOOKUP number %u: no proper answer (%s)", sent + i + 1, res_str(rc));
+			}
+		}
+		sent += n;
+		if (rss0 < 0 && sent >= NAMES * 4)
+			rss0 = backend_rss_kib(); /* every node exists by now: growth after this is per lookup */
+	}
+	rss_peak = backend_rss_kib();
+	notef("%u LOOKUPs of %d names in %llu ms, %u refused", sent, NAMES, (unsigned long long)(now_ms() - start), errs);
+	if (rss0 >= 0 && rss_peak >= 0) {
+		notef("backend RSS: %ld KiB after %d lookups, %ld KiB after %u", rss0, NAMES * 4, rss_peak, sent);
+		if (rss_peak > rss0 + 32 * 1024)
+			failf("the backend grew by %ld KiB over repeated lookups of the same names", rss_peak - rss0);
+	}
+	/* One FORGET per node with the whole count. */
+	for (int i = 0; i < NAMES && !failed(); i++) {
+		int rc = ids[i] ? forget(c, ids[i], counts[i]) : 0;
+		if (rc == RES_DEAD || rc == RES_BAD || rc == RES_TIMEOUT)
+			failf("FORGET of %llu lookups: %s", (unsigned long long)counts[i], res_str(rc));
+	}
+	require_alive(t, "forgetting every lookup");
+	if (!failed())
+		require_fds_back(fd0, -1, "the FORGETs");
+}
+
+static void ck_lookup_flood(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	enum { N = 20000, WINDOW = 96 };
+	struct fuse_entry_out d;
+	if (!many_files(t, "many", "f", N, &d))
+		return;
+	long fd0 = backend_fds();
 	uint64_t *ids = calloc(N, sizeof(*ids));
 	struct fuse_entry_out *outs = calloc(WINDOW, sizeof(*outs));
 	struct pend *pend = calloc(WINDOW, sizeof(*pend));
@@ -2685,6 +2884,7 @@ static void ck_lookup_flood(struct ctx *t)
 		if (other)
 			break;
 	}
+	long fd_peak = backend_fds();
 	notef("%u of %d lookups succeeded, %u refused (%s), in %llu ms", ok, N, errs,
 	      first_err ? errname(-first_err) : "-", (unsigned long long)(now_ms() - start));
 	if (other)
@@ -2715,6 +2915,8 @@ static void ck_lookup_flood(struct ctx *t)
 	}
 	free(g);
 	require_alive(t, "forgetting 20000 nodes");
+	if (!failed())
+		require_fds_back(fd0, fd_peak, "the FORGETs");
 	/* and the files can be looked up again */
 	if (!failed() && lookup(c, d.nodeid, "f12345", NULL) < 0)
 		failf("LOOKUP after the flood was forgotten failed");
@@ -5165,6 +5367,8 @@ static const struct check checks[] = {
 	{ "fuse.forget_root", ck_forget_root, K_FUSE },
 	{ "fuse.forget_unknown", ck_forget_unknown, K_FUSE },
 	{ "fuse.lookup_flood", ck_lookup_flood, K_FUSE },
+	{ "fuse.lookup_repeat", ck_lookup_repeat, K_FUSE },
+	{ "fuse.open_flood", ck_open_flood, K_FUSE },
 	{ "fuse.open_fifo", ck_open_fifo, K_FUSE },
 	{ "fuse.open_chardev", ck_open_chardev, K_FUSE },
 	{ "fuse.open_blockdev", ck_open_blockdev, K_FUSE },
@@ -5405,7 +5609,10 @@ static void usage(FILE *f)
 	           "  --peer=NAME     a label for the output\n"
 	           "  --timeout=MS    how long to wait for a reply (default 10000)\n"
 	           "  --expect-exit   the backend serves one connection: it must exit once we disconnect\n"
-	           "  --queues=N      request queues to set up (default 1)\n");
+	           "  --queues=N      request queues to set up (default 1)\n"
+	           "  --backend-pid=PID  the backend process: flood checks require its fds to come back and its\n"
+	           "                  memory to stay bounded (read from /proc/PID)\n"
+	           "  --flood=N       LOOKUPs sent by fuse.lookup_repeat (default 100000)\n");
 }
 
 int main(int argc, char **argv)
@@ -5415,6 +5622,7 @@ int main(int argc, char **argv)
 		{ "only", required_argument, NULL, 'o' }, { "peer", required_argument, NULL, 'p' },
 		{ "list", no_argument, NULL, 'l' }, { "timeout", required_argument, NULL, 't' },
 		{ "expect-exit", no_argument, NULL, 'x' }, { "queues", required_argument, NULL, 'q' },
+		{ "backend-pid", required_argument, NULL, 'P' }, { "flood", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -5428,6 +5636,8 @@ int main(int argc, char **argv)
 		case 't': opt.timeout_ms = atoi(optarg); break;
 		case 'x': opt.expect_exit = true; break;
 		case 'q': opt.queues = (unsigned)atoi(optarg); break;
+		case 'P': opt.backend_pid = atoi(optarg); break;
+		case 'F': opt.flood = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

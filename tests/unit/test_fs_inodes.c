@@ -146,6 +146,46 @@ static void test_lookup_forget_frees(void **state)
 	assert_int_equal(ninodes(), 1);
 }
 
+/* A name whose inode is known is answered without opening it again: replaced names, changed attributes and
+ * removed names must still be seen at once. */
+static void test_known_name_changes(void **state)
+{
+	struct fs_entry ea, eb, e;
+	char pa[PATH_MAX], pb[PATH_MAX];
+	(void)state;
+	host_file("a");
+	host_file("b");
+	snprintf(pa, sizeof(pa), "%s/a", dir);
+	snprintf(pb, sizeof(pb), "%s/b", dir);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "a", &ea), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "b", &eb), 0);
+	assert_int_equal(chmod(pa, 0600), 0);
+	assert_int_equal(truncate(pa, 77), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "a", &e), 0);
+	assert_int_equal(e.nodeid, ea.nodeid);
+	assert_int_equal(e.st.st_mode & 07777, 0600);
+	assert_int_equal(e.st.st_size, 77);
+	/* b renamed over a: the name a now leads to b's node */
+	assert_int_equal(rename(pb, pa), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "a", &e), 0);
+	assert_int_equal(e.nodeid, eb.nodeid);
+	assert_int_equal(e.st.st_ino, eb.st.st_ino);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "b", &e), -ENOENT);
+	/* a name turned into a directory: a new node of the right type */
+	assert_int_equal(unlink(pa), 0);
+	assert_int_equal(mkdir(pa, 0755), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "a", &e), 0);
+	assert_true(S_ISDIR(e.st.st_mode));
+	assert_int_not_equal(e.nodeid, ea.nodeid);
+	assert_int_not_equal(e.nodeid, eb.nodeid);
+	/* a symlink is not followed */
+	assert_int_equal(symlink("/etc/passwd", pb), 0);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "b", &e), 0);
+	assert_true(S_ISLNK(e.st.st_mode));
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "b", &e), 0);
+	assert_true(S_ISLNK(e.st.st_mode));
+}
+
 static void test_stale_ids(void **state)
 {
 	struct stat st;
@@ -534,6 +574,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_rejects_bad_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_root_getattr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_forget_frees, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_known_name_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_handle_after_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handle_keeps_inode, setup, teardown),
