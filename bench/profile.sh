@@ -64,7 +64,7 @@ backend_cmd() {
 # operations completed in $N. Runs in the main shell, so that the trap can always stop the backend.
 N=0
 profile_op() {
-  local op=$1 sock=$WORK/s.sock out=$WORK/$1.txt i
+  local op=$1 sock=$WORK/$1.sock out=$WORK/$1.txt i   # a socket per op: a backend still exiting may unlink its own
   local -a cmd wrap
   read -r -a cmd <<<"$(backend_cmd "$sock")"
   case $TOOL in

@@ -9,7 +9,8 @@
  * then keep QD requests in flight (one per slot; a slot's multi-request operation, e.g. CREATE then RELEASE, is
  * a chain of dependent requests) for a fixed time, measuring each operation from its first submission to its last
  * completion with CLOCK_MONOTONIC. Completions are reaped from the used ring by this one thread, which sleeps on
- * the queue's call eventfd when the ring is empty (as a guest vCPU waits for an interrupt), or spins (--spin).
+ * the queue's call eventfd when the ring is empty (as a guest vCPU waits for an interrupt), or spins (--spin), or
+ * spins up to --poll-us before sleeping (as KVM halt-polls a vCPU that waits: 200 µs by default there).
  * FORGETs go on the hiprio queue as BATCH_FORGET after each measurement (not timed), so lookup counts stay bounded.
  *
  * Each line "RESULT target=L op=O qd=N ops_s=X p50_us=Y p99_us=Z reps=R ops=K" is the median over R repetitions
@@ -75,6 +76,7 @@ static const struct op_info {
 struct options {
 	const char *socket, *dir, *label;
 	bool native, spin;
+	unsigned poll_us;      /* spin this long before sleeping, as KVM's halt polling does for a waiting vCPU */
 	bool want[OP_COUNT];
 	unsigned qd[8], nqd;
 	unsigned reps, ms, warmup_ms, entries, file_mib, queue_size;
@@ -614,14 +616,19 @@ static unsigned reap(unsigned qi, void (*cb)(struct slot *, uint32_t, void *), v
 static void wait_used(unsigned qi)
 {
 	struct vu_fe_queue *q = &B.fe.q[qi];
-	if (opt.spin) {
-		uint64_t limit = now_ns() + (uint64_t)STALL_MS * 1000000ull;
+	if (opt.spin || opt.poll_us) {
+		uint64_t start = now_ns();
+		uint64_t limit = start + (opt.spin ? (uint64_t)STALL_MS * 1000000ull : (uint64_t)opt.poll_us * 1000ull);
 		while (load_acquire16(&q->vq.r.used->idx) == q->vq.last_used) {
 			__builtin_ia32_pause();
-			if (now_ns() > limit)
+			if (now_ns() <= limit)
+				continue;
+			if (opt.spin)
 				die("the backend has not answered for %d s", STALL_MS / 1000);
+			break; /* --poll-us ran out: sleep */
 		}
-		return;
+		if (load_acquire16(&q->vq.r.used->idx) != q->vq.last_used)
+			return;
 	}
 	pthread_mutex_lock(&q->lock);
 	bool arrived = vq_driver_arm(&q->vq);
@@ -1071,7 +1078,8 @@ static void usage(FILE *out)
 	      "  --entries=N       files in the looked-up / listed directory (default 1000)\n"
 	      "  --file-mib=N      size of the READ/WRITE file (default 64)\n"
 	      "  --queue-size=N    virtqueue size (default 1024; 4 descriptors per request in flight)\n"
-	      "  --spin            poll the used ring instead of sleeping on the call eventfd\n",
+	      "  --spin            poll the used ring instead of sleeping on the call eventfd\n"
+	      "  --poll-us=N       poll the used ring up to N µs before sleeping (a KVM vCPU halt-polls 200 µs)\n",
 	      out);
 }
 
@@ -1115,7 +1123,7 @@ static void parse_qd(const char *list)
 int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_NATIVE, OPT_DIR, OPT_LABEL, OPT_OPS, OPT_QD, OPT_REPS, OPT_MS, OPT_WARMUP, OPT_ENTRIES, OPT_FILE_MIB,
-	       OPT_QUEUE_SIZE, OPT_SPIN };
+	       OPT_QUEUE_SIZE, OPT_SPIN, OPT_POLL_US };
 	static const struct option lo[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET }, { "native", optional_argument, NULL, OPT_NATIVE },
 		{ "dir", required_argument, NULL, OPT_DIR }, { "label", required_argument, NULL, OPT_LABEL },
@@ -1123,7 +1131,8 @@ int main(int argc, char **argv)
 		{ "reps", required_argument, NULL, OPT_REPS }, { "ms", required_argument, NULL, OPT_MS },
 		{ "warmup-ms", required_argument, NULL, OPT_WARMUP }, { "entries", required_argument, NULL, OPT_ENTRIES },
 		{ "file-mib", required_argument, NULL, OPT_FILE_MIB }, { "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
-		{ "spin", no_argument, NULL, OPT_SPIN }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "spin", no_argument, NULL, OPT_SPIN }, { "poll-us", required_argument, NULL, OPT_POLL_US },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	parse_ops("lookup,getattr,create,unlink,readdirplus,read4k,read1m,write4k,write1m");
 	parse_qd("1,16,128");
@@ -1147,6 +1156,7 @@ int main(int argc, char **argv)
 		case OPT_FILE_MIB: opt.file_mib = parse_uint(optarg, 1, 65536, "file size"); break;
 		case OPT_QUEUE_SIZE: opt.queue_size = parse_uint(optarg, 1, 32768, "queue size"); break;
 		case OPT_SPIN: opt.spin = true; break;
+		case OPT_POLL_US: opt.poll_us = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -24,8 +24,8 @@
  *   (gm_add maps mmap_offset + size bytes of it) is inside the file. With bit5 it is exactly as long as its
  *   content: a frontend can hand over a file shorter than the region it declares, and touching a mapped page past
  *   the end of a file raises SIGBUS.
- * VUFS_FUZZ_SKIP_KNOWN=1 ignores byte 0's bit4 and the records' bit5, which lead to the two crashes kept in
- * fuzz/regressions/fuzz_vhost_user/ that are not fixed yet (to fuzz past them meanwhile).
+ * VUFS_FUZZ_SKIP_KNOWN=1 ignores byte 0's bit4 and the records' bit5, which led to the two crashes kept in
+ * fuzz/regressions/fuzz_vhost_user/ (both fixed since; the switch stays for fuzzing past a future one).
  *
  * The dummy handler checks that every segment of a chain lies inside one mapped region, then, by the first byte
  * of the chain (mod 4): 0 writes up to 4 KiB of reply and returns its length; 1 returns the writable length

@@ -30,7 +30,7 @@ struct vu_dev_config {
 	unsigned max_queues;      /* total queues offered, including queue 0 */
 	vu_handle_fn handle;
 	void *opaque;
-	unsigned poll_us;         /* busy-poll the ring this long before sleeping (0: never) */
+	unsigned poll_us;         /* busy-poll the ring up to this long before sleeping (0: never); adaptive below it */
 };
 
 struct vu_queue {
@@ -55,6 +55,8 @@ struct vu_queue {
 	/* Bumped (under push_lock) each time the queue stops: a deferred completion from an older epoch must not
 	 * touch guest memory, which may be unmapped by then. */
 	uint64_t epoch;
+	/* Queue thread only: the current busy-poll window, between 0 and poll_us (see busy_poll). */
+	uint64_t poll_ns;
 };
 
 struct vu_dev {

@@ -869,6 +869,7 @@ struct listener {
 	int lfd;
 	struct server *s;        /* sock[0] is the accepted connection */
 	char dir[64], path[128];
+	unsigned poll_us;
 };
 
 static void *accept_and_serve(void *arg)
@@ -880,17 +881,19 @@ static void *accept_and_serve(void *arg)
 		return NULL;
 	}
 	l->s->sock[0] = fd;
-	struct vu_dev_config cfg = { .max_queues = 2, .handle = echo_upper, .opaque = l->s };
+	struct vu_dev_config cfg = { .max_queues = 2, .handle = echo_upper, .opaque = l->s, .poll_us = l->poll_us };
 	l->s->rc = vu_dev_init(&l->s->dev, fd, &cfg);
 	if (l->s->rc == 0)
 		l->s->rc = vu_dev_serve(&l->s->dev);
 	return NULL;
 }
 
-static void frontend_round_trips(bool no_event_idx)
+/* With poll_us, every tenth request comes after a pause longer than the polling window, so the queue thread both
+ * catches requests while it polls and sleeps with a shrinking window in between. */
+static void frontend_round_trips(bool no_event_idx, unsigned poll_us)
 {
 	int before = count_fds();
-	struct listener l = { .lfd = -1 };
+	struct listener l = { .lfd = -1, .poll_us = poll_us };
 	strcpy(l.dir, "/tmp/vufs-vhu-XXXXXX");
 	assert_non_null(mkdtemp(l.dir));
 	snprintf(l.path, sizeof(l.path), "%s/sock", l.dir);
@@ -921,6 +924,8 @@ static void frontend_round_trips(bool no_event_idx)
 	assert_non_null(out);
 	struct vu_fe_queue *q = &fe->q[1];
 	for (unsigned i = 0; i < 50; i++) {
+		if (poll_us && i % 10 == 9)
+			usleep(poll_us * 3);
 		int n = snprintf(in, 64, "request %u", i);
 		struct vq_seg segs[2] = { { in_gpa, (uint32_t)n }, { out_gpa, 64 } };
 		assert_int_equal(vu_frontend_submit(fe, 1, segs, 1, 1, in), 0);
@@ -963,13 +968,20 @@ static void frontend_round_trips(bool no_event_idx)
 static void test_frontend_end_to_end_with_event_idx(void **state)
 {
 	(void)state;
-	frontend_round_trips(false);
+	frontend_round_trips(false, 0);
 }
 
 static void test_frontend_end_to_end_without_event_idx(void **state)
 {
 	(void)state;
-	frontend_round_trips(true);
+	frontend_round_trips(true, 0);
+}
+
+static void test_frontend_end_to_end_polling_backend(void **state)
+{
+	(void)state;
+	frontend_round_trips(false, 200);
+	frontend_round_trips(true, 200);
 }
 
 int main(void)
@@ -1001,6 +1013,7 @@ int main(void)
 		cmocka_unit_test(test_ring_outside_memory_is_refused_at_start),
 		cmocka_unit_test(test_frontend_end_to_end_with_event_idx),
 		cmocka_unit_test(test_frontend_end_to_end_without_event_idx),
+		cmocka_unit_test(test_frontend_end_to_end_polling_backend),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
