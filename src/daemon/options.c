@@ -80,7 +80,8 @@ void vufsd_usage(FILE *out)
 	      "  --killpriv-v2             let the daemon clear setuid/setgid bits on write (FUSE_HANDLE_KILLPRIV_V2)\n"
 	      "  --thread-pool-size=0      requests are served on their queue's thread (only 0 is accepted)\n"
 	      "  --queues=N                request queues offered to the VMM (default 1, at most 16)\n"
-	      "  --poll-us=N               poll a queue N microseconds before sleeping (default 0)\n"
+	      "  --poll-us=N               poll a queue up to N microseconds before sleeping, adaptively\n"
+	      "                            (default 50; 0: never)\n"
 	      "  --sandbox=namespace|chroot|none  confinement (default namespace: mount, pid and net namespaces\n"
 	      "                            and pivot_root into the shared directory)\n"
 	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
@@ -260,7 +261,7 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 {
 	*o = (struct vufsd_options){
 		.fd = -1, .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = false, .flock = false,
-		.log_level = LOG_LVL_INFO, .sandbox = SANDBOX_NAMESPACE, .seccomp = SECCOMP_KILL, .queues = 1,
+		.log_level = LOG_LVL_INFO, .sandbox = SANDBOX_NAMESPACE, .seccomp = SECCOMP_KILL, .queues = 1, .poll_us = 50,
 		.rlimit_nofile = VUFSD_NOFILE_DEFAULT,
 	};
 	int c, idx = -1;
