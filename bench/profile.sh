@@ -107,7 +107,7 @@ case $TOOL in
       profile_op "$op"; n=$N f=$WORK/$op.txt
       awk -v op="$op" -v n="$n" '
         $NF == "total" { tot = $(NF - 2) + 0 }
-        $1 ~ /^[0-9.]+$/ && $NF != "total" { calls[$NF] = ($5 ~ /^[0-9]+$/ && NF == 6) ? $4 : $4 }
+        $1 ~ /^[0-9.]+$/ && $NF != "total" { calls[$NF] = $4 }
         END { if (n == 0) { print "| " op " | 0 | — | — |"; exit }
               m = 0; for (s in calls) { k[++m] = s }
               for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (calls[k[j]] > calls[k[i]]) { t = k[i]; k[i] = k[j]; k[j] = t }

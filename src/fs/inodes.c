@@ -333,18 +333,19 @@ int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *
 /*
  * A name that leads to an inode the table already holds is answered from one statx of the name: the table keeps
  * an fd open on that inode, so its (dev, ino, mount) cannot have been reused for another file, and opening it
- * again would only cost an openat and a close. Returns false when the inode is not known.
+ * again would only cost an openat and a close. Returns 1 when answered so, 0 when the inode is not known (a new
+ * inode then costs this statx on top of inode_open_name's), or a negative errno from the statx.
  */
-static bool lookup_known(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e, int *ret)
+static int lookup_known(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
 {
 	struct inode_table *t = &fs->itab;
 	struct fs_inode *inode;
 	struct stat st;
 	uint64_t mnt_id;
+	int ret = fs_statx(parent->fd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, &st, &mnt_id);
 
-	*ret = fs_statx(parent->fd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, &st, &mnt_id);
-	if (*ret < 0)
-		return true;
+	if (ret < 0)
+		return ret;
 	pthread_mutex_lock(&t->mu);
 	inode = hash_find(t, st.st_dev, st.st_ino, mnt_id);
 	if (inode && inode->type == (st.st_mode & S_IFMT)) {
@@ -352,19 +353,18 @@ static bool lookup_known(struct fs *fs, struct fs_inode *parent, const char *nam
 		e->nodeid = inode_nodeid(inode);
 		e->generation = inode->gen;
 		e->st = st;
-	} else {
-		inode = NULL;
+		ret = 1;
 	}
 	pthread_mutex_unlock(&t->mu);
-	return inode != NULL;
+	return ret;
 }
 
 int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
 {
-	int ret;
+	int ret = lookup_known(fs, parent, name, e);
 
-	if (lookup_known(fs, parent, name, e, &ret))
-		return ret;
+	if (ret != 0)
+		return ret < 0 ? ret : 0;
 	return inode_open_name(fs, parent, name, e);
 }
 

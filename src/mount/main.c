@@ -112,6 +112,21 @@ static int parse(int argc, char **argv, struct mount_options *o)
 	return 0;
 }
 
+/* mountinfo writes space, tab, newline and backslash in paths as \ooo octal escapes; undo them in place. */
+static void unescape_mountinfo(char *p)
+{
+	char *out = p;
+	for (; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+			*out++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+			p += 3;
+		} else {
+			*out++ = *p;
+		}
+	}
+	*out = 0;
+}
+
 /* Whether mountpoint still carries a fuse.vufs mount in our mount namespace. */
 static bool still_mounted(const char *mountpoint)
 {
@@ -122,9 +137,10 @@ static bool still_mounted(const char *mountpoint)
 		return true; /* cannot tell: assume it is */
 	while (!found && fgets(line, sizeof(line), f)) {
 		char mp[PATH_MAX], *dash = strstr(line, " - ");
-		if (dash && sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && !strcmp(mp, mountpoint) &&
-		    !strncmp(dash + 3, "fuse.vufs ", 10))
-			found = true;
+		if (!dash || strncmp(dash + 3, "fuse.vufs ", 10) || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		unescape_mountinfo(mp);
+		found = !strcmp(mp, mountpoint);
 	}
 	fclose(f);
 	return found;

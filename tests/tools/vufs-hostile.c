@@ -5201,6 +5201,46 @@ static void ck_vu_add_mem_reg_overlap(struct ctx *t)
 	notef("40 more regions: %s", c->dead ? "disconnected" : "connection kept");
 }
 
+/* A burst of n LOOKUPs of the probe name in flight at once: submitted by probe_burst_submit (calling between(i)
+ * after the i-th, if given), collected by probe_burst_finish within ms of its call, which counts the answers
+ * accepted by ok(rc). */
+#define PROBE_NAME "vufs-hostile-probe"
+
+static void probe_burst_submit(struct conn *c, struct call *calls, struct pend *pend, int *sub, int n, int timeout_ms,
+                               void (*between)(struct conn *c, int i))
+{
+	for (int i = 0; i < n; i++) {
+		calls[i] = (struct call){ .opcode = FUSE_LOOKUP, .nodeid = FUSE_ROOT_ID, .arg = PROBE_NAME,
+		                          .arglen = sizeof(PROBE_NAME), .timeout_ms = timeout_ms };
+		sub[i] = fsubmit(c, &calls[i], &pend[i]);
+		if (between)
+			between(c, i);
+	}
+}
+
+static int probe_burst_finish(struct conn *c, struct call *calls, struct pend *pend, const int *sub, int n,
+                              unsigned ms, bool (*ok)(int rc))
+{
+	int answered = 0;
+	uint64_t deadline = now_ms() + ms;
+	for (int i = 0; i < n; i++) {
+		uint64_t now = now_ms();
+		calls[i].timeout_ms = now < deadline ? (int)(deadline - now) : 1;
+		if (sub[i] == 0 && ok(ffinish(c, &pend[i])))
+			answered++;
+	}
+	return answered;
+}
+
+static bool rc_success(int rc) { return rc >= 0; }
+static bool rc_not_timeout(int rc) { return rc != RES_TIMEOUT; }
+
+static void swap_mem_table_midway(struct conn *c, int i)
+{
+	if (i == 32)
+		notef("SET_MEM_TABLE while requests are in flight: %s", vres(send_mem_table(c, MEM_SIZE)));
+}
+
 static void ck_vu_mem_table_swap_live(struct ctx *t)
 {
 	struct conn *c = &t->c;
@@ -5210,23 +5250,8 @@ static void ck_vu_mem_table_swap_live(struct ctx *t)
 	struct call calls[N];
 	struct pend pend[N];
 	int sub[N];
-	const char *name = "vufs-hostile-probe";
-	for (int i = 0; i < N; i++) {
-		calls[i] = (struct call){ .opcode = FUSE_LOOKUP, .nodeid = FUSE_ROOT_ID, .arg = name,
-		                          .arglen = strlen(name) + 1, .timeout_ms = 3000 };
-		sub[i] = fsubmit(c, &calls[i], &pend[i]);
-		if (i == N / 2)
-			notef("SET_MEM_TABLE while requests are in flight: %s", vres(send_mem_table(c, MEM_SIZE)));
-	}
-	int answered = 0;
-	uint64_t deadline = now_ms() + 3000;
-	for (int i = 0; i < N; i++) {
-		uint64_t now = now_ms();
-		calls[i].timeout_ms = now < deadline ? (int)(deadline - now) : 1;
-		if (sub[i] == 0 && ffinish(c, &pend[i]) >= 0)
-			answered++;
-	}
-	notef("%d of %d requests answered", answered, N);
+	probe_burst_submit(c, calls, pend, sub, N, 3000, swap_mem_table_midway);
+	notef("%d of %d requests answered", probe_burst_finish(c, calls, pend, sub, N, 3000, rc_success), N);
 }
 
 static void ck_vu_reset_while_running(struct ctx *t)
@@ -5238,24 +5263,12 @@ static void ck_vu_reset_while_running(struct ctx *t)
 	struct call calls[N];
 	struct pend pend[N];
 	int sub[N];
-	const char *name = "vufs-hostile-probe";
-	for (int i = 0; i < N; i++) {
-		calls[i] = (struct call){ .opcode = FUSE_LOOKUP, .nodeid = FUSE_ROOT_ID, .arg = name,
-		                          .arglen = strlen(name) + 1, .timeout_ms = 1000 };
-		sub[i] = fsubmit(c, &calls[i], &pend[i]);
-	}
+	probe_burst_submit(c, calls, pend, sub, N, 1000, NULL);
 	c->qx[1].lenient = true;
 	notef("RESET_OWNER with requests in flight: %s",
 	      vres(vcall(c, VHU_RESET_OWNER, VHU_FLAG_NEED_REPLY, NULL, 0, NULL, 0, NULL, 0)));
-	int answered = 0;
-	uint64_t deadline = now_ms() + 1000;
-	for (int i = 0; i < N; i++) {
-		uint64_t now = now_ms();
-		calls[i].timeout_ms = now < deadline ? (int)(deadline - now) : 1;
-		if (sub[i] == 0 && ffinish(c, &pend[i]) != RES_TIMEOUT)
-			answered++;
-	}
-	notef("%d of %d requests in flight were answered", answered, N);
+	notef("%d of %d requests in flight were answered", probe_burst_finish(c, calls, pend, sub, N, 1000, rc_not_timeout),
+	      N);
 	if (!c->dead)
 		eventfd_write(c->fe.q[1].kick_fd, 1);
 }
