@@ -56,6 +56,21 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvufs.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvufs.a -lcmocka $(LIBS)
 
+# Fault injection (tests/unit/test_fs_faults.c): every system call and allocation function the fs and protocol
+# rooms call goes through the test's __wrap_SYM, which can fail the Nth one. The names are the ones the objects
+# reference (nm -u; with _FILE_OFFSET_BITS=64 glibc renames open to open64 and the like); the test checks that
+# the baseline session reaches the main ones, so a renamed symbol shows up as a failure, not as silence.
+FAULT_WRAP := malloc calloc realloc free strdup open64 openat64 close statx fstatvfs64 fchmod fchmodat fchownat \
+              ftruncate64 futimens utimensat faccessat mkdirat mknodat symlinkat linkat unlinkat renameat2 \
+              readlinkat preadv64 pwritev64 fcntl64 flock fsync fdatasync fallocate64 lseek64 copy_file_range \
+              syncfs syscall fsetxattr fgetxattr flistxattr fremovexattr setxattr getxattr listxattr removexattr \
+              fchdir
+comma := ,
+$(BUILD)/tests/test_fs_faults: tests/unit/test_fs_faults.c $(BUILD)/libvufs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(addprefix -Wl$(comma)--wrap=,$(FAULT_WRAP)) -o $@ $< $(BUILD)/libvufs.a \
+		-lcmocka $(LIBS)
+
 vpath %.c tests/posix tests/stress tests/tools bench
 $(STATIC_BIN): $(BUILD)/%: %.c
 	@mkdir -p $(dir $@)
