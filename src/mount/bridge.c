@@ -70,22 +70,35 @@ int bridge_done_fd(const struct bridge *b)
 	return b->done_fd;
 }
 
+/*
+ * Wakes every reader waiting on queue qi, with status as its result. Why this races with nothing: the slots in
+ * flight on qi are found through the ring's own record of the chains issued on it (their tokens), which only
+ * qi's lock guards, and a slot's state changes only under the lock of the queue its chain is on: in submit, in
+ * reap and here. Whichever of reap and this comes first turns the slot IDLE and posts; the other finds it IDLE
+ * and leaves it. So a request is completed once, by its reply or by the failure.
+ * A failed slot's chain stays on the ring, so it must not be submitted again: after fail_all submit refuses,
+ * and after ENODEV the connection is gone for good, so no reader gets another request to submit.
+ */
+static void fail_queue(struct bridge *b, unsigned qi, int status)
+{
+	struct vu_fe_queue *q = &b->fe->q[qi];
+	pthread_mutex_lock(&q->lock);
+	for (unsigned head = 0; head < q->vq.r.num; head++) {
+		struct slot *s = vq_driver_token(&q->vq, head);
+		if (s && s->state == SLOT_IN_FLIGHT) {
+			s->state = SLOT_IDLE;
+			s->status = status;
+			sem_post(&s->done);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
 /* Wakes every reader waiting for the backend, with status as its result. */
 static void fail_in_flight(struct bridge *b, int status)
 {
-	for (unsigned qi = 0; qi < b->fe->nqueues; qi++) {
-		struct vu_fe_queue *q = &b->fe->q[qi];
-		pthread_mutex_lock(&q->lock);
-		for (unsigned i = 0; i < b->nslots; i++) {
-			struct slot *s = &b->slots[i];
-			if (s->state == SLOT_IN_FLIGHT) {
-				s->state = SLOT_IDLE;
-				s->status = status;
-				sem_post(&s->done);
-			}
-		}
-		pthread_mutex_unlock(&q->lock);
-	}
+	for (unsigned qi = 0; qi < b->fe->nqueues; qi++)
+		fail_queue(b, qi, status);
 }
 
 /* The backend is gone or broke the protocol: nothing in flight will be answered, nothing new is sent. */

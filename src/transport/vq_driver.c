@@ -137,3 +137,8 @@ unsigned vq_driver_in_flight(const struct vq_driver *vq)
 {
 	return vq->r.num - vq->num_free;
 }
+
+void *vq_driver_token(const struct vq_driver *vq, unsigned head)
+{
+	return head < vq->r.num ? vq->token[head] : NULL;
+}

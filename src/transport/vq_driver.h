@@ -44,5 +44,7 @@ int vq_driver_get_used(struct vq_driver *vq, void **token, uint32_t *len);
 /* Before sleeping: ask for an interrupt at the next used entry; true if entries arrived meanwhile. */
 bool vq_driver_arm(struct vq_driver *vq);
 unsigned vq_driver_in_flight(const struct vq_driver *vq);
+/* The token of the chain issued at head (0 <= head < num), NULL if none: walks what is in flight. */
+void *vq_driver_token(const struct vq_driver *vq, unsigned head);
 
 #endif
