@@ -54,7 +54,10 @@ $(BUILD)/vufs-mount: $(MOUNT_OBJ) $(BUILD)/libvufs.a
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvufs.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvufs.a -lcmocka $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(filter %.o,$^) $(BUILD)/libvufs.a -lcmocka $(LIBS)
+
+# Unit tests of vufs-mount parts, which are not in the library.
+$(BUILD)/tests/test_forgets: $(BUILD)/obj/src/mount/forgets.o
 
 # Fault injection (tests/unit/test_fs_faults.c): every system call and allocation function the fs and protocol
 # rooms call goes through the test's __wrap_SYM, which can fail the Nth one. The names are the ones the objects

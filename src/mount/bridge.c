@@ -13,10 +13,16 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "mount/forgets.h"
 #include "transport/fuse_dev.h"
 
 #define PAGE_BYTES 4096u
 #define HIPRIO_QUEUE 0
+/* One page of shared memory per hiprio entry carries a FORGET or a BATCH_FORGET of up to this many nodes. */
+#define FORGET_BUF_BYTES PAGE_BYTES
+#define FORGETS_PER_BUF                                                                                         \
+	((FORGET_BUF_BYTES - sizeof(struct fuse_in_header) - sizeof(struct fuse_batch_forget_in)) /           \
+	 sizeof(struct fuse_forget_one))
 /* What we take out of the backend's INIT answer: features a userspace bridge cannot carry. */
 #define INIT_FLAGS_DROPPED ((uint64_t)FUSE_MAP_ALIGNMENT | FUSE_SUBMOUNTS | FUSE_SPLICE_READ | FUSE_SPLICE_WRITE | \
                             FUSE_SPLICE_MOVE | FUSE_HAS_INODE_DAX)
@@ -39,12 +45,35 @@ struct slot {
 	bool thread_started;
 };
 
+/* A forget message's buffer; while its chain is on the hiprio ring it is the chain's token. */
+struct forget_buf {
+	uint8_t *mem;
+	uint64_t gpa;
+	struct forget_buf *next_free;
+};
+
+/*
+ * Forgets, the Linux driver's way: sent on the hiprio queue with no reply awaited, and what finds the queue full
+ * waits in a set that is drained as used entries come back (reap_forgets). All under the hiprio queue's lock.
+ * There are as many buffers as hiprio ring entries and a message takes one descriptor, so a free buffer means
+ * room on the ring.
+ */
+struct hiprio {
+	struct forget_buf *bufs, *free;
+	struct forget_set pending;
+	uint64_t unique;         /* for the messages we make up; see write_forget */
+	/* For the summary at exit: node ids taken from the kernel, merged into one pending, sent after waiting,
+	 * messages sent, lost (backend gone, or no memory). */
+	uint64_t nodes_in, merged, retried, messages, dropped;
+};
+
 struct bridge {
 	struct vu_frontend *fe;
 	int fuse_fd;
 	struct bridge_config cfg;
 	unsigned nslots;
 	struct slot *slots;
+	struct hiprio hp;
 	int stop_fd;              /* wakes completion and monitor threads to leave */
 	int done_fd;              /* counts readers that left */
 	unsigned readers_left;    /* atomic */
@@ -57,7 +86,7 @@ struct bridge {
 size_t bridge_memory_needed(const struct bridge_config *cfg)
 {
 	size_t per = 2 * ((size_t)cfg->max_write + 2 * PAGE_BYTES);
-	return per * cfg->threads;
+	return per * cfg->threads + (size_t)cfg->hiprio_size * FORGET_BUF_BYTES;
 }
 
 bool bridge_backend_dead(const struct bridge *b)
@@ -71,11 +100,11 @@ int bridge_done_fd(const struct bridge *b)
 }
 
 /*
- * Wakes every reader waiting on queue qi, with status as its result. Why this races with nothing: the slots in
- * flight on qi are found through the ring's own record of the chains issued on it (their tokens), which only
- * qi's lock guards, and a slot's state changes only under the lock of the queue its chain is on: in submit, in
- * reap and here. Whichever of reap and this comes first turns the slot IDLE and posts; the other finds it IDLE
- * and leaves it. So a request is completed once, by its reply or by the failure.
+ * Wakes every reader waiting on request queue qi, with status as its result. Why this races with nothing: the
+ * slots in flight on qi are found through the ring's own record of the chains issued on it (their tokens),
+ * which only qi's lock guards, and a slot's state changes only under the lock of the queue its chain is on:
+ * in submit, in reap_replies and here. Whichever of reap_replies and this comes first turns the slot IDLE and
+ * posts; the other finds it IDLE and leaves it. So a request is completed once, by its reply or by the failure.
  * A failed slot's chain stays on the ring, so it must not be submitted again: after fail_all submit refuses,
  * and after ENODEV the connection is gone for good, so no reader gets another request to submit.
  */
@@ -97,14 +126,25 @@ static void fail_queue(struct bridge *b, unsigned qi, int status)
 /* Wakes every reader waiting for the backend, with status as its result. */
 static void fail_in_flight(struct bridge *b, int status)
 {
-	for (unsigned qi = 0; qi < b->fe->nqueues; qi++)
+	for (unsigned qi = HIPRIO_QUEUE + 1; qi < b->fe->nqueues; qi++)
 		fail_queue(b, qi, status);
+}
+
+/* A dead backend has nothing left to forget: drop what waits (no reader waits for a forget). */
+static void drop_forgets(struct bridge *b)
+{
+	struct vu_fe_queue *q = &b->fe->q[HIPRIO_QUEUE];
+	pthread_mutex_lock(&q->lock);
+	b->hp.dropped += b->hp.pending.count;
+	forget_set_clear(&b->hp.pending);
+	pthread_mutex_unlock(&q->lock);
 }
 
 /* The backend is gone or broke the protocol: nothing in flight will be answered, nothing new is sent. */
 static void fail_all(struct bridge *b, int status)
 {
 	__atomic_store_n(&b->dead, true, __ATOMIC_RELEASE);
+	drop_forgets(b);
 	fail_in_flight(b, status);
 }
 
@@ -192,11 +232,10 @@ static int check_reply(const struct slot *s, uint64_t unique, uint32_t used_len)
 	return 0;
 }
 
-static unsigned pick_queue(const struct bridge *b, const struct slot *s, uint32_t opcode)
+/* A slot always uses the same request queue, so its state is only ever under that queue's lock. */
+static unsigned pick_queue(const struct bridge *b, const struct slot *s)
 {
-	if (opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET)
-		return HIPRIO_QUEUE;
-	return 1 + s->index % (b->fe->nqueues - 1);
+	return HIPRIO_QUEUE + 1 + s->index % (b->fe->nqueues - 1);
 }
 
 /*
@@ -226,13 +265,163 @@ static unsigned make_segments(const struct slot *s, uint32_t opcode, size_t len,
 	segs[n++] = (struct vq_seg){ s->req_gpa, (uint32_t)args };
 	if (args < len)
 		segs[n++] = (struct vq_seg){ s->req_gpa + args, (uint32_t)(len - args) };
-	*n_wr = 0;
-	if (opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET)
-		return n;
 	segs[n++] = (struct vq_seg){ s->rep_gpa, sizeof(struct fuse_out_header) };
 	segs[n++] = (struct vq_seg){ s->rep_gpa + sizeof(struct fuse_out_header), reply_room(s, opcode, len) };
 	*n_wr = 2;
 	return n;
+}
+
+/*
+ * Lays a FORGET (one node, as the kernel sends one) or a BATCH_FORGET out in f. The unique numbers are ours,
+ * counted down from the top so as not to repeat the kernel's, which count up from 0; no reply will carry them.
+ */
+static uint32_t write_forget(struct hiprio *hp, struct forget_buf *f, const struct fuse_forget_one *batch, size_t n)
+{
+	struct fuse_in_header h = { .unique = hp->unique -= 2 };
+	uint8_t *p = f->mem + sizeof(h);
+	if (n == 1) {
+		struct fuse_forget_in in = { .nlookup = batch[0].nlookup };
+		h.opcode = FUSE_FORGET;
+		h.nodeid = batch[0].nodeid;
+		h.len = sizeof(h) + sizeof(in);
+		memcpy(p, &in, sizeof(in));
+	} else {
+		struct fuse_batch_forget_in in = { .count = (uint32_t)n };
+		h.opcode = FUSE_BATCH_FORGET;
+		h.len = (uint32_t)(sizeof(h) + sizeof(in) + n * sizeof(*batch));
+		memcpy(p, &in, sizeof(in));
+		memcpy(p + sizeof(in), batch, n * sizeof(*batch));
+	}
+	memcpy(f->mem, &h, sizeof(h));
+	return h.len;
+}
+
+/* Sends pending forgets while a hiprio entry is free; returns the nodes sent. Under the hiprio lock. */
+static size_t send_forgets(struct bridge *b, bool *kick)
+{
+	struct hiprio *hp = &b->hp;
+	struct vq_driver *vq = &b->fe->q[HIPRIO_QUEUE].vq;
+	struct fuse_forget_one batch[FORGETS_PER_BUF];
+	size_t sent = 0;
+	while (hp->pending.count && hp->free) {
+		struct forget_buf *f = hp->free;
+		size_t n = forget_set_take(&hp->pending, batch, FORGETS_PER_BUF);
+		struct vq_seg seg = { f->gpa, write_forget(hp, f, batch, n) };
+		if (vq_driver_add(vq, &seg, 1, 0, f) < 0) {
+			/* Cannot happen (a free buffer is a free descriptor); should it, the nodes wait for the next try. */
+			for (size_t i = 0; i < n; i++)
+				if (forget_set_add(&hp->pending, batch[i].nodeid, batch[i].nlookup) < 0)
+					hp->dropped++;
+			break;
+		}
+		hp->free = f->next_free;
+		hp->messages++;
+		sent += n;
+	}
+	*kick = sent && vq_driver_kick_needed(vq);
+	return sent;
+}
+
+static void add_forget(struct hiprio *hp, uint64_t nodeid, uint64_t nlookup)
+{
+	int rc = forget_set_add(&hp->pending, nodeid, nlookup);
+	hp->nodes_in++;
+	if (rc > 0)
+		hp->merged++;
+	if (rc < 0 && hp->dropped++ == 0)
+		log_err("no memory to keep a forget: the backend keeps node %#llx", (unsigned long long)nodeid);
+}
+
+/* Adds the nodes of the kernel's FORGET or BATCH_FORGET in req to the pending set. Under the hiprio lock. */
+static void collect_forgets(struct hiprio *hp, const uint8_t *req, size_t len)
+{
+	struct fuse_in_header h;
+	struct fuse_forget_in one;
+	struct fuse_batch_forget_in batch;
+	const uint8_t *p = req + sizeof(h);
+	size_t room = len - sizeof(h);
+
+	memcpy(&h, req, sizeof(h));
+	if (h.opcode == FUSE_FORGET) {
+		if (room >= sizeof(one)) {
+			memcpy(&one, p, sizeof(one));
+			add_forget(hp, h.nodeid, one.nlookup);
+		}
+		return;
+	}
+	if (room < sizeof(batch))
+		return;
+	memcpy(&batch, p, sizeof(batch));
+	size_t n = MIN(batch.count, (room - sizeof(batch)) / sizeof(struct fuse_forget_one));
+	for (size_t i = 0; i < n; i++) {
+		struct fuse_forget_one f;
+		memcpy(&f, p + sizeof(batch) + i * sizeof(f), sizeof(f));
+		add_forget(hp, f.nodeid, f.nlookup);
+	}
+}
+
+/*
+ * Takes the kernel's forgets and sends what the hiprio queue has room for. The reader never waits for the
+ * backend here: what does not fit waits in the pending set for reap_forgets.
+ */
+static void queue_forgets(struct bridge *b, const uint8_t *req, size_t len)
+{
+	struct vu_fe_queue *q = &b->fe->q[HIPRIO_QUEUE];
+	bool kick = false;
+	pthread_mutex_lock(&q->lock);
+	/* Checked under the lock, as drop_forgets clears under it after dead is set: nothing is added after. */
+	if (!bridge_backend_dead(b)) {
+		collect_forgets(&b->hp, req, len);
+		send_forgets(b, &kick);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (kick)
+		eventfd_write(q->kick_fd, 1);
+}
+
+typedef void used_fn(struct bridge *b, void *token, uint32_t len);
+
+/*
+ * Hands every used entry of q to fn, then asks for an interrupt at the next one, taking what arrived meanwhile
+ * too. The caller holds q's lock. -EIO if the backend broke the ring.
+ */
+static int take_used(struct bridge *b, struct vu_fe_queue *q, used_fn *fn)
+{
+	int rc;
+	do {
+		void *token;
+		uint32_t len;
+		while ((rc = vq_driver_get_used(&q->vq, &token, &len)) == 1)
+			fn(b, token, len);
+	} while (rc == 0 && vq_driver_arm(&q->vq));
+	return rc;
+}
+
+static void free_forget_buf(struct bridge *b, void *token, uint32_t len)
+{
+	struct forget_buf *f = token;
+	f->next_free = b->hp.free;
+	b->hp.free = f;
+}
+
+/* Takes the backend's used hiprio entries: their buffers are free again, so forgets that waited can go. */
+static int reap_forgets(struct bridge *b)
+{
+	struct vu_fe_queue *q = &b->fe->q[HIPRIO_QUEUE];
+	struct hiprio *hp = &b->hp;
+	bool kick = false;
+	pthread_mutex_lock(&q->lock);
+	int rc = take_used(b, q, free_forget_buf);
+	if (rc == 0 && hp->pending.count && !bridge_backend_dead(b)) {
+		size_t n = send_forgets(b, &kick);
+		hp->retried += n;
+		if (n)
+			log_debug("hiprio: %zu forgets retried, %zu still waiting", n, hp->pending.count);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (kick)
+		eventfd_write(q->kick_fd, 1);
+	return rc;
 }
 
 static int reap(struct bridge *b, unsigned qi);
@@ -272,7 +461,10 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 	unsigned n_wr;
 
 	memcpy(&h, s->req, sizeof(h));
-	bool no_reply = h.opcode == FUSE_FORGET || h.opcode == FUSE_BATCH_FORGET;
+	if (h.opcode == FUSE_FORGET || h.opcode == FUSE_BATCH_FORGET) {
+		queue_forgets(b, s->req, len);
+		return;
+	}
 	if (h.opcode == FUSE_INTERRUPT) {
 		/* The Linux virtiofs driver does not forward interrupts either; ENOSYS makes the kernel stop. */
 		reply_error(s, h.unique, -ENOSYS);
@@ -280,14 +472,12 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 	}
 	uint64_t kflags = h.opcode == FUSE_INIT ? kernel_init_flags(s->req, len) : 0;
 	unsigned n = make_segments(s, h.opcode, len, segs, &n_wr);
-	unsigned qi = pick_queue(b, s, h.opcode);
+	unsigned qi = pick_queue(b, s);
 	int rc = submit(b, s, qi, segs, n - n_wr, n_wr);
 	if (rc == 0) {
 		wait_reply(b, s, qi);
 		rc = s->status;
 	}
-	if (no_reply)
-		return;
 	if (rc == 0)
 		rc = check_reply(s, h.unique, s->used_len);
 	if (rc < 0) {
@@ -326,27 +516,31 @@ static void *reader_thread(void *arg)
 	return NULL;
 }
 
-/* Takes the backend's used entries for queue qi and wakes their readers. */
-static int reap(struct bridge *b, unsigned qi)
+/* A reply arrived: wake its reader, unless the failure path already did (see fail_queue). */
+static void complete_slot(struct bridge *b, void *token, uint32_t len)
+{
+	struct slot *s = token;
+	if (s->state != SLOT_IN_FLIGHT)
+		return;
+	s->state = SLOT_IDLE;
+	s->used_len = len;
+	s->status = 0;
+	sem_post(&s->done);
+}
+
+/* Takes the backend's used entries for request queue qi and wakes their readers. */
+static int reap_replies(struct bridge *b, unsigned qi)
 {
 	struct vu_fe_queue *q = &b->fe->q[qi];
-	int rc;
 	pthread_mutex_lock(&q->lock);
-	do {
-		void *token;
-		uint32_t len;
-		while ((rc = vq_driver_get_used(&q->vq, &token, &len)) == 1) {
-			struct slot *s = token;
-			if (s->state != SLOT_IN_FLIGHT)
-				continue;
-			s->state = SLOT_IDLE;
-			s->used_len = len;
-			s->status = 0;
-			sem_post(&s->done);
-		}
-	} while (rc == 0 && vq_driver_arm(&q->vq));
+	int rc = take_used(b, q, complete_slot);
 	pthread_mutex_unlock(&q->lock);
 	return rc;
+}
+
+static int reap(struct bridge *b, unsigned qi)
+{
+	return qi == HIPRIO_QUEUE ? reap_forgets(b) : reap_replies(b, qi);
 }
 
 struct completer_arg {
@@ -392,6 +586,38 @@ static void *monitor_thread(void *arg)
 	return NULL;
 }
 
+/* One buffer per hiprio ring entry, all free. */
+static int hiprio_init(struct bridge *b)
+{
+	unsigned num = b->fe->q[HIPRIO_QUEUE].vq.r.num;
+	b->hp.bufs = calloc(num, sizeof(*b->hp.bufs));
+	if (!b->hp.bufs)
+		return -ENOMEM;
+	for (unsigned i = 0; i < num; i++) {
+		struct forget_buf *f = &b->hp.bufs[i];
+		f->mem = vu_frontend_alloc(b->fe, FORGET_BUF_BYTES, PAGE_BYTES, &f->gpa);
+		if (!f->mem)
+			return -ENOMEM;
+		f->next_free = b->hp.free;
+		b->hp.free = f;
+	}
+	return 0;
+}
+
+/* The threads are gone: what became of the kernel's forgets, then the memory. */
+static void hiprio_free(struct bridge *b)
+{
+	struct hiprio *hp = &b->hp;
+	if (hp->nodes_in)
+		log_info("forgets: %llu from the kernel (%llu merged), %llu messages; %llu waited for room on the hiprio "
+		         "queue, %llu dropped, %zu unsent",
+		         (unsigned long long)hp->nodes_in, (unsigned long long)hp->merged,
+		         (unsigned long long)hp->messages, (unsigned long long)hp->retried,
+		         (unsigned long long)hp->dropped, hp->pending.count);
+	forget_set_clear(&hp->pending);
+	free(hp->bufs);
+}
+
 int bridge_new(struct vu_frontend *fe, int fuse_fd, const struct bridge_config *cfg, struct bridge **out)
 {
 	struct bridge *b = calloc(1, sizeof(*b));
@@ -404,7 +630,7 @@ int bridge_new(struct vu_frontend *fe, int fuse_fd, const struct bridge_config *
 	b->slots = calloc(b->nslots, sizeof(*b->slots));
 	b->stop_fd = eventfd(0, EFD_CLOEXEC);
 	b->done_fd = eventfd(0, EFD_CLOEXEC);
-	if (!b->slots || b->stop_fd < 0 || b->done_fd < 0)
+	if (!b->slots || b->stop_fd < 0 || b->done_fd < 0 || hiprio_init(b) < 0)
 		goto fail;
 	for (unsigned i = 0; i < b->nslots; i++) {
 		struct slot *s = &b->slots[i];
@@ -475,6 +701,7 @@ void bridge_free(struct bridge *b)
 		}
 	}
 	free(b->slots);
+	hiprio_free(b);
 	close_if_open(&b->stop_fd);
 	close_if_open(&b->done_fd);
 	free(b);

@@ -16,6 +16,7 @@ struct bridge_config {
 	unsigned threads;        /* reader threads (each owns one request buffer) */
 	uint32_t max_write;      /* bytes of data per READ/WRITE request */
 	unsigned poll_us;        /* a reader polls the used ring this long for its reply before sleeping */
+	unsigned hiprio_size;    /* entries on the hiprio queue: one forget buffer each */
 };
 
 struct bridge;

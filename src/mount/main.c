@@ -24,7 +24,7 @@ struct mount_options {
 	const char *mountpoint;
 	char options[1024];
 	bool foreground;
-	unsigned queues, queue_size, threads;
+	unsigned queues, queue_size, hiprio_size, threads;
 	size_t memory;
 	uint32_t max_write;
 	unsigned poll_us;
@@ -42,6 +42,7 @@ static void usage(FILE *out)
 	      "  -f                  stay in the foreground\n"
 	      "  --queues=N          request queues (default 1)\n"
 	      "  --queue-size=N      entries per virtqueue, a power of two (default 128)\n"
+	      "  --hiprio-size=N     entries on the hiprio (FORGET) queue, a power of two (default: --queue-size)\n"
 	      "  --threads=N         reader threads, requests in flight at once (default 4)\n"
 	      "  --max-write=BYTES   data per READ/WRITE request (default 1 MiB)\n"
 	      "  --memory=MIB        shared memory in MiB (default: what the threads need)\n"
@@ -79,7 +80,8 @@ static int parse(int argc, char **argv, struct mount_options *o)
 {
 	static const struct option longs[] = {
 		{ "socket", required_argument, NULL, 's' }, { "queues", required_argument, NULL, 'q' },
-		{ "queue-size", required_argument, NULL, 'Q' }, { "threads", required_argument, NULL, 't' },
+		{ "queue-size", required_argument, NULL, 'Q' }, { "hiprio-size", required_argument, NULL, 'H' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "memory", required_argument, NULL, 'm' }, { "max-write", required_argument, NULL, 'w' },
 		{ "no-event-idx", no_argument, NULL, 'E' }, { "poll-us", required_argument, NULL, 'P' }, { "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
@@ -96,6 +98,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		case 'f': o->foreground = true; break;
 		case 'q': if (parse_u64(optarg, 16, &v) || !v) return -1; o->queues = (unsigned)v; break;
 		case 'Q': if (parse_u64(optarg, 1024, &v) || !v || (v & (v - 1))) return -1; o->queue_size = (unsigned)v; break;
+		case 'H': if (parse_u64(optarg, 1024, &v) || !v || (v & (v - 1))) return -1; o->hiprio_size = (unsigned)v; break;
 		case 't': if (parse_u64(optarg, 256, &v) || !v) return -1; o->threads = (unsigned)v; break;
 		case 'm': if (parse_u64(optarg, 65536, &v) || !v) return -1; o->memory = (size_t)v * MIB; break;
 		case 'w': if (parse_u64(optarg, 16 * MIB, &v) || v < 8192) return -1; o->max_write = (uint32_t)v; break;
@@ -108,6 +111,8 @@ static int parse(int argc, char **argv, struct mount_options *o)
 	}
 	if (optind + 1 != argc || !o->socket)
 		return -1;
+	if (!o->hiprio_size)
+		o->hiprio_size = o->queue_size;
 	o->mountpoint = argv[optind];
 	return 0;
 }
@@ -188,10 +193,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("vufs-mount", o.log_level, false);
-	struct bridge_config bcfg = { .threads = o.threads, .max_write = o.max_write, .poll_us = o.poll_us };
+	struct bridge_config bcfg = { .threads = o.threads, .max_write = o.max_write, .poll_us = o.poll_us,
+	                              .hiprio_size = o.hiprio_size };
 	struct vu_frontend_config fcfg = { .nqueues = 1 + o.queues, .queue_size = o.queue_size,
-	                                   .no_event_idx = o.no_event_idx };
-	size_t rings = (size_t)fcfg.nqueues * 3 * ((size_t)o.queue_size * 16 + 8192);
+	                                   .hiprio_size = o.hiprio_size, .no_event_idx = o.no_event_idx };
+	size_t entries = (size_t)o.queues * o.queue_size + o.hiprio_size;
+	size_t rings = entries * 3 * 16 + (size_t)fcfg.nqueues * 3 * 8192; /* the old per-queue bound, summed */
 	fcfg.mem_size = o.memory ? o.memory : bridge_memory_needed(&bcfg) + rings;
 	/* More readers than a queue has room for would fill the ring: four descriptors per request at most. */
 	if (o.threads > o.queues * (o.queue_size / 4)) {

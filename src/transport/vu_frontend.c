@@ -46,9 +46,8 @@ void *vu_frontend_alloc(struct vu_frontend *fe, size_t size, size_t align, uint6
 	return p;
 }
 
-static int layout_queue(struct vu_frontend *fe, struct vu_fe_queue *q)
+static int layout_queue(struct vu_frontend *fe, struct vu_fe_queue *q, unsigned num)
 {
-	unsigned num = fe->queue_size;
 	struct vring_split r = { .num = num };
 	r.desc = vu_frontend_alloc(fe, vring_desc_bytes(num), RING_ALIGN, &q->desc_gpa);
 	r.avail = vu_frontend_alloc(fe, vring_avail_bytes(num), RING_ALIGN, &q->avail_gpa);
@@ -69,7 +68,9 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const s
 		fe->q[i].kick_fd = fe->q[i].call_fd = fe->q[i].err_fd = -1;
 		pthread_mutex_init(&fe->q[i].lock, NULL);
 	}
-	if (cfg->nqueues < 1 || cfg->nqueues > VU_FE_MAX_QUEUES || !vring_valid_num(cfg->queue_size))
+	fe->hiprio_size = cfg->hiprio_size ? cfg->hiprio_size : cfg->queue_size;
+	if (cfg->nqueues < 1 || cfg->nqueues > VU_FE_MAX_QUEUES || !vring_valid_num(cfg->queue_size) ||
+	    !vring_valid_num(fe->hiprio_size))
 		return -EINVAL;
 	fe->nqueues = cfg->nqueues;
 	fe->queue_size = cfg->queue_size;
@@ -92,7 +93,7 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const s
 		q->err_fd = eventfd(0, EFD_CLOEXEC);
 		if (q->kick_fd < 0 || q->call_fd < 0 || q->err_fd < 0)
 			return neg_errno();
-		rc = layout_queue(fe, q);
+		rc = layout_queue(fe, q, i == 0 ? fe->hiprio_size : fe->queue_size);
 		if (rc < 0)
 			return rc;
 	}
@@ -151,7 +152,7 @@ static int get_u64(struct vu_frontend *fe, uint32_t request, uint64_t *v)
 static int start_queue(struct vu_frontend *fe, unsigned i)
 {
 	struct vu_fe_queue *q = &fe->q[i];
-	struct vhu_vring_state num = { i, fe->queue_size }, base = { i, 0 }, enable = { i, 1 };
+	struct vhu_vring_state num = { i, q->vq.r.num }, base = { i, 0 }, enable = { i, 1 };
 	struct vhu_vring_addr addr = {
 		.index = i,
 		.desc_uaddr = (uint64_t)(uintptr_t)vu_frontend_host(fe, q->desc_gpa),

@@ -19,6 +19,7 @@
 struct vu_frontend_config {
 	unsigned nqueues;         /* including queue 0 (hiprio for virtio-fs) */
 	unsigned queue_size;      /* power of two */
+	unsigned hiprio_size;     /* entries on queue 0, a power of two; 0: queue_size */
 	size_t mem_size;          /* bytes of shared memory, rings included */
 	bool no_event_idx;        /* do not negotiate EVENT_IDX even if offered */
 };
@@ -37,7 +38,7 @@ struct vu_frontend {
 	size_t mem_size, mem_used; /* bump allocator over mem; under alloc_lock */
 	pthread_mutex_t alloc_lock;
 	uint64_t features, protocol_features;
-	unsigned nqueues, queue_size;
+	unsigned nqueues, queue_size, hiprio_size;
 	struct vu_fe_queue q[VU_FE_MAX_QUEUES];
 };
 
