@@ -27,6 +27,8 @@
  *     cut points (1 byte each, request ones then reply ones: position = byte * length / 256)
  *     the request bytes
  *   Every iovec is its own exact-size heap block, so ASan sees any access outside the request or the reply.
+ *   Guest memory is read once: after the copy, the request's header and arguments are poisoned for ASan while
+ *   it is served, and a second thread rewrites a WRITE's payload meanwhile (see poison_request).
  *   SETLKW is skipped (fuse_request_may_block: the daemon serves it on its own thread; here it could wait for
  *   ever on a lock held by another guest owner).
  *
@@ -41,6 +43,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sanitizer/asan_interface.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <linux/fuse.h>
@@ -63,6 +67,7 @@
 #include <unistd.h>
 
 #include "fs/fs.h"
+#include "protocol/fuse_internal.h" /* the worker's copy: how much of the request was copied */
 #include "protocol/fuse_server.h"
 
 #define MAX_RECORDS 256
@@ -513,6 +518,68 @@ static void check_reply(const uint8_t *req, size_t req_len, const struct iovec *
 	free(out);
 }
 
+/*
+ * Guest memory is read once. After fuse_request_copy, the request's bytes in "guest memory" (the rd iovecs) are
+ * poisoned for ASan, except a WRITE's payload, which the file system still reads from where it is: any second
+ * read of a header or an argument (a double fetch, a decision taken from bytes the guest may have changed) is
+ * then an ASan report. The payload meanwhile is rewritten by a second thread, as a guest may do: its bytes are
+ * data, whatever they are when they are written is fine.
+ */
+static struct {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	const struct iovec *iov;  /* the payload segments being served, or NULL */
+	unsigned n;
+	bool started;
+} g_mutator = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void *mutator_thread(void *arg)
+{
+	uint32_t x = 0x9e3779b9;
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&g_mutator.mu);
+		for (unsigned i = 0; g_mutator.iov && i < g_mutator.n; i++) {
+			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+			if (g_mutator.iov[i].iov_len)
+				((volatile uint8_t *)g_mutator.iov[i].iov_base)[x % g_mutator.iov[i].iov_len] = (uint8_t)x;
+		}
+		pthread_mutex_unlock(&g_mutator.mu);
+		sched_yield();
+	}
+	return NULL;
+}
+
+/* Poisons (or unpoisons) the first n bytes of the request; returns through *payload the segments after them. */
+static unsigned poison_request(const struct iovec *rd, unsigned nrd, size_t n, bool poison, struct iovec *payload)
+{
+	unsigned np = 0;
+	for (unsigned i = 0; i < nrd; i++) {
+		size_t k = n < rd[i].iov_len ? n : rd[i].iov_len;
+		if (poison)
+			ASAN_POISON_MEMORY_REGION(rd[i].iov_base, k);
+		else
+			ASAN_UNPOISON_MEMORY_REGION(rd[i].iov_base, k);
+		if (k < rd[i].iov_len)
+			payload[np++] = (struct iovec){ (uint8_t *)rd[i].iov_base + k, rd[i].iov_len - k };
+		n -= k;
+	}
+	return np;
+}
+
+static void mutate_payload(const struct iovec *iov, unsigned n)
+{
+	if (!g_mutator.started) {
+		g_mutator.started = pthread_create(&g_mutator.thread, NULL, mutator_thread, NULL) == 0;
+		if (g_mutator.started)
+			pthread_detach(g_mutator.thread); /* the harness process's lifetime */
+	}
+	pthread_mutex_lock(&g_mutator.mu);
+	g_mutator.iov = n ? iov : NULL;
+	g_mutator.n = n;
+	pthread_mutex_unlock(&g_mutator.mu);
+}
+
 /* Serves one request spread over iovecs; returns the reply size after checking it. */
 static size_t serve(const uint8_t *req, size_t len, const uint8_t *rcuts, unsigned nrcuts, size_t wr_len,
                     const uint8_t *wcuts, unsigned nwcuts)
@@ -522,8 +589,15 @@ static size_t serve(const uint8_t *req, size_t len, const uint8_t *rcuts, unsign
 	unsigned nwr = make_iov(NULL, wr_len, wcuts, nwcuts, wr);
 	size_t got = 0;
 
-	if (!fuse_request_may_block(rd, nrd)) {
-		got = fuse_serve(g_srv, g_worker, rd, nrd, len, wr, nwr, wr_len);
+	struct iovec payload[MAX_CUTS + 1];
+	fuse_request_copy(g_worker, rd, nrd, len);
+	size_t copied = len - g_worker->data_len;
+	unsigned npay = poison_request(rd, nrd, copied, true, payload);
+	if (!fuse_request_may_block(g_worker)) {
+		mutate_payload(payload, npay);
+		got = fuse_serve_copied(g_srv, g_worker, wr, nwr, wr_len);
+		mutate_payload(NULL, 0);
+		poison_request(rd, nrd, copied, false, payload);
 		check_reply(req, len, wr, nwr, wr_len, got);
 		if (g_trace) {
 			struct fuse_in_header ih = { 0 };
@@ -536,6 +610,7 @@ static size_t serve(const uint8_t *req, size_t len, const uint8_t *rcuts, unsign
 		}
 		CHECK(fsuid_now() == 0 && fsgid_now() == 0, "fsuid %u fsgid %u after opcode", fsuid_now(), fsgid_now());
 	}
+	poison_request(rd, nrd, copied, false, payload);
 	free_iov(rd, nrd);
 	free_iov(wr, nwr);
 	return got;

@@ -29,7 +29,7 @@
  *
  * The dummy handler checks that every segment of a chain lies inside one mapped region, then, by the first byte
  * of the chain (mod 4): 0 writes up to 4 KiB of reply and returns its length; 1 returns the writable length
- * without writing; 2 defers and completes at once with vu_queue_complete(); 3 defers and keeps the chain, which is
+ * without writing; 2 defers and completes at once (vu_queue_defer, vu_pending_complete); 3 defers and keeps the chain, which is
  * completed only after vu_dev_serve() returned (every queue stopped since: the completion must do nothing).
  *
  * Checked: vu_dev_serve() returns; every reply is a well-formed reply header (flags VERSION|REPLY, a payload of
@@ -76,8 +76,7 @@ static struct vu_dev g_dev;
 
 struct stashed {
 	struct vu_queue *q;
-	uint64_t epoch;
-	uint16_t head;
+	struct vu_pending *p;
 };
 static struct stashed g_stash[MAX_STASH];
 static unsigned g_nstash;
@@ -159,15 +158,21 @@ static long handle(void *opaque, struct vu_queue *q, struct vq_chain *c)
 	}
 	case 1:
 		return (long)c->wr_len;
-	case 2:
-		vu_queue_complete(q, q->epoch, c->head, vq_chain_wr(c), c->n_wr, reply, n < 64 ? n : 64);
+	case 2: {
+		struct vu_pending *p = vu_queue_defer(q, c);
+		if (!p)
+			return 0;
+		vu_pending_complete(p, reply, n < 64 ? n : 64);
 		return VU_DEFERRED;
-	default:
+	}
+	default: {
+		struct vu_pending *p = NULL;
 		pthread_mutex_lock(&g_stash_mu);
-		if (g_nstash < MAX_STASH)
-			g_stash[g_nstash++] = (struct stashed){ q, q->epoch, c->head };
+		if (g_nstash < MAX_STASH && (p = vu_queue_defer(q, c)))
+			g_stash[g_nstash++] = (struct stashed){ q, p };
 		pthread_mutex_unlock(&g_stash_mu);
-		return VU_DEFERRED;
+		return p ? VU_DEFERRED : 0;
+	}
 	}
 }
 
@@ -343,7 +348,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < g_nstash; i++) {
 		struct vu_queue *q = g_stash[i].q;
 		uint16_t before = q->vq.used_idx;
-		vu_queue_complete(q, g_stash[i].epoch, g_stash[i].head, NULL, 0, NULL, 0);
+		vu_pending_complete(g_stash[i].p, NULL, 0);
 		CHECK(q->vq.used_idx == before, "a completion after the queue stopped pushed (queue %u)", q->index);
 	}
 	vu_dev_destroy(&g_dev);

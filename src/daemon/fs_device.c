@@ -2,21 +2,45 @@
 
 #include <errno.h>
 #include <linux/fuse.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/util.h"
 
-#define MAX_BLOCKING 64
-#define BLOCKING_REQUEST_MAX 4096 /* a lock request is a header and a fuse_lk_in; allow padding */
-#define BLOCKING_REPLY_MAX 256 /* a lock reply is a header and a fuse_lk_out at most */
+#define WAITING_REQUEST_MAX 4096 /* a lock request is a header and a fuse_lk_in; allow padding */
+#define WAITING_REPLY_MAX 256    /* a lock reply is a header and a fuse_lk_out at most */
+/* Interrupts a waiting thread's system call (F_OFD_SETLKW, flock): its handler does nothing, and it is
+ * installed without SA_RESTART, so the call returns EINTR. Waiting threads block every other signal. */
+#define WAKE_SIGNAL SIGUSR1
+
+/* A request that may block, served on a thread of its own from a private copy of its bytes. */
+struct fs_waiter {
+	struct fs_device *dev;
+	struct vu_pending *pending;
+	struct fuse_worker *w;
+	pthread_t thread;
+	bool done;                 /* atomic: the thread has finished and may be joined */
+	size_t wr_len, len;
+	uint8_t req[WAITING_REQUEST_MAX];
+};
+
+static void on_wake(int sig)
+{
+	(void)sig;
+}
 
 int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueues)
 {
+	struct sigaction sa = { .sa_handler = on_wake };
+
 	memset(d, 0, sizeof(*d));
 	d->srv = srv;
-	pthread_mutex_init(&d->blocking_lock, NULL);
+	pthread_mutex_init(&d->waiting_lock, NULL);
+	sigemptyset(&sa.sa_mask);
+	sigaction(WAKE_SIGNAL, &sa, NULL);
 	for (unsigned i = 0; i < nqueues && i < VU_MAX_QUEUES; i++) {
 		d->workers[i] = fuse_worker_new(VQ_MAX_SEGS);
 		if (!d->workers[i]) {
@@ -29,108 +53,118 @@ int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueue
 
 void fs_device_destroy(struct fs_device *d)
 {
+	fs_device_cancel_waiting(d);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++) {
 		fuse_worker_free(d->workers[i]);
 		d->workers[i] = NULL;
 	}
-	pthread_mutex_destroy(&d->blocking_lock);
+	pthread_mutex_destroy(&d->waiting_lock);
 }
 
-/* A request that may block, copied out of guest memory so it can be served after the queue moved on. */
-struct blocking_job {
-	struct fs_device *dev;
-	struct vu_queue *q;
-	uint64_t epoch;
-	uint16_t head;
-	unsigned nwr;
-	size_t wr_len;
-	struct iovec *wr;
-	size_t len;
-	uint8_t req[];
-};
-
-static void *blocking_thread(void *arg)
+static void *waiter_thread(void *arg)
 {
-	struct blocking_job *job = arg;
-	struct fuse_worker *w = fuse_worker_new(2);
-	uint8_t reply[BLOCKING_REPLY_MAX];
-	struct iovec rd = { job->req, job->len }, out = { reply, MIN(sizeof(reply), job->wr_len) };
+	struct fs_waiter *wt = arg;
+	uint8_t reply[WAITING_REPLY_MAX];
+	struct iovec rd = { wt->req, wt->len }, out = { reply, MIN(sizeof(reply), wt->wr_len) };
 	size_t n = 0;
+	sigset_t only_wake;
 
-	if (w)
-		n = fuse_serve(job->dev->srv, w, &rd, 1, job->len, &out, 1, out.iov_len);
-	vu_queue_complete(job->q, job->epoch, job->head, job->wr, job->nwr, reply, n);
-	fuse_worker_free(w);
-	pthread_mutex_lock(&job->dev->blocking_lock);
-	job->dev->blocking--;
-	pthread_mutex_unlock(&job->dev->blocking_lock);
-	free(job->wr);
-	free(job);
+	/* Process signals (SIGTERM) go to threads that can act on them; only the wake-up interrupts us. */
+	sigfillset(&only_wake);
+	sigdelset(&only_wake, WAKE_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &only_wake, NULL);
+	n = fuse_serve(wt->dev->srv, wt->w, &rd, 1, wt->len, &out, 1, out.iov_len);
+	vu_pending_complete(wt->pending, reply, n);
+	__atomic_store_n(&wt->done, true, __ATOMIC_RELEASE);
 	return NULL;
 }
 
-static bool take_blocking_slot(struct fs_device *d)
+static void waiter_free(struct fs_waiter *wt)
 {
-	pthread_mutex_lock(&d->blocking_lock);
-	bool ok = d->blocking < MAX_BLOCKING;
-	if (ok)
-		d->blocking++;
-	pthread_mutex_unlock(&d->blocking_lock);
+	if (wt)
+		fuse_worker_free(wt->w);
+	free(wt);
+}
+
+/* Joins a finished waiter and frees its slot; waiting_lock held. */
+static void reap(struct fs_device *d, unsigned i)
+{
+	pthread_join(d->waiting[i]->thread, NULL);
+	waiter_free(d->waiting[i]);
+	d->waiting[i] = NULL;
+}
+
+/* A free slot (reaping finished waiters), or -1. waiting_lock held. */
+static int free_slot(struct fs_device *d)
+{
+	int found = -1;
+	for (unsigned i = 0; i < FS_DEVICE_MAX_WAITING; i++) {
+		if (d->waiting[i] && __atomic_load_n(&d->waiting[i]->done, __ATOMIC_ACQUIRE))
+			reap(d, i);
+		if (!d->waiting[i] && found < 0)
+			found = (int)i;
+	}
+	return found;
+}
+
+/* Hands the copied request to a thread of its own; false if it could not (too many, too big, out of memory). */
+static bool defer_waiting(struct fs_device *d, struct vu_queue *q, struct vq_chain *c)
+{
+	struct fs_waiter *wt = malloc(sizeof(*wt));
+	bool ok = false;
+
+	if (!wt)
+		return false;
+	*wt = (struct fs_waiter){ .dev = d, .wr_len = c->wr_len, .w = fuse_worker_new(2) };
+	wt->len = fuse_request_save(d->workers[q->index], wt->req, sizeof(wt->req));
+	pthread_mutex_lock(&d->waiting_lock);
+	int slot = d->cancelled || !wt->len || !wt->w ? -1 : free_slot(d);
+	if (slot >= 0)
+		wt->pending = vu_queue_defer(q, c);
+	if (wt->pending) {
+		if (pthread_create(&wt->thread, NULL, waiter_thread, wt) == 0) {
+			d->waiting[slot] = wt;
+			ok = true;
+		} else {
+			vu_pending_drop(wt->pending); /* the chain stays ours to answer now */
+		}
+	}
+	pthread_mutex_unlock(&d->waiting_lock);
+	if (!ok)
+		waiter_free(wt);
 	return ok;
 }
 
-static void give_back_slot(struct fs_device *d)
+void fs_device_cancel_waiting(struct fs_device *d)
 {
-	pthread_mutex_lock(&d->blocking_lock);
-	d->blocking--;
-	pthread_mutex_unlock(&d->blocking_lock);
-}
-
-/* Hands the request to a thread of its own; false if it could not (too many, too big, out of memory). */
-static bool defer_blocking(struct fs_device *d, struct vu_queue *q, struct vq_chain *c)
-{
-	const struct iovec *rd = vq_chain_rd(c);
-	if (c->rd_len > BLOCKING_REQUEST_MAX || !take_blocking_slot(d))
-		return false;
-	struct blocking_job *job = malloc(sizeof(*job) + c->rd_len);
-	struct iovec *wr = calloc(c->n_wr ? c->n_wr : 1, sizeof(*wr));
-	if (!job || !wr)
-		goto fail;
-	*job = (struct blocking_job){ .dev = d, .q = q, .epoch = q->epoch, .head = c->head, .nwr = c->n_wr,
-	                              .wr_len = c->wr_len, .wr = wr, .len = c->rd_len };
-	memcpy(wr, vq_chain_wr(c), c->n_wr * sizeof(*wr));
-	size_t off = 0;
-	for (unsigned i = 0; i < c->n_rd; i++) {
-		memcpy(job->req + off, rd[i].iov_base, rd[i].iov_len);
-		off += rd[i].iov_len;
+	pthread_mutex_lock(&d->waiting_lock);
+	d->cancelled = true;
+	for (unsigned i = 0; i < FS_DEVICE_MAX_WAITING; i++) {
+		if (!d->waiting[i])
+			continue;
+		/* Signal until it is done: it may not have entered its blocking call yet when a signal arrives. */
+		while (!__atomic_load_n(&d->waiting[i]->done, __ATOMIC_ACQUIRE)) {
+			pthread_kill(d->waiting[i]->thread, WAKE_SIGNAL);
+			nanosleep(&(struct timespec){ 0, 5 * 1000 * 1000 }, NULL);
+		}
+		reap(d, i);
 	}
-	pthread_t t;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int rc = pthread_create(&t, &attr, blocking_thread, job);
-	pthread_attr_destroy(&attr);
-	if (rc == 0)
-		return true;
-fail:
-	free(job);
-	free(wr);
-	give_back_slot(d);
-	return false;
+	pthread_mutex_unlock(&d->waiting_lock);
 }
 
 long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *c)
 {
 	struct fs_device *d = opaque;
-	const struct iovec *rd = vq_chain_rd(c);
+	struct fuse_worker *w = d->workers[q->index];
 
-	if (fuse_request_may_block(rd, c->n_rd)) {
-		if (defer_blocking(d, q, c))
+	/* One copy out of guest memory; every decision below is made from it. */
+	fuse_request_copy(w, vq_chain_rd(c), c->n_rd, c->rd_len);
+	if (fuse_request_may_block(w)) {
+		if (defer_waiting(d, q, c))
 			return VU_DEFERRED;
 		/* Blocking here would stall the queue, and with it the unlock that would end the wait. */
-		log_warn("queue %u: too many blocking lock requests; refusing one", q->index);
-		return (long)fuse_reply_error(rd, c->n_rd, vq_chain_wr(c), c->n_wr, c->wr_len, -ENOLCK);
+		log_warn("queue %u: too many waiting lock requests; refusing one", q->index);
+		return (long)fuse_reply_error(w, vq_chain_wr(c), c->n_wr, c->wr_len, -ENOLCK);
 	}
-	return (long)fuse_serve(d->srv, d->workers[q->index], rd, c->n_rd, c->rd_len, vq_chain_wr(c), c->n_wr,
-	                        c->wr_len);
+	return (long)fuse_serve_copied(d->srv, w, vq_chain_wr(c), c->n_wr, c->wr_len);
 }

@@ -3,19 +3,30 @@
 #define VUFS_DAEMON_FS_DEVICE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "protocol/fuse_server.h"
 #include "transport/vu_device.h"
 
+/* How many requests may wait at once (SETLKW): one thread each. Past that they are refused with ENOLCK. */
+#define FS_DEVICE_MAX_WAITING 64
+
+struct fs_waiter;
+
 struct fs_device {
 	struct fuse_server *srv;
 	struct fuse_worker *workers[VU_MAX_QUEUES];   /* one per queue thread, touched only by it */
-	/* Blocking requests (SETLKW) run on their own threads; this bounds how many. */
-	pthread_mutex_t blocking_lock;
-	unsigned blocking;
+	/* Requests that may block run on threads of their own, each in a slot; waiting_lock guards the slots.
+	 * Every thread is joined: when its slot is reused, or by fs_device_cancel_waiting. */
+	pthread_mutex_t waiting_lock;
+	struct fs_waiter *waiting[FS_DEVICE_MAX_WAITING];
+	bool cancelled;
 };
 
 int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueues);
+/* Interrupts every waiting request and joins its thread (their replies are dropped when the queues are stopped).
+ * Call after the device's queues stopped and before the file system is freed. */
+void fs_device_cancel_waiting(struct fs_device *d);
 void fs_device_destroy(struct fs_device *d);
 /* The vu_handle_fn for vufsd's device. */
 long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *chain);

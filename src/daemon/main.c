@@ -128,6 +128,8 @@ static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv
 	if (rc == 0) {
 		log_info("VMM connected");
 		rc = vu_dev_serve(dev);
+		/* Waiting requests hold pending chains of this device and use the file system: end them first. */
+		fs_device_cancel_waiting(&fdev);
 		vu_dev_destroy(dev);
 	}
 	close(sock);

@@ -122,8 +122,11 @@ static struct fs_lock_owner *find_owner(struct fs_inode *inode, uint64_t lock_ow
 	return o;
 }
 
-static int lock_inode(struct fs *fs, uint64_t nodeid, struct fs_inode **inode)
+/* The inode to lock, through a handle open on it: a guest names both, and a handle of another file (or none)
+ * would let it lock files it never opened. */
+static int lock_inode(struct fs *fs, uint64_t nodeid, uint64_t fh, struct fs_inode **inode)
 {
+	struct fs_handle *h;
 	int ret;
 
 	if (!fs->cfg.posix_lock)
@@ -131,11 +134,16 @@ static int lock_inode(struct fs *fs, uint64_t nodeid, struct fs_inode **inode)
 	ret = inode_get(fs, nodeid, inode);
 	if (ret < 0)
 		return ret;
-	if ((*inode)->type != S_IFREG && (*inode)->type != S_IFDIR) {
-		inode_put(fs, *inode);
-		return -EINVAL;
+	if ((*inode)->type != S_IFREG && (*inode)->type != S_IFDIR)
+		ret = -EINVAL;
+	else if ((ret = handle_get(fs, fh, &h)) == 0) {
+		if (h->inode != *inode)
+			ret = -EBADF;
+		handle_put(fs, h);
 	}
-	return 0;
+	if (ret < 0)
+		inode_put(fs, *inode);
+	return ret;
 }
 
 static bool valid_type(short type)
@@ -153,7 +161,7 @@ int fs_getlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, s
 	(void)fh;
 	if (!valid_type(lk->l_type) || lk->l_type == F_UNLCK)
 		return -EINVAL;
-	ret = lock_inode(fs, nodeid, &inode);
+	ret = lock_inode(fs, nodeid, fh, &inode);
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&inode->lock_mu);
@@ -201,7 +209,7 @@ int fs_setlk(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, c
 
 	if (!valid_type(lk->l_type))
 		return -EINVAL;
-	ret = lock_inode(fs, nodeid, &inode);
+	ret = lock_inode(fs, nodeid, fh, &inode);
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&inode->lock_mu);

@@ -41,6 +41,24 @@ static bool is_acl_name(const char *name)
 	return !strncmp(name, ACL_PREFIX, sizeof(ACL_PREFIX) - 1);
 }
 
+/*
+ * Who may touch which names. On the host, trusted.* needs CAP_SYS_ADMIN to read or write, and security.* needs
+ * CAP_SYS_ADMIN to write (security.capability: CAP_SETFCAP). The daemon keeps those capabilities to serve the
+ * guest's root, and switching fsuid does not drop them, so it decides for the caller here: only a caller with
+ * uid 0 in the guest gets them, as only root would on the host. Other names are set and removed as the caller
+ * (fsuid/fsgid, which drops the file capabilities), so the host's own checks apply: user.* needs write
+ * permission on a regular file or directory, ACLs need ownership.
+ */
+static bool privileged_name(const char *name, bool write)
+{
+	return !strncmp(name, "trusted.", 8) || (write && !strncmp(name, "security.", 9));
+}
+
+static int check_name_access(const struct fs_ctx *ctx, const char *name, bool write)
+{
+	return ctx && ctx->uid != 0 && privileged_name(name, write) ? -EPERM : 0;
+}
+
 static ssize_t call_fd(int fd, const struct xcall *c)
 {
 	switch (c->op) {
@@ -132,17 +150,17 @@ static int xattr_begin(struct fs *fs, uint64_t nodeid, const char *name, struct 
 int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, const void *value,
                 size_t size, int flags)
 {
-	/* Setting an access ACL may clear S_ISGID, which the kernel decides from the setter's groups and
-	 * CAP_FSETID: set it as the caller. */
-	struct xcall c = { XOP_SET, name, (void *)value, size, flags, NULL };
+	/* As the caller: permissions, and S_ISGID that setting an access ACL may clear (from the setter's groups
+	 * and CAP_FSETID), are then the host's. */
+	struct xcall c = { XOP_SET, name, (void *)value, size, flags, ctx };
 	struct fs_inode *inode;
 	int ret;
 
 	if (!name)
 		return -EINVAL;
-	if (!strcmp(name, "system.posix_acl_access"))
-		c.as = ctx;
-	ret = xattr_begin(fs, nodeid, name, &inode);
+	ret = check_name_access(ctx, name, true);
+	if (ret == 0)
+		ret = xattr_begin(fs, nodeid, name, &inode);
 	if (ret < 0)
 		return ret;
 	ret = (int)xattr_call(fs, inode, &c);
@@ -157,10 +175,11 @@ ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, co
 	struct fs_inode *inode;
 	ssize_t ret;
 
-	(void)ctx;
 	if (!name)
 		return -EINVAL;
-	ret = xattr_begin(fs, nodeid, name, &inode);
+	ret = check_name_access(ctx, name, false);
+	if (ret == 0)
+		ret = xattr_begin(fs, nodeid, name, &inode);
 	if (ret < 0)
 		return ret;
 	ret = xattr_call(fs, inode, &c);
@@ -234,14 +253,15 @@ ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, c
 
 int fs_removexattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name)
 {
-	struct xcall c = { XOP_REMOVE, name, NULL, 0, 0, NULL };
+	struct xcall c = { XOP_REMOVE, name, NULL, 0, 0, ctx };
 	struct fs_inode *inode;
 	int ret;
 
-	(void)ctx;
 	if (!name)
 		return -EINVAL;
-	ret = xattr_begin(fs, nodeid, name, &inode);
+	ret = check_name_access(ctx, name, true);
+	if (ret == 0)
+		ret = xattr_begin(fs, nodeid, name, &inode);
 	if (ret < 0)
 		return ret;
 	ret = (int)xattr_call(fs, inode, &c);

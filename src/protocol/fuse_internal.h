@@ -29,8 +29,17 @@ struct fuse_server {
 };
 
 struct fuse_worker {
-	uint8_t in[FUSE_REQ_COPY_MAX];
-	uint8_t out[FUSE_REPLY_BUF_MAX];
+	/* The request as fuse_request_copy took it out of guest memory: every decision about it is made from
+	 * these bytes, never from a second read of the guest's (which it may have changed meanwhile). */
+	struct fuse_in_header hdr;
+	size_t arg_len;       /* argument bytes in in[] */
+	unsigned ndata;       /* WRITE payload: iov[0..ndata) still in guest memory (data, not decisions) */
+	size_t data_len;
+	size_t rd_len;        /* the request's length as it arrived */
+	int frame_err;        /* 0, or why the request could not be framed (the reply says it) */
+	/* Both buffers hold wire structs (8-byte aligned members) at their start. */
+	uint8_t in[FUSE_REQ_COPY_MAX] __attribute__((aligned(8)));
+	uint8_t out[FUSE_REPLY_BUF_MAX] __attribute__((aligned(8)));
 	unsigned max_segs;
 	struct iovec *iov;    /* max_segs + 2 entries: WRITE payload or READ destination */
 };

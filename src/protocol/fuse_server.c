@@ -242,30 +242,32 @@ static int slice_iov(struct fuse_worker *w, const struct iovec *iov, unsigned n,
 	return (int)k;
 }
 
-/* Copies the header and arguments out of guest memory (WRITE: all but the data, which stays where it is). */
-static int frame_request(struct fuse_req *r, const struct iovec *rd, unsigned nrd, size_t rd_len)
+/* Copies the header and arguments out of guest memory, once (WRITE: all but the data, which stays where it is). */
+static int frame_request(struct fuse_worker *w, const struct iovec *rd, unsigned nrd, size_t rd_len)
 {
 	size_t fixed;
 
-	if (rd_len < sizeof(r->in) || copy_in(rd, nrd, 0, &r->in, sizeof(r->in)) != sizeof(r->in))
+	w->arg_len = w->data_len = 0;
+	w->ndata = 0;
+	w->rd_len = rd_len;
+	memset(&w->hdr, 0, sizeof(w->hdr));
+	if (rd_len < sizeof(w->hdr) || copy_in(rd, nrd, 0, &w->hdr, sizeof(w->hdr)) != sizeof(w->hdr))
 		return -EINVAL;
-	if (r->in.len != rd_len || r->in.total_extlen != 0)
+	if (w->hdr.len != rd_len || w->hdr.total_extlen != 0)
 		return -EINVAL;
-	fixed = rd_len - sizeof(r->in);
-	if (r->in.opcode == FUSE_WRITE) {
+	fixed = rd_len - sizeof(w->hdr);
+	if (w->hdr.opcode == FUSE_WRITE) {
 		fixed = MIN(fixed, sizeof(struct fuse_write_in));
-		r->data_len = rd_len - sizeof(r->in) - fixed;
-		int n = slice_iov(r->w, rd, nrd, sizeof(r->in) + fixed, r->data_len);
+		w->data_len = rd_len - sizeof(w->hdr) - fixed;
+		int n = slice_iov(w, rd, nrd, sizeof(w->hdr) + fixed, w->data_len);
 		if (n < 0)
 			return -E2BIG;
-		r->data = r->w->iov;
-		r->ndata = (unsigned)n;
+		w->ndata = (unsigned)n;
 	} else if (fixed > FUSE_REQ_COPY_MAX) {
 		return -E2BIG;
 	}
-	copy_in(rd, nrd, sizeof(r->in), r->w->in, fixed);
-	r->arg = r->w->in;
-	r->arg_len = fixed;
+	copy_in(rd, nrd, sizeof(w->hdr), w->in, fixed);
+	w->arg_len = fixed;
 	return 0;
 }
 
@@ -277,18 +279,31 @@ static bool is_initialised(struct fuse_server *srv)
 	return ok;
 }
 
-size_t fuse_serve(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *rd, unsigned nrd,
-                  size_t rd_len, const struct iovec *wr, unsigned nwr, size_t wr_len)
+void fuse_request_copy(struct fuse_worker *w, const struct iovec *rd, unsigned nrd, size_t rd_len)
 {
-	struct fuse_req r = { .srv = srv, .w = w, .wr = wr, .nwr = nwr, .wr_len = wr_len, .arg_err = -EINVAL };
-	int rc = frame_request(&r, rd, nrd, rd_len);
+	w->frame_err = frame_request(w, rd, nrd, rd_len);
+}
 
-	if (rc < 0) {
-		log_warn("FUSE: malformed request (opcode %u, %zu bytes): %s", r.in.opcode, rd_len, strerror(-rc));
-		reply_err(&r, rc);
+static struct fuse_req req_of(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *wr, unsigned nwr,
+                              size_t wr_len)
+{
+	return (struct fuse_req){ .srv = srv, .w = w, .in = w->hdr, .arg = w->in, .arg_len = w->arg_len,
+	                          .data = w->iov, .ndata = w->ndata, .data_len = w->data_len, .wr = wr, .nwr = nwr,
+	                          .wr_len = wr_len, .arg_err = -EINVAL,
+	                          .ctx = { .uid = w->hdr.uid, .gid = w->hdr.gid, .pid = w->hdr.pid } };
+}
+
+size_t fuse_serve_copied(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *wr, unsigned nwr,
+                         size_t wr_len)
+{
+	struct fuse_req r = req_of(srv, w, wr, nwr, wr_len);
+
+	if (w->frame_err < 0) {
+		log_warn("FUSE: malformed request (opcode %u, %zu bytes): %s", r.in.opcode, w->rd_len,
+		         strerror(-w->frame_err));
+		reply_err(&r, w->frame_err);
 		return r.reply_len;
 	}
-	r.ctx = (struct fs_ctx){ .uid = r.in.uid, .gid = r.in.gid, .pid = r.in.pid };
 	uint32_t op = r.in.opcode;
 	fuse_op_fn fn = op < ARRAY_SIZE(ops) ? ops[op] : NULL;
 	if (!fn) {
@@ -305,18 +320,31 @@ size_t fuse_serve(struct fuse_server *srv, struct fuse_worker *w, const struct i
 	return r.reply_len;
 }
 
-bool fuse_request_may_block(const struct iovec *rd, unsigned nrd)
+size_t fuse_serve(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *rd, unsigned nrd,
+                  size_t rd_len, const struct iovec *wr, unsigned nwr, size_t wr_len)
 {
-	struct fuse_in_header h;
-	return copy_in(rd, nrd, 0, &h, sizeof(h)) == sizeof(h) && h.opcode == FUSE_SETLKW;
+	fuse_request_copy(w, rd, nrd, rd_len);
+	return fuse_serve_copied(srv, w, wr, nwr, wr_len);
 }
 
-size_t fuse_reply_error(const struct iovec *rd, unsigned nrd, const struct iovec *wr, unsigned nwr, size_t wr_len,
-                        int error)
+bool fuse_request_may_block(const struct fuse_worker *w)
 {
-	struct fuse_req r = { .wr = wr, .nwr = nwr, .wr_len = wr_len };
-	if (copy_in(rd, nrd, 0, &r.in, sizeof(r.in)) != sizeof(r.in))
+	return w->frame_err == 0 && w->hdr.opcode == FUSE_SETLKW;
+}
+
+size_t fuse_request_save(const struct fuse_worker *w, void *buf, size_t max)
+{
+	size_t n = sizeof(w->hdr) + w->arg_len;
+	if (w->frame_err < 0 || w->ndata || n > max)
 		return 0;
+	memcpy(buf, &w->hdr, sizeof(w->hdr));
+	memcpy((uint8_t *)buf + sizeof(w->hdr), w->in, w->arg_len);
+	return n;
+}
+
+size_t fuse_reply_error(const struct fuse_worker *w, const struct iovec *wr, unsigned nwr, size_t wr_len, int error)
+{
+	struct fuse_req r = { .in = w->hdr, .wr = wr, .nwr = nwr, .wr_len = wr_len };
 	reply_err(&r, error);
 	return r.reply_len;
 }

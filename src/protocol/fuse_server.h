@@ -36,19 +36,29 @@ struct fuse_worker *fuse_worker_new(unsigned max_segs);
 void fuse_worker_free(struct fuse_worker *w);
 
 /*
- * Serves one request. rd/nrd: the request (rd_len bytes in all); wr/nwr: room for the reply (wr_len bytes).
- * Returns the number of reply bytes written (0 when the request has no reply, e.g. FORGET, or when not even a
- * reply header fits).
+ * Copies one request out of rd/nrd (rd_len bytes in all, in memory the guest may change at any time) into w:
+ * the header and the arguments, once. Everything decided about the request afterwards (its opcode, whether it
+ * may block, how it is served) comes from this copy. WRITE data stays where it is: it is data, not a decision.
  */
+void fuse_request_copy(struct fuse_worker *w, const struct iovec *rd, unsigned nrd, size_t rd_len);
+/*
+ * Serves the request copied into w. wr/nwr: room for the reply (wr_len bytes). Returns the number of reply bytes
+ * written (0 when the request has no reply, e.g. FORGET, or when not even a reply header fits).
+ */
+size_t fuse_serve_copied(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *wr, unsigned nwr,
+                         size_t wr_len);
+/* fuse_request_copy, then fuse_serve_copied. */
 size_t fuse_serve(struct fuse_server *srv, struct fuse_worker *w, const struct iovec *rd, unsigned nrd,
                   size_t rd_len, const struct iovec *wr, unsigned nwr, size_t wr_len);
 
-/* Whether this request may block for long (SETLKW), so a transport should serve it off its queue thread. */
-bool fuse_request_may_block(const struct iovec *rd, unsigned nrd);
+/* Whether the copied request may block for long (SETLKW), so a transport should serve it off its queue thread. */
+bool fuse_request_may_block(const struct fuse_worker *w);
+/* The copied request as contiguous bytes (header and arguments) into buf, to be served later with fuse_serve on
+ * another worker; returns its length, or 0 if it does not fit, carries WRITE data or was malformed. */
+size_t fuse_request_save(const struct fuse_worker *w, void *buf, size_t max);
 
-/* Writes an error reply (negative errno) to the request in rd without serving it; returns the reply's size. */
-size_t fuse_reply_error(const struct iovec *rd, unsigned nrd, const struct iovec *wr, unsigned nwr, size_t wr_len,
-                        int error);
+/* Writes an error reply (negative errno) to the copied request without serving it; returns the reply's size. */
+size_t fuse_reply_error(const struct fuse_worker *w, const struct iovec *wr, unsigned nwr, size_t wr_len, int error);
 
 /* The negotiated FUSE minor version (0 before INIT). */
 uint32_t fuse_server_minor(const struct fuse_server *srv);

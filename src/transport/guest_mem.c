@@ -1,11 +1,101 @@
 #include "transport/guest_mem.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/util.h"
+
+/*
+ * Surviving a frontend that shrinks its memory file. A page of a shared mapping past the end of its file raises
+ * SIGBUS when touched. gm_add refuses regions longer than their file, but a frontend can shrink the file later
+ * (QEMU seals its memfds against that; a hostile frontend need not). So every mapping of guest memory is
+ * registered here, and a SIGBUS inside one puts an anonymous zero page where the missing one was and counts a
+ * fault: the access completes (reading zeros, writing nowhere) and the queue that made it sees the count change
+ * and stops as broken (vu_device.c). A SIGBUS anywhere else is not ours: the default action runs.
+ *
+ * Process-wide because a signal handler can only find it there. Written under reg_lock by the thread that changes
+ * guest memory (gm_add, gm_remove, gm_clear); read without a lock by the handler: a slot's length is published
+ * before its base, and a base of 0 means free.
+ */
+#define REG_SLOTS (4 * GM_MAX_REGIONS)
+static struct {
+	uintptr_t base;
+	size_t len;
+} reg[REG_SLOTS];
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+static uint64_t fault_count;   /* atomic */
+
+static bool registered(uintptr_t addr)
+{
+	for (unsigned i = 0; i < REG_SLOTS; i++) {
+		uintptr_t b = __atomic_load_n(&reg[i].base, __ATOMIC_ACQUIRE);
+		if (b && addr >= b && addr - b < __atomic_load_n(&reg[i].len, __ATOMIC_RELAXED))
+			return true;
+	}
+	return false;
+}
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	uintptr_t page = (uintptr_t)si->si_addr & ~(uintptr_t)4095;
+	if (si->si_code == BUS_ADRERR && registered((uintptr_t)si->si_addr) &&
+	    mmap((void *)page, 4096, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) !=
+	            MAP_FAILED) {
+		__atomic_add_fetch(&fault_count, 1, __ATOMIC_SEQ_CST);
+		return;
+	}
+	signal(sig, SIG_DFL); /* not guest memory: die as we would have */
+}
+
+static void install_sigbus(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) < 0)
+		log_warn("guest memory: cannot catch SIGBUS: a frontend that shrinks its memory can crash us");
+}
+
+static void reg_add(void *base, size_t len)
+{
+	pthread_once(&reg_once, install_sigbus);
+	pthread_mutex_lock(&reg_lock);
+	for (unsigned i = 0; i < REG_SLOTS; i++) {
+		if (!reg[i].base) {
+			__atomic_store_n(&reg[i].len, len, __ATOMIC_RELAXED);
+			__atomic_store_n(&reg[i].base, (uintptr_t)base, __ATOMIC_RELEASE);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+static void reg_remove(void *base)
+{
+	pthread_mutex_lock(&reg_lock);
+	for (unsigned i = 0; i < REG_SLOTS; i++)
+		if (reg[i].base == (uintptr_t)base)
+			__atomic_store_n(&reg[i].base, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+uint64_t gm_fault_count(void)
+{
+	return __atomic_load_n(&fault_count, __ATOMIC_SEQ_CST);
+}
+
+static void region_unmap(struct gm_region *r)
+{
+	reg_remove(r->map_base);
+	munmap(r->map_base, r->map_len);
+}
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
@@ -27,7 +117,7 @@ int gm_add(struct guest_mem *gm, uint64_t gpa, uint64_t size, uint64_t uaddr, ui
 			return -EINVAL;
 	}
 	/* A page of a shared mapping past the end of its file raises SIGBUS when touched (found by fuzzing).
-	 * A frontend that shrinks its memfd later can still do that; QEMU seals its memfds against shrinking. */
+	 * A frontend that shrinks its file later still can: see on_sigbus. */
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return neg_errno();
@@ -38,6 +128,7 @@ int gm_add(struct guest_mem *gm, uint64_t gpa, uint64_t size, uint64_t uaddr, ui
 		return neg_errno();
 	/* Guest memory in a core dump would leak the guest's secrets and take forever. */
 	madvise(base, map_len, MADV_DONTDUMP);
+	reg_add(base, map_len);
 	gm->r[gm->n++] = (struct gm_region){
 		.gpa = gpa, .size = size, .uaddr = uaddr,
 		.host = (uint8_t *)base + mmap_offset, .map_base = base, .map_len = map_len,
@@ -49,7 +140,7 @@ int gm_remove(struct guest_mem *gm, uint64_t gpa, uint64_t size)
 {
 	for (unsigned i = 0; i < gm->n; i++) {
 		if (gm->r[i].gpa == gpa && gm->r[i].size == size) {
-			munmap(gm->r[i].map_base, gm->r[i].map_len);
+			region_unmap(&gm->r[i]);
 			gm->r[i] = gm->r[--gm->n];
 			return 0;
 		}
@@ -60,7 +151,7 @@ int gm_remove(struct guest_mem *gm, uint64_t gpa, uint64_t size)
 void gm_clear(struct guest_mem *gm)
 {
 	for (unsigned i = 0; i < gm->n; i++)
-		munmap(gm->r[i].map_base, gm->r[i].map_len);
+		region_unmap(&gm->r[i]);
 	gm->n = 0;
 }
 
@@ -115,4 +206,19 @@ int gm_gpa_iov(const struct guest_mem *gm, uint64_t gpa, uint64_t len, struct io
 		len -= piece;
 	}
 	return (int)n;
+}
+
+int gm_host_to_gpa(const struct guest_mem *gm, const void *p, size_t len, uint64_t *gpa)
+{
+	const uint8_t *b = p;
+	for (unsigned i = 0; i < gm->n; i++) {
+		const struct gm_region *r = &gm->r[i];
+		if (b >= r->host && (uint64_t)(b - r->host) < r->size) {
+			if (!range_within((uint64_t)(b - r->host), len, r->size))
+				return -EFAULT;
+			*gpa = r->gpa + (uint64_t)(b - r->host);
+			return 0;
+		}
+	}
+	return -EFAULT;
 }

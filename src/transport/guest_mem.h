@@ -37,5 +37,11 @@ void *gm_gpa_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 void *gm_uaddr_ptr(const struct guest_mem *gm, uint64_t uaddr, uint64_t len);
 /* Splits [gpa, gpa+len) over adjacent regions into at most max iovecs; returns the count or -EFAULT/-E2BIG. */
 int gm_gpa_iov(const struct guest_mem *gm, uint64_t gpa, uint64_t len, struct iovec *iov, unsigned max);
+/* The guest-physical address of [p, p+len), a range inside one region (as gm_gpa_iov hands out); -EFAULT if not. */
+int gm_host_to_gpa(const struct guest_mem *gm, const void *p, size_t len, uint64_t *gpa);
+
+/* How many accesses to guest memory have hit a page the frontend took away (see guest_mem.c), process-wide:
+ * a queue that sees it change while it served a request stops. */
+uint64_t gm_fault_count(void);
 
 #endif

@@ -1,10 +1,12 @@
 #include "transport/vu_device.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +30,9 @@ uint64_t vu_dev_offered_protocol_features(void)
 
 /* ---- queue threads ---- */
 
+/* The queue the calling thread serves (set by queue_thread for its lifetime; NULL on other threads). */
+static __thread const struct vu_queue *serving;
+
 /* How often a drain checks whether the driver wants an interrupt. Every 4 completions: a driver that sleeps
  * (it armed used_event) wakes early and refills the ring while we serve the rest; one that is busy asked for
  * nothing, and EVENT_IDX makes the check a read of used_event. Measured against 1 and 16 (bench/README.md). */
@@ -48,21 +53,71 @@ static void push_and_notify(struct vu_queue *q, uint16_t head, uint32_t len, boo
 	pthread_mutex_unlock(&q->push_lock);
 }
 
-void vu_queue_complete(struct vu_queue *q, uint64_t epoch, uint16_t head, const struct iovec *wr, unsigned n_wr,
-                       const void *reply, size_t len)
+struct vu_pending {
+	struct vu_queue *q;
+	uint64_t ring_gen;
+	uint16_t head;
+	unsigned n;                 /* writable segments, as guest-physical ranges */
+	struct { uint64_t gpa, len; } seg[];
+};
+
+struct vu_pending *vu_queue_defer(struct vu_queue *q, const struct vq_chain *chain)
 {
-	pthread_mutex_lock(&q->push_lock);
-	if (q->epoch == epoch && q->running) {
-		size_t done = 0;
-		for (unsigned i = 0; i < n_wr && done < len; i++) {
-			size_t n = MIN(wr[i].iov_len, len - done);
-			memcpy(wr[i].iov_base, (const uint8_t *)reply + done, n);
-			done += n;
+	const struct iovec *wr = vq_chain_wr(chain);
+	struct vu_pending *p = malloc(sizeof(*p) + chain->n_wr * sizeof(p->seg[0]));
+
+	if (!p)
+		return NULL;
+	*p = (struct vu_pending){ .q = q, .ring_gen = q->ring_gen, .head = chain->head, .n = chain->n_wr };
+	for (unsigned i = 0; i < chain->n_wr; i++) {
+		/* The walk handed these out of this memory table, which cannot change while we are in the handler. */
+		if (gm_host_to_gpa(&q->dev->mem, wr[i].iov_base, wr[i].iov_len, &p->seg[i].gpa) < 0) {
+			free(p);
+			return NULL;
 		}
-		vq_device_push(&q->vq, head, (uint32_t)done);
+		p->seg[i].len = wr[i].iov_len;
+	}
+	return p;
+}
+
+void vu_pending_drop(struct vu_pending *p)
+{
+	free(p);
+}
+
+/* Copies reply into the pending chain's buffers as the memory table has them now; returns the bytes written. */
+static uint32_t write_pending(const struct vu_pending *p, const void *reply, size_t len)
+{
+	size_t done = 0;
+	for (unsigned i = 0; i < p->n && done < len; i++) {
+		size_t n = MIN(p->seg[i].len, len - done);
+		void *dst = gm_gpa_ptr(&p->q->dev->mem, p->seg[i].gpa, n);
+		if (!dst)
+			return 0; /* the memory went away: the buffer comes back empty */
+		memcpy(dst, (const uint8_t *)reply + done, n);
+		done += n;
+	}
+	return (uint32_t)done;
+}
+
+void vu_pending_complete(struct vu_pending *p, const void *reply, size_t len)
+{
+	struct vu_queue *q = p->q;
+	/* On the queue thread itself (a handler completing at once) memory cannot change: no ctrl_lock, which the
+	 * vhost-user thread may hold while it waits for this thread to stop. */
+	bool on_queue_thread = serving == q;
+
+	if (!on_queue_thread)
+		pthread_rwlock_rdlock(&q->dev->ctrl_lock);
+	pthread_mutex_lock(&q->push_lock);
+	if (q->running && !q->broken && q->ring_gen == p->ring_gen) {
+		vq_device_push(&q->vq, p->head, write_pending(p, reply, len));
 		notify_locked(q);
 	}
 	pthread_mutex_unlock(&q->push_lock);
+	if (!on_queue_thread)
+		pthread_rwlock_unlock(&q->dev->ctrl_lock);
+	free(p);
 }
 
 static void mark_broken(struct vu_queue *q)
@@ -75,17 +130,30 @@ static void mark_broken(struct vu_queue *q)
 	pthread_mutex_unlock(&q->push_lock);
 }
 
-/* Serves every chain available now. Returns 0, or -EIO when the ring is corrupt. */
-static int drain(struct vu_queue *q, struct vq_chain *chain)
+/* Whether guest memory lost pages under us since *seen (the frontend shrank its file: see guest_mem.c). */
+static bool memory_lost(uint64_t *seen)
+{
+	uint64_t now = gm_fault_count();
+	bool lost = now != *seen;
+	*seen = now;
+	return lost;
+}
+
+/* Serves every chain available now. Returns 0, or -EIO when the ring or the memory under it is broken. */
+static int drain(struct vu_queue *q, struct vq_chain *chain, uint64_t *faults)
 {
 	unsigned batch = 0;
 	for (;;) {
 		int rc = vq_device_pop(&q->vq, chain);
+		if (memory_lost(faults))
+			return -EIO;
 		if (rc == VQ_EMPTY)
 			break;
 		if (rc == -EIO)
 			return rc;
 		long len = rc == -EBADMSG ? 0 : q->dev->cfg.handle(q->dev->cfg.opaque, q, chain);
+		if (memory_lost(faults))
+			return -EIO; /* the request read zeros where the guest's bytes were: its reply means nothing */
 		if (len == VU_DEFERRED)
 			continue;
 		push_and_notify(q, chain->head, (uint32_t)len, ++batch % NOTIFY_EVERY == 0);
@@ -140,17 +208,24 @@ static void *queue_thread(void *arg)
 	struct vu_queue *q = arg;
 	struct vq_chain *chain = malloc(sizeof(*chain));
 	struct pollfd pfd[2] = { { .fd = q->kick_fd, .events = POLLIN }, { .fd = q->stop_fd, .events = POLLIN } };
+	uint64_t faults = gm_fault_count();
 
 	if (!chain) {
 		log_err("queue %u: out of memory", q->index);
 		return NULL;
 	}
+	serving = q;
 	for (;;) {
-		if (drain(q, chain) < 0) {
+		if (drain(q, chain, &faults) < 0) {
 			mark_broken(q);
 			break;
 		}
-		if (busy_poll(q) || vq_device_arm(&q->vq))
+		bool more = busy_poll(q) || vq_device_arm(&q->vq);
+		if (memory_lost(&faults)) {
+			mark_broken(q);
+			break;
+		}
+		if (more)
 			continue;
 		uint64_t slept = mono_ns();
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
@@ -225,7 +300,6 @@ static void queue_stop(struct vu_queue *q)
 	close_if_open(&q->stop_fd);
 	pthread_mutex_lock(&q->push_lock);
 	q->running = false;
-	q->epoch++;
 	pthread_mutex_unlock(&q->push_lock);
 	q->base = q->vq.last_avail;
 	log_debug("queue %u: stopped at %u", q->index, q->base);
@@ -359,6 +433,7 @@ static int on_set_vring_base(struct vu_dev *dev, struct vhu_msg *msg)
 		return -EBUSY;
 	q->base = (uint16_t)msg->p.state.num;
 	q->base_from_frontend = true;
+	q->ring_gen++;
 	return 0;
 }
 
@@ -370,8 +445,34 @@ static int on_get_vring_base(struct vu_dev *dev, struct vhu_msg *msg)
 	queue_stop(q);
 	close_if_open(&q->kick_fd);
 	q->broken = false;
+	q->ring_gen++; /* the frontend owns the ring again: requests still deferred are lost with it */
 	msg->p.state.num = q->base;
 	msg->hdr.size = sizeof(msg->p.state);
+	return 0;
+}
+
+/*
+ * A kick, call or error fd is the frontend's and as hostile as its messages: a pipe or a file would block our
+ * writes (a full pipe, or an eventfd at its maximum count, stalls the queue thread for ever while it holds the
+ * push lock) or be always readable (a busy loop). Take only an eventfd (an anonymous inode: no file type), and
+ * make it non-blocking: a write that would block can be dropped, since the counter is already non-zero and the
+ * frontend will see it; a read that would block (the frontend drained it first) means no kick.
+ * QEMU creates these eventfds non-blocking itself; the flag is on the file description it shares with us.
+ */
+static int check_event_fd(int fd)
+{
+	struct stat st;
+	int fl;
+
+	if (fstat(fd, &st) < 0)
+		return neg_errno();
+	if (st.st_mode & S_IFMT) {
+		log_err("vhost-user: a vring fd must be an eventfd (mode 0%o refused)", (unsigned)st.st_mode);
+		return -EINVAL;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+		return neg_errno();
 	return 0;
 }
 
@@ -384,6 +485,11 @@ static int take_vring_fd(struct vu_dev *dev, struct vhu_msg *msg, struct vu_queu
 	*q = queue_of(dev, (uint32_t)(msg->p.u64 & VHU_VRING_IDX_MASK));
 	if (!*q)
 		return -EINVAL;
+	if (!nofd) {
+		int rc = check_event_fd(msg->fds[0]);
+		if (rc < 0)
+			return rc; /* the fd stays with the message, which closes it */
+	}
 	*fd = nofd ? -1 : msg->fds[0];
 	msg->nfds = 0; /* ownership moves to the queue */
 	return 0;
@@ -466,6 +572,7 @@ static void reset_queues(struct vu_dev *dev)
 		q->addr_set = q->enabled = q->broken = false;
 		q->base = 0;
 		q->base_from_frontend = true;
+		q->ring_gen++;
 	}
 }
 
@@ -583,7 +690,9 @@ static int serve_one(struct vu_dev *dev, struct vhu_msg *msg)
 		return FATAL;
 	}
 	log_debug("vhost-user: %s", vhu_request_name(msg->hdr.request));
+	pthread_rwlock_wrlock(&dev->ctrl_lock);
 	rc = on_message(dev, msg, &has_reply);
+	pthread_rwlock_unlock(&dev->ctrl_lock);
 	vhu_close_fds(msg);
 	if (rc == FATAL) {
 		log_err("vhost-user: %s is malformed", vhu_request_name(msg->hdr.request));
@@ -612,6 +721,7 @@ int vu_dev_init(struct vu_dev *dev, int sock, const struct vu_dev_config *cfg)
 	dev->sock = sock;
 	dev->cfg = *cfg;
 	dev->backend_req_fd = -1;
+	pthread_rwlock_init(&dev->ctrl_lock, NULL);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++) {
 		struct vu_queue *q = &dev->q[i];
 		q->dev = dev;
@@ -640,7 +750,9 @@ int vu_dev_serve(struct vu_dev *dev)
 			break;
 	}
 	free(msg);
+	pthread_rwlock_wrlock(&dev->ctrl_lock);
 	reset_queues(dev);
+	pthread_rwlock_unlock(&dev->ctrl_lock);
 	if (rc == -ECONNRESET) {
 		log_info("vhost-user: frontend disconnected");
 		return 0;
@@ -651,9 +763,12 @@ int vu_dev_serve(struct vu_dev *dev)
 
 void vu_dev_destroy(struct vu_dev *dev)
 {
+	pthread_rwlock_wrlock(&dev->ctrl_lock);
 	reset_queues(dev);
 	close_if_open(&dev->backend_req_fd);
 	gm_clear(&dev->mem);
+	pthread_rwlock_unlock(&dev->ctrl_lock);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
 		pthread_mutex_destroy(&dev->q[i].push_lock);
+	pthread_rwlock_destroy(&dev->ctrl_lock);
 }

@@ -15,7 +15,7 @@
 #include "transport/vq_device.h"
 
 #define VU_MAX_QUEUES 17   /* hiprio + 16 request queues */
-#define VU_DEFERRED (-1L)  /* handler kept the chain and will call vu_queue_complete() */
+#define VU_DEFERRED (-1L)  /* handler kept the chain (vu_queue_defer) and will complete it */
 
 struct vu_dev;
 struct vu_queue;
@@ -52,14 +52,19 @@ struct vu_queue {
 	pthread_mutex_t push_lock;
 	int call_fd;
 	struct vq_device vq;
-	/* Bumped (under push_lock) each time the queue stops: a deferred completion from an older epoch must not
-	 * touch guest memory, which may be unmapped by then. */
-	uint64_t epoch;
+	/* Bumped (by the vhost-user thread, under ctrl_lock) each time the frontend takes the ring back
+	 * (GET_VRING_BASE, SET_VRING_BASE, reset): a chain deferred before that is no longer ours to return.
+	 * Our own pauses (memory changes) leave it: chains deferred across them come back. */
+	uint64_t ring_gen;
 	/* Queue thread only: the current busy-poll window, between 0 and poll_us (see busy_poll). */
 	uint64_t poll_ns;
 };
 
 struct vu_dev {
+	/* Held for writing by the vhost-user thread while it handles a message (memory, rings and queue threads
+	 * change); deferred completions hold it for reading, so they see either the old or the new state, whole.
+	 * Lock order: ctrl_lock, then a queue's push_lock. Queue threads never take it. */
+	pthread_rwlock_t ctrl_lock;
 	int sock;
 	struct vu_dev_config cfg;
 	uint64_t features, protocol_features;
@@ -74,12 +79,22 @@ int vu_dev_init(struct vu_dev *dev, int sock, const struct vu_dev_config *cfg);
 int vu_dev_serve(struct vu_dev *dev);
 void vu_dev_destroy(struct vu_dev *dev);
 /*
- * Completes a chain the handler deferred: copies len bytes of reply into its writable iovecs and returns it.
- * epoch is q->epoch as the handler read it when it deferred (stable then: the queue thread was in the handler).
- * Thread-safe; does nothing if the queue stopped since.
+ * A chain its handler keeps past returning (a request that waits, such as SETLKW). It holds the writable part
+ * as guest-physical addresses, so it survives memory-table changes (memory hotplug): it is translated again
+ * when it completes. Every pending chain must be completed exactly once; that also frees it.
  */
-void vu_queue_complete(struct vu_queue *q, uint64_t epoch, uint16_t head, const struct iovec *wr, unsigned n_wr,
-                       const void *reply, size_t len);
+struct vu_pending;
+/* Called from the handler, on the queue thread. NULL when out of memory: the handler must answer now. */
+struct vu_pending *vu_queue_defer(struct vu_queue *q, const struct vq_chain *chain);
+/*
+ * Writes len bytes of reply into the chain, returns it to the driver and frees p. Thread-safe; waits while the
+ * frontend changes memory or rings. If the frontend took the ring back since (GET_VRING_BASE, reset) or the
+ * queue broke, the reply is dropped: the ring is not ours any more. A chain whose memory is gone comes back
+ * with length 0.
+ */
+void vu_pending_complete(struct vu_pending *p, const void *reply, size_t len);
+/* Forgets p without returning its chain: only in the handler that deferred it, which then answers itself. */
+void vu_pending_drop(struct vu_pending *p);
 
 /* Offered virtio features (also what tests expect). */
 uint64_t vu_dev_offered_features(void);

@@ -4865,6 +4865,24 @@ static void ck_vu_mem_beyond_eof_ring(struct ctx *t)
 		failf("ftruncate: %s", strerror(errno));
 }
 
+/* Two chains into the second half of guest memory, past the end of its (shrunk) file: a request there, then a
+ * reply there. Makes the file whole again afterwards. */
+static void fire_past_eof(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	struct vqbuf v;
+	vq_prepare(t, &v);
+	D(c, v.s[0], MEM_SIZE * 3 / 4, 64, VRING_DESC_F_NEXT, v.s[1]);
+	D(c, v.s[1], v.rep_gpa, v.rep_cap, VRING_DESC_F_WRITE, 0);
+	vq_fire(t, &v, v.s[0]);
+	D(c, v.s[2], v.req_gpa, v.req_len, VRING_DESC_F_NEXT, v.s[3]);
+	D(c, v.s[3], MEM_SIZE * 3 / 4, 4096, VRING_DESC_F_WRITE, 0);
+	if (!c->dead)
+		vq_fire(t, &v, v.s[2]);
+	if (ftruncate(c->fe.memfd, MEM_SIZE) < 0)
+		failf("ftruncate: %s", strerror(errno));
+}
+
 static void ck_vu_mem_beyond_eof_request(struct ctx *t)
 {
 	struct conn *c = &t->c;
@@ -4879,17 +4897,7 @@ static void ck_vu_mem_beyond_eof_request(struct ctx *t)
 	}
 	if (fuse_init(c) < 0)
 		return notef("INIT failed");
-	struct vqbuf v;
-	vq_prepare(t, &v);
-	D(c, v.s[0], MEM_SIZE * 3 / 4, 64, VRING_DESC_F_NEXT, v.s[1]);
-	D(c, v.s[1], v.rep_gpa, v.rep_cap, VRING_DESC_F_WRITE, 0);
-	vq_fire(t, &v, v.s[0]);
-	D(c, v.s[2], v.req_gpa, v.req_len, VRING_DESC_F_NEXT, v.s[3]);
-	D(c, v.s[3], MEM_SIZE * 3 / 4, 4096, VRING_DESC_F_WRITE, 0);
-	if (!c->dead)
-		vq_fire(t, &v, v.s[2]);
-	if (ftruncate(c->fe.memfd, MEM_SIZE) < 0)
-		failf("ftruncate: %s", strerror(errno));
+	fire_past_eof(t);
 }
 
 static void queue_with_num(struct ctx *t, uint32_t num)
@@ -5329,6 +5337,339 @@ static void ck_vu_config_msgs(struct ctx *t)
 }
 
 /* ------------------------------------------------------------------------------------------------------------
+ * Hardening: double fetches, the VMM's fds, memory that shrinks, waits across memory changes and teardown,
+ * privileged xattr names, lock handles
+ * ------------------------------------------------------------------------------------------------------------ */
+
+/* Opens work/NAME (made on the host with text) and returns its node id and handle; false if it could not. */
+static bool open_work_file(struct ctx *t, const char *name, const char *text, uint64_t *node, uint64_t *fh)
+{
+	struct fuse_entry_out e;
+	host_file(t, name, text);
+	if (lookup(&t->c, t->work, name, &e) < 0 || do_open(&t->c, FUSE_OPEN, e.nodeid, O_RDWR, fh) < 0) {
+		failf("setup: LOOKUP/OPEN of %s failed", name);
+		return false;
+	}
+	*node = e.nodeid;
+	return true;
+}
+
+/* Owner 1 takes a write lock on bytes 0-9; false (with a note) if the backend serves no POSIX locks. */
+static bool hold_lock(struct ctx *t, uint64_t node, uint64_t fh, struct fuse_lk_in *lk)
+{
+	*lk = (struct fuse_lk_in){ .fh = fh, .owner = 1, .lk = { .start = 0, .end = 9, .type = F_WRLCK, .pid = 1 } };
+	int rc = fop(&t->c, FUSE_SETLK, node, lk, sizeof(*lk), NULL, 0);
+	if (rc < 0) {
+		notef("SETLK: %s: the backend does not serve POSIX locks", res_str(rc));
+		if (rc == RES_TIMEOUT || rc == RES_DEAD || rc == RES_BAD)
+			failf("SETLK: %s", res_str(rc));
+		return false;
+	}
+	return true;
+}
+
+struct opflip {
+	atomic_bool stop;
+	volatile struct fuse_in_header *h;
+	atomic_uint flips;
+};
+
+static void *opcode_flip_thread(void *arg)
+{
+	struct opflip *f = arg;
+	while (!atomic_load(&f->stop)) {
+		f->h->opcode ^= FUSE_SETLK ^ FUSE_SETLKW; /* half the time each */
+		atomic_fetch_add(&f->flips, 1);
+	}
+	return NULL;
+}
+
+/*
+ * A conflicting lock request whose opcode the guest flips between SETLK and SETLKW while the backend reads it.
+ * Taken for either, it is fine; but a backend that decides "does not block" from one read and serves "SETLKW"
+ * from another waits for the lock on its queue thread: the queue stops serving and GET_VRING_BASE never returns.
+ */
+static void ck_setlk_opcode_flip(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	uint64_t node, fh;
+	struct fuse_lk_in lk;
+	if (!open_work_file(t, "f", "0123456789", &node, &fh) || !hold_lock(t, node, fh, &lk))
+		return;
+	c->no_mem_checks = true;
+	struct opflip f = { .h = (volatile struct fuse_in_header *)c->big };
+	atomic_init(&f.stop, false);
+	atomic_init(&f.flips, 0);
+	pthread_t th;
+	pthread_create(&th, NULL, opcode_flip_thread, &f);
+	unsigned answered = 0, waiting = 0;
+	for (int i = 0; i < 200 && !failed(); i++) {
+		struct fuse_lk_in w = lk;
+		w.owner = 2 + (uint64_t)i;
+		w.lk.pid = 2;
+		struct call k = { .opcode = FUSE_SETLK, .nodeid = node, .arg = &w, .arglen = sizeof(w), .place = PLACE_BIG,
+		                  .volatile_in = true, .timeout_ms = 100 };
+		int rc = fcall(c, &k);
+		if (rc == RES_DEAD) {
+			failf("the backend disconnected while the guest flipped SETLK/SETLKW");
+			break;
+		}
+		if (rc != RES_TIMEOUT) {
+			answered++;
+			continue;
+		}
+		/* Taken for SETLKW: it may wait, the queue may not. */
+		waiting++;
+		struct fuse_entry_out e;
+		rc = lookup(c, t->work, "f", &e);
+		if (rc == RES_TIMEOUT || rc == RES_DEAD)
+			failf("the queue stopped serving behind a lock request whose opcode changed in flight: %s",
+			      res_str(rc));
+		else if (rc >= 0)
+			forget(c, e.nodeid, 1);
+	}
+	atomic_store(&f.stop, true);
+	pthread_join(th, NULL);
+	notef("200 conflicting SETLK with a flipping opcode: %u answered at once, %u left waiting (%u flips)", answered,
+	      waiting, atomic_load(&f.flips));
+	if (failed())
+		return;
+	/* The VMM stops the queue (as QEMU does at shutdown or migration): a queue thread stuck in a wait never
+	 * answers. */
+	int rc = stop_queue(c, 1);
+	if (rc == RES_TIMEOUT || rc == RES_DEAD)
+		failf("GET_VRING_BASE after the flips: %s (the queue thread is stuck)", res_str(rc));
+	else if (start_queue(c, 1) < 0)
+		failf("restarting queue 1 failed");
+	c->no_mem_checks = false;
+}
+
+static unsigned long backend_cpu_ms(struct conn *c)
+{
+	unsigned long total = 0;
+	for (unsigned i = 0; i < c->nprocs; i++) {
+		char p[64], buf[1024];
+		snprintf(p, sizeof(p), "/proc/%d/stat", c->procs[i]);
+		FILE *f = fopen(p, "re");
+		if (!f)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		char *rp = strrchr(buf, ')');
+		unsigned long ut = 0, st = 0;
+		/* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+		if (rp && sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+			total += (ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK);
+	}
+	return total;
+}
+
+/* 50 LOOKUPs on request queue 1 must all be answered. */
+static void require_answers(struct ctx *t, const char *with)
+{
+	for (int i = 0; i < 50 && !failed(); i++) {
+		struct fuse_entry_out e;
+		int rc = lookup(&t->c, FUSE_ROOT_ID, t->work_name, &e);
+		if (rc < 0) {
+			failf("a LOOKUP %s: %s", with, res_str(rc));
+			return;
+		}
+		forget(&t->c, e.nodeid, 1);
+	}
+}
+
+/* Sets queue 1's fd for request (CALL, KICK, ERR); returns the backend's status. */
+static int set_vring_fd(struct conn *c, uint32_t request, int fd)
+{
+	uint64_t idx = 1;
+	return vcall(c, request, 0, &idx, sizeof(idx), &fd, 1, NULL, 0);
+}
+
+/*
+ * The fds a VMM hands over are as hostile as its messages: an eventfd already at its maximum count or a full
+ * pipe as the call fd (a blocking write stalls the queue for ever), a regular file as the kick fd (always
+ * readable: a busy loop).
+ */
+static void ck_vu_vring_fds_hostile(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	struct vu_fe_queue *q = &c->fe.q[1];
+
+	/* Blocking, as the fd's flags are the backend's too: a write past the maximum count then waits. */
+	int full = eventfd(0, EFD_CLOEXEC);
+	uint64_t max = 0xfffffffffffffffeull;
+	if (full < 0 || write(full, &max, sizeof(max)) != sizeof(max))
+		return failf("eventfd: %s", strerror(errno));
+	notef("call eventfd at its maximum count: %s", vres(set_vring_fd(c, VHU_SET_VRING_CALL, full)));
+	require_answers(t, "with a call eventfd at its maximum count");
+	notef("error eventfd at its maximum count: %s", vres(set_vring_fd(c, VHU_SET_VRING_ERR, full)));
+	close(full);
+
+	int p[2];
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return failf("pipe: %s", strerror(errno));
+	while (write(p[1], "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 64) > 0)
+		;
+	fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) & ~O_NONBLOCK); /* full, and blocking for whoever writes next */
+	notef("a full pipe as the call fd: %s", vres(set_vring_fd(c, VHU_SET_VRING_CALL, p[1])));
+	require_answers(t, "with a full pipe as the call fd");
+	close(p[0]);
+	close(p[1]);
+
+	int file = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (file < 0 || write(file, "kickkickkickkick", 16) != 16)
+		return failf("O_TMPFILE: %s", strerror(errno));
+	notef("a regular file as the kick fd: %s", vres(set_vring_fd(c, VHU_SET_VRING_KICK, file)));
+	close(file);
+	unsigned long before = backend_cpu_ms(c);
+	sleep_ms(1000);
+	unsigned long spent = backend_cpu_ms(c) - before;
+	notef("backend CPU in the next second: %lu ms", spent);
+	if (spent > 500)
+		failf("the backend spins on a kick fd that is always readable (%lu ms of CPU in 1 s, idle)", spent);
+	require_answers(t, "after a regular file was offered as the kick fd");
+
+	/* Back to proper fds for what follows. */
+	set_vring_fd(c, VHU_SET_VRING_CALL, q->call_fd);
+	set_vring_fd(c, VHU_SET_VRING_ERR, q->err_fd);
+	set_vring_fd(c, VHU_SET_VRING_KICK, q->kick_fd);
+}
+
+/* The VMM shrinks its memory file after the backend mapped it; then requests and replies land in the part
+ * that is gone. A backend that touches it dies of SIGBUS unless it survives the access. */
+static void ck_vu_mem_shrink_live(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	if (ftruncate(c->fe.memfd, MEM_SIZE / 2) < 0)
+		return failf("ftruncate: %s", strerror(errno));
+	fire_past_eof(t);
+}
+
+/* Submits a SETLKW for owner 2 on the held lock; true when it waits (as it should). */
+static bool submit_waiting_setlkw(struct ctx *t, uint64_t node, const struct fuse_lk_in *held, uint64_t owner,
+                                  struct fuse_lk_in *w, struct call *k, struct pend *p)
+{
+	*w = *held;
+	w->owner = owner;
+	w->lk.pid = (uint32_t)owner;
+	*k = (struct call){ .opcode = FUSE_SETLKW, .nodeid = node, .arg = w, .arglen = sizeof(*w), .timeout_ms = 200 };
+	if (fsubmit(&t->c, k, p) < 0) {
+		failf("SETLKW: could not submit");
+		return false;
+	}
+	int rc = ffinish(&t->c, p);
+	if (rc != RES_TIMEOUT) {
+		notef("SETLKW on a held lock: %s (no wait)", res_str(rc));
+		return false;
+	}
+	return true;
+}
+
+/* A guest process waits for a lock while the VMM changes the memory table (memory hotplug): when the lock is
+ * released, the wait must end with a reply, or the guest process hangs while the lock is its own. */
+static void ck_setlkw_mem_change(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	uint64_t node, fh;
+	struct fuse_lk_in lk, w;
+	struct call k;
+	struct pend p;
+	if (!open_work_file(t, "f", "0123456789", &node, &fh) || !hold_lock(t, node, fh, &lk) ||
+	    !submit_waiting_setlkw(t, node, &lk, 2, &w, &k, &p))
+		return;
+	notef("SET_MEM_TABLE while a SETLKW waits: %s", vres(send_mem_table(c, MEM_SIZE)));
+	require_alive(t, "a memory-table change");
+	lk.lk.type = F_UNLCK;
+	int rc = fop(c, FUSE_SETLK, node, &lk, sizeof(lk), NULL, 0);
+	if (rc < 0)
+		return failf("the holder's unlock: %s", res_str(rc));
+	uint64_t deadline = now_ms() + 3000;
+	while (!atomic_load(&p.r->done) && now_ms() < deadline && !c->dead) {
+		reap(c, 1);
+		sleep_ms(5);
+	}
+	if (!atomic_load(&p.r->done))
+		return failf("a SETLKW waiting across a memory-table change was never answered after the lock was "
+		             "released (the guest process hangs, and the lock may be granted to nobody)");
+	struct fuse_out_header oh;
+	memcpy(&oh, p.s->out, sizeof(oh));
+	notef("the waiting SETLKW was answered: %s", oh.error ? errname(-oh.error) : "granted");
+	if (oh.unique != p.unique)
+		failf("the SETLKW's reply does not carry its unique (%llu, not %llu)", (unsigned long long)oh.unique,
+		      (unsigned long long)p.unique);
+}
+
+/* The frontend goes away while guest processes wait for locks: the backend must cancel the waits before it
+ * frees what they use (judged by its exit: no signal, no sanitizer report, no hang). */
+static void ck_setlkw_disconnect(struct ctx *t)
+{
+	uint64_t node, fh;
+	struct fuse_lk_in lk, w[8];
+	struct call k[8];
+	struct pend p[8];
+	if (!open_work_file(t, "f", "0123456789", &node, &fh) || !hold_lock(t, node, fh, &lk))
+		return;
+	unsigned n = 0;
+	for (unsigned i = 0; i < 8 && !failed(); i++)
+		n += submit_waiting_setlkw(t, node, &lk, 2 + i, &w[i], &k[i], &p[i]);
+	notef("%u SETLKW waiting when the frontend disconnects", n);
+}
+
+/* xattr names a host user needs capabilities for, set by an unprivileged guest user on a root-owned file. */
+static void ck_xattr_privileged(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	static const uint32_t fcap[5] = { 0x02000002, 0xffffffff, 0, 0xffffffff, 0 }; /* v2: every capability */
+	static const char *const names[] = { "security.capability", "trusted.vufs-hostile", "security.vufs-hostile",
+	                                     "user.vufs-hostile" };
+	char path[PATH_MAX * 2];
+	struct fuse_entry_out e;
+	host_file(t, "f", "0123456789");
+	snprintf(path, sizeof(path), "%s/f", t->work_path);
+	chmod(path, 0644);
+	if (lookup(c, t->work, "f", &e) < 0)
+		return failf("setup: LOOKUP failed");
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct args a = { .n = 0 };
+		struct fuse_setxattr_in si = { .size = sizeof(fcap) };
+		a_put(&a, &si, FUSE_COMPAT_SETXATTR_IN_SIZE);
+		a_str(&a, names[i]);
+		a_put(&a, fcap, sizeof(fcap));
+		struct call k = { .opcode = FUSE_SETXATTR, .nodeid = e.nodeid, .arg = a.b, .arglen = a.n, .uid = 1000,
+		                  .gid = 1000 };
+		expect_refused(c, fcall(c, &k), "SETXATTR %s by uid 1000 on a root-owned 0644 file", names[i]);
+		char val[64];
+		if (lgetxattr(path, names[i], val, sizeof(val)) >= 0)
+			failf("uid 1000 in the guest set %s on a root-owned file", names[i]);
+		struct call r = { .opcode = FUSE_REMOVEXATTR, .nodeid = e.nodeid, .arg = names[i],
+		                  .arglen = strlen(names[i]) + 1, .uid = 1000, .gid = 1000 };
+		int rc = fcall(c, &r);
+		expect_refused(c, rc, "REMOVEXATTR %s by uid 1000", names[i]);
+	}
+}
+
+/* SETLK/GETLK through a handle that does not exist, or that is open on another file. */
+static void ck_lock_fh_mismatch(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	uint64_t f, fh, g, gh;
+	if (!open_work_file(t, "f", "0123456789", &f, &fh) || !open_work_file(t, "g", "abcdefghij", &g, &gh))
+		return;
+	const uint64_t bad[] = { gh, fh ^ 0x5555, UINT64_MAX, 0 };
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct fuse_lk_in lk = { .fh = bad[i], .owner = 7, .lk = { .start = 0, .end = 9, .type = F_WRLCK, .pid = 7 } };
+		struct fuse_lk_out out;
+		expect_refused(c, fop(c, FUSE_SETLK, f, &lk, sizeof(lk), NULL, 0), "SETLK through handle %#llx",
+		               (unsigned long long)bad[i]);
+		expect_refused(c, fop(c, FUSE_GETLK, f, &lk, sizeof(lk), &out, sizeof(out)), "GETLK through handle %#llx",
+		               (unsigned long long)bad[i]);
+	}
+	do_release(c, FUSE_RELEASE, f, fh);
+	do_release(c, FUSE_RELEASE, g, gh);
+}
+
+/* ------------------------------------------------------------------------------------------------------------
  * The table, and running one check
  * ------------------------------------------------------------------------------------------------------------ */
 
@@ -5460,6 +5801,13 @@ static const struct check checks[] = {
 	{ "vu.features_unknown", ck_vu_features_unknown, K_RAW },
 	{ "vu.log_base", ck_vu_log_base, K_RAW },
 	{ "vu.config_msgs", ck_vu_config_msgs, K_RAW },
+	{ "fuse.setlk_opcode_flip", ck_setlk_opcode_flip, K_FUSE },
+	{ "fuse.setlkw_mem_change", ck_setlkw_mem_change, K_FUSE },
+	{ "fuse.setlkw_disconnect", ck_setlkw_disconnect, K_FUSE },
+	{ "fuse.xattr_privileged", ck_xattr_privileged, K_FUSE },
+	{ "fuse.lock_fh_mismatch", ck_lock_fh_mismatch, K_FUSE },
+	{ "vu.vring_fds_hostile", ck_vu_vring_fds_hostile, K_FUSE },
+	{ "vu.mem_shrink_live", ck_vu_mem_shrink_live, K_VQ },
 };
 #define NCHECKS (sizeof(checks) / sizeof(checks[0]))
 

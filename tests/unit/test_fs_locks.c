@@ -237,9 +237,19 @@ static void test_stale(void **state)
 	(void)state;
 	assert_int_equal(fs_setlk(fs, 12345, fh1, OWNER_A, &lk, false), -ESTALE);
 	assert_int_equal(fs_getlk(fs, 12345, fh1, OWNER_A, &lk), -ESTALE);
-	/* Locks on a directory inode are refused only for writing (it opens read-only). */
+	/* A lock goes through a handle open on the inode it names: none, a forged one, or another file's is refused. */
 	lk = lock(F_RDLCK, 0, 0, 1);
-	assert_int_equal(fs_setlk(fs, FS_ROOT_ID, FS_NO_HANDLE, OWNER_A, &lk, false), 0);
+	assert_int_equal(fs_setlk(fs, FS_ROOT_ID, FS_NO_HANDLE, OWNER_A, &lk, false), -EBADF);
+	assert_int_equal(fs_setlk(fs, FS_ROOT_ID, fh1, OWNER_A, &lk, false), -EBADF);
+	assert_int_equal(fs_getlk(fs, FS_ROOT_ID, fh1, OWNER_A, &lk), -EBADF);
+	assert_int_equal(fs_setlk(fs, file.nodeid, fh1 ^ 0x5555, OWNER_A, &lk, false), -EBADF);
+	/* Locks on a directory inode, through its handle, are refused only for writing (it opens read-only). */
+	uint64_t dh;
+	assert_int_equal(fs_opendir(fs, &root, FS_ROOT_ID, &dh), 0);
+	assert_int_equal(fs_setlk(fs, FS_ROOT_ID, dh, OWNER_A, &lk, false), 0);
+	lk.l_type = F_UNLCK;
+	assert_int_equal(fs_setlk(fs, FS_ROOT_ID, dh, OWNER_A, &lk, false), 0);
+	assert_int_equal(fs_releasedir(fs, FS_ROOT_ID, dh), 0);
 }
 
 static void test_owner_bound(void **state)
