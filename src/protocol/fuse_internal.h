@@ -20,7 +20,8 @@ struct fuse_server {
 	struct fs *fs;
 	struct fuse_server_opts opts;
 	/* Written by INIT and DESTROY, which the kernel sends alone (nothing else is in flight); read by every
-	 * request. state_lock makes the hand-over visible to the other queue threads. */
+	 * request. INIT and DESTROY write under state_lock and publish with a release store of
+	 * initialised; requests read initialised with an acquire load (no lock on the per-request path). */
 	pthread_mutex_t state_lock;
 	bool initialised;
 	uint32_t minor;

@@ -124,7 +124,7 @@ static void op_init(struct fuse_req *r)
 	srv->minor = minor;
 	srv->flags = flags;
 	srv->max_write = max_write;
-	srv->initialised = true;
+	__atomic_store_n(&srv->initialised, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&srv->state_lock);
 	log_info("FUSE: guest protocol %u.%u, agreed 7.%u, flags 0x%llx, max_write %u", in->major, in->minor, minor,
 	         (unsigned long long)flags, max_write);
@@ -135,7 +135,7 @@ static void op_init(struct fuse_req *r)
 static void op_destroy(struct fuse_req *r)
 {
 	pthread_mutex_lock(&r->srv->state_lock);
-	r->srv->initialised = false;
+	__atomic_store_n(&r->srv->initialised, false, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->srv->state_lock);
 	fs_reset(r->srv->fs);
 	reply_ok(r, NULL, 0);
@@ -271,12 +271,10 @@ static int frame_request(struct fuse_worker *w, const struct iovec *rd, unsigned
 	return 0;
 }
 
+/* Every request asks: an acquire load, no lock, so queues never serialise on it. */
 static bool is_initialised(struct fuse_server *srv)
 {
-	pthread_mutex_lock(&srv->state_lock);
-	bool ok = srv->initialised;
-	pthread_mutex_unlock(&srv->state_lock);
-	return ok;
+	return __atomic_load_n(&srv->initialised, __ATOMIC_ACQUIRE);
 }
 
 void fuse_request_copy(struct fuse_worker *w, const struct iovec *rd, unsigned nrd, size_t rd_len)

@@ -1,0 +1,15 @@
+/* Between the two halves of the vhost-user device: the control plane (vu_device.c) and the queue plane
+ * (vu_queue.c). Not for other rooms. */
+#ifndef VUFS_VU_INTERNAL_H
+#define VUFS_VU_INTERNAL_H
+
+#include "transport/vu_device.h"
+
+/* Called by the control plane, under ctrl_lock, while no other thread changes the queue's set-up. */
+int vu_queue_start(struct vu_dev *dev, struct vu_queue *q);
+void vu_queue_stop(struct vu_queue *q);
+/* Guest memory may only change while no queue thread reads it: stops them all, returns which ran. */
+unsigned vu_queues_stop_all(struct vu_dev *dev);
+void vu_queues_restart(struct vu_dev *dev, unsigned mask);
+
+#endif
