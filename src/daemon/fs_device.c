@@ -4,6 +4,7 @@
 #include <linux/fuse.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <endian.h>
 #include <string.h>
 #include <time.h>
 
@@ -150,6 +151,14 @@ void fs_device_cancel_waiting(struct fs_device *d)
 		reap(d, i);
 	}
 	pthread_mutex_unlock(&d->waiting_lock);
+}
+
+void fs_device_config(const char *tag, unsigned request_queues, struct virtio_fs_config *out)
+{
+	memset(out, 0, sizeof(*out));
+	/* tag[] is not NUL-terminated when it is full (the options allow at most its size). */
+	memcpy(out->tag, tag, MIN(strlen(tag), sizeof(out->tag)));
+	out->num_request_queues = htole32(request_queues);
 }
 
 long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *c)

@@ -2,6 +2,7 @@
 #ifndef VUFS_DAEMON_FS_DEVICE_H
 #define VUFS_DAEMON_FS_DEVICE_H
 
+#include <linux/virtio_fs.h>
 #include <pthread.h>
 #include <stdbool.h>
 
@@ -28,6 +29,8 @@ int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueue
  * Call after the device's queues stopped and before the file system is freed. */
 void fs_device_cancel_waiting(struct fs_device *d);
 void fs_device_destroy(struct fs_device *d);
+/* The virtio-fs config space: the tag the guest mounts by, and how many request queues there are. */
+void fs_device_config(const char *tag, unsigned request_queues, struct virtio_fs_config *out);
 /* The vu_handle_fn for vufsd's device. */
 long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *chain);
 

@@ -124,6 +124,12 @@ static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv
 	frontend_sock = sock;
 	struct vu_dev_config cfg = { .max_queues = nqueues, .handle = fs_device_handle, .opaque = &fdev,
 	                             .poll_us = o->poll_us };
+	struct virtio_fs_config vcfg;
+	if (o->tag) {
+		fs_device_config(o->tag, o->queues, &vcfg);
+		cfg.config = (const uint8_t *)&vcfg;
+		cfg.config_len = sizeof(vcfg);
+	}
 	rc = vu_dev_init(dev, sock, &cfg);
 	if (rc == 0) {
 		log_info("VMM connected");

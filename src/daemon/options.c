@@ -12,7 +12,7 @@ enum {
 	OPT_SOCKET_PATH = 256, OPT_SOCKET_GROUP, OPT_FD, OPT_SHARED_DIR, OPT_CACHE, OPT_WRITEBACK, OPT_NO_WRITEBACK,
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
-	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK, OPT_UNSUPPORTED,
+	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK, OPT_TAG, OPT_UNSUPPORTED,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +44,7 @@ static const struct option long_opts[] = {
 	{ "flock", no_argument, NULL, OPT_FLOCK },
 	{ "posix-lock", no_argument, NULL, OPT_POSIX_LOCK },
 	{ "no-posix-lock", no_argument, NULL, OPT_NO_POSIX_LOCK },
+	{ "tag", required_argument, NULL, OPT_TAG },
 	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
 	{ "announce-submounts", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "inode-file-handles", optional_argument, NULL, OPT_UNSUPPORTED },
@@ -52,7 +53,6 @@ static const struct option long_opts[] = {
 	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "migration-mode", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "migration-on-error", required_argument, NULL, OPT_UNSUPPORTED },
-	{ "tag", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "translate-uid", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "translate-gid", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "uid-map", required_argument, NULL, OPT_UNSUPPORTED },
@@ -82,6 +82,8 @@ void vufsd_usage(FILE *out)
 	      "  --queues=N                request queues offered to the VMM (default 1, at most 16)\n"
 	      "  --poll-us=N               poll a queue up to N microseconds before sleeping, adaptively\n"
 	      "                            (default 50; 0: never)\n"
+	      "  --tag=NAME                the device's tag in its config space (VHOST_USER_PROTOCOL_F_CONFIG), for VMMs\n"
+	      "                            that ask the backend (QEMU's generic vhost-user device)\n"
 	      "  --sandbox=namespace|chroot|none  confinement (default namespace: mount, pid and net namespaces\n"
 	      "                            and pivot_root into the shared directory)\n"
 	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
@@ -234,6 +236,11 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_SANDBOX: return parse_sandbox(arg, &o->sandbox) ? bad("sandbox mode", arg) : 0;
 	case OPT_SECCOMP: return seccomp_parse_mode(arg, &o->seccomp) ? bad("seccomp mode", arg) : 0;
 	case OPT_MODCAPS: o->modcaps = arg; return 0;
+	case OPT_TAG:
+		if (!*arg || strlen(arg) > VUFSD_TAG_MAX)
+			return bad("tag (1 to 36 bytes)", arg);
+		o->tag = arg;
+		return 0;
 	case OPT_QUEUES:
 		if (parse_u64(arg, 16, &v) || v == 0)
 			return bad("queue count (1-16)", arg);

@@ -30,9 +30,12 @@ struct vufsd_options {
 	const char *modcaps;          /* "+cap,-cap" adjustments, or NULL */
 	unsigned queues;              /* request queues offered */
 	unsigned poll_us;
+	const char *tag;              /* --tag: answered in the config space (GET_CONFIG), or NULL */
 	char *owned[8];               /* copies of -o arguments that fields point into */
 	unsigned nowned;
 };
+
+#define VUFSD_TAG_MAX 36          /* struct virtio_fs_config's tag[] */
 
 /* Fills opts from argv. Returns 0, or -1 after printing why. */
 int vufsd_parse_options(int argc, char **argv, struct vufsd_options *opts);

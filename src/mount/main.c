@@ -221,7 +221,8 @@ int main(int argc, char **argv)
 		vu_frontend_close(&fe);
 		return 1;
 	}
-	int fuse_fd = fuse_dev_mount(o.socket, o.mountpoint, o.options);
+	/* The mount's source, as /proc/mounts shows it: the device's tag when the backend has one, as in a guest. */
+	int fuse_fd = fuse_dev_mount(fe.tag[0] ? fe.tag : o.socket, o.mountpoint, o.options);
 	if (fuse_fd < 0) {
 		vu_frontend_close(&fe);
 		return 1;

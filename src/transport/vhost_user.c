@@ -134,6 +134,7 @@ const char *vhu_request_name(uint32_t request)
 		[VHU_RESET_DEVICE] = "RESET_DEVICE", [VHU_GET_MAX_MEM_SLOTS] = "GET_MAX_MEM_SLOTS",
 		[VHU_ADD_MEM_REG] = "ADD_MEM_REG", [VHU_REM_MEM_REG] = "REM_MEM_REG",
 		[VHU_SET_STATUS] = "SET_STATUS", [VHU_GET_STATUS] = "GET_STATUS",
+		[VHU_GET_SHMEM_CONFIG] = "GET_SHMEM_CONFIG",
 	};
 	if (request < ARRAY_SIZE(names) && names[request])
 		return names[request];

@@ -37,7 +37,14 @@ enum vhu_request {
 	VHU_REM_MEM_REG = 38,
 	VHU_SET_STATUS = 39,
 	VHU_GET_STATUS = 40,
+	VHU_GET_SHMEM_CONFIG = 44,  /* QEMU 11.1.3's number */
 	VHU_REQUEST_MAX = 64,
+};
+
+/* Requests the backend sends on the backend channel (SET_BACKEND_REQ_FD). */
+enum vhu_backend_request {
+	VHU_BACKEND_SHMEM_MAP = 9,
+	VHU_BACKEND_SHMEM_UNMAP = 10,
 };
 
 /* Header flags */
@@ -55,7 +62,9 @@ enum vhu_request {
 #define VHU_PROTOCOL_F_MQ 0
 #define VHU_PROTOCOL_F_REPLY_ACK 3
 #define VHU_PROTOCOL_F_BACKEND_REQ 5
+#define VHU_PROTOCOL_F_CONFIG 9
 #define VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
+#define VHU_PROTOCOL_F_SHMEM 22   /* QEMU 11.1.3's bit (early spec drafts said 20) */
 
 #define VHU_VRING_IDX_MASK 0xffu
 #define VHU_VRING_NOFD_MASK (1u << 8)
@@ -101,6 +110,36 @@ struct vhu_mem_reg {
 	struct vhu_mem_region region;
 };
 
+/* GET_CONFIG / SET_CONFIG: a window of the device's config space. */
+#define VHU_CONFIG_MAX 256
+struct vhu_config {
+	uint32_t offset;
+	uint32_t size;
+	uint32_t flags;
+	uint8_t region[VHU_CONFIG_MAX];
+};
+#define VHU_CONFIG_HDR 12u
+
+/* GET_SHMEM_CONFIG's answer: the size of each shared-memory region, by shmid. */
+#define VHU_SHMEM_MAX 8
+struct vhu_shmem_config {
+	uint32_t nregions;
+	uint32_t padding;
+	uint64_t sizes[VHU_SHMEM_MAX];
+};
+
+/* SHMEM_MAP / SHMEM_UNMAP (backend requests): map len bytes of the fd sent with it at fd_offset to shm_offset of
+ * region shmid. */
+#define VHU_SHMEM_MAP_RW 1u
+struct vhu_shmem_map {
+	uint8_t shmid;
+	uint8_t padding[7];
+	uint64_t fd_offset;
+	uint64_t shm_offset;
+	uint64_t len;
+	uint64_t flags;
+};
+
 struct vhu_msg {
 	struct vhu_hdr hdr;
 	union {
@@ -109,6 +148,9 @@ struct vhu_msg {
 		struct vhu_vring_addr addr;
 		struct vhu_mem_table mem;
 		struct vhu_mem_reg memreg;
+		struct vhu_config config;
+		struct vhu_shmem_config shmem;
+		struct vhu_shmem_map map;
 		uint8_t raw[512];
 	} p;
 	int fds[VHU_MAX_FDS];

@@ -26,10 +26,15 @@ uint64_t vu_dev_offered_features(void)
 	       1ull << VIRTIO_RING_F_EVENT_IDX_BIT | 1ull << VIRTIO_RING_F_INDIRECT_DESC_BIT;
 }
 
-uint64_t vu_dev_offered_protocol_features(void)
+uint64_t vu_dev_offered_protocol_features(const struct vu_dev *dev)
 {
-	return 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_BACKEND_REQ |
-	       1ull << VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
+	uint64_t f = 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_BACKEND_REQ |
+	             1ull << VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
+	if (dev->cfg.config)
+		f |= 1ull << VHU_PROTOCOL_F_CONFIG;
+	if (dev->cfg.n_shmem)
+		f |= 1ull << VHU_PROTOCOL_F_SHMEM;
+	return f;
 }
 
 /* ---- message handlers: 0 ok, -errno refused (reported if the frontend asked), FATAL drops the connection ---- */
@@ -55,7 +60,7 @@ static int on_set_features(struct vu_dev *dev, struct vhu_msg *msg)
 
 static int on_set_protocol_features(struct vu_dev *dev, struct vhu_msg *msg)
 {
-	if (msg->p.u64 & ~vu_dev_offered_protocol_features())
+	if (msg->p.u64 & ~vu_dev_offered_protocol_features(dev))
 		return -EINVAL;
 	dev->protocol_features = msg->p.u64;
 	return 0;
@@ -260,9 +265,43 @@ static int on_set_backend_req_fd(struct vu_dev *dev, struct vhu_msg *msg)
 {
 	if (msg->nfds != 1)
 		return FATAL;
+	pthread_mutex_lock(&dev->backend_lock);
 	close_if_open(&dev->backend_req_fd);
 	dev->backend_req_fd = msg->fds[0];
+	pthread_mutex_unlock(&dev->backend_lock);
 	msg->nfds = 0;
+	return 0;
+}
+
+static bool negotiated(const struct vu_dev *dev, unsigned protocol_feature)
+{
+	return dev->protocol_features & (1ull << protocol_feature);
+}
+
+/* A window of the config space. A request outside it gets an empty answer, which tells QEMU it failed. */
+static int on_get_config(struct vu_dev *dev, struct vhu_msg *msg)
+{
+	struct vhu_config *c = &msg->p.config;
+	if (!negotiated(dev, VHU_PROTOCOL_F_CONFIG) || msg->hdr.size < VHU_CONFIG_HDR ||
+	    msg->hdr.size - VHU_CONFIG_HDR != c->size || c->size > VHU_CONFIG_MAX ||
+	    !range_within(c->offset, c->size, dev->cfg.config_len)) {
+		msg->hdr.size = 0;
+		return 0;
+	}
+	memcpy(c->region, dev->cfg.config + c->offset, c->size);
+	return 0;
+}
+
+static int on_get_shmem_config(struct vu_dev *dev, struct vhu_msg *msg)
+{
+	struct vhu_shmem_config *sc = &msg->p.shmem;
+	memset(sc, 0, sizeof(*sc));
+	if (negotiated(dev, VHU_PROTOCOL_F_SHMEM)) {
+		sc->nregions = dev->cfg.n_shmem;
+		memcpy(sc->sizes, dev->cfg.shmem_sizes, dev->cfg.n_shmem * sizeof(sc->sizes[0]));
+	}
+	/* As QEMU 11.1.3 takes it: the count, then a size for each region (not the whole array). */
+	msg->hdr.size = (uint32_t)(8 + sc->nregions * sizeof(sc->sizes[0]));
 	return 0;
 }
 
@@ -296,7 +335,7 @@ static int on_message(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
 		return on_set_features(dev, msg);
 	case VHU_GET_PROTOCOL_FEATURES:
 		*has_reply = true;
-		reply_u64(msg, vu_dev_offered_protocol_features());
+		reply_u64(msg, vu_dev_offered_protocol_features(dev));
 		return 0;
 	case VHU_SET_PROTOCOL_FEATURES:
 		return on_set_protocol_features(dev, msg);
@@ -341,6 +380,14 @@ static int on_message(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
 		return on_set_vring_enable(dev, msg);
 	case VHU_SET_BACKEND_REQ_FD:
 		return on_set_backend_req_fd(dev, msg);
+	case VHU_GET_CONFIG:
+		*has_reply = true;
+		return on_get_config(dev, msg);
+	case VHU_SET_CONFIG:
+		return -EPERM; /* virtio-fs config space is read-only */
+	case VHU_GET_SHMEM_CONFIG:
+		*has_reply = true;
+		return on_get_shmem_config(dev, msg);
 	default:
 		log_warn("vhost-user: %s (%u) is not supported", vhu_request_name(msg->hdr.request), msg->hdr.request);
 		return -ENOSYS;
@@ -353,6 +400,7 @@ static int expected_size(uint32_t request)
 	switch (request) {
 	case VHU_GET_FEATURES: case VHU_GET_PROTOCOL_FEATURES: case VHU_SET_OWNER: case VHU_RESET_OWNER:
 	case VHU_GET_QUEUE_NUM: case VHU_GET_MAX_MEM_SLOTS: case VHU_SET_BACKEND_REQ_FD: case VHU_RESET_DEVICE:
+	case VHU_GET_SHMEM_CONFIG:
 		return 0;
 	case VHU_SET_FEATURES: case VHU_SET_PROTOCOL_FEATURES:
 	case VHU_SET_VRING_KICK: case VHU_SET_VRING_CALL: case VHU_SET_VRING_ERR:
@@ -363,7 +411,7 @@ static int expected_size(uint32_t request)
 		return sizeof(struct vhu_vring_addr);
 	case VHU_ADD_MEM_REG: case VHU_REM_MEM_REG:
 		return sizeof(struct vhu_mem_reg);
-	case VHU_SET_MEM_TABLE:
+	case VHU_SET_MEM_TABLE: case VHU_GET_CONFIG: case VHU_SET_CONFIG:
 		return -1;
 	default:
 		return -2;
@@ -423,13 +471,15 @@ static int serve_one(struct vu_dev *dev, struct vhu_msg *msg)
 
 int vu_dev_init(struct vu_dev *dev, int sock, const struct vu_dev_config *cfg)
 {
-	if (cfg->max_queues < 2 || cfg->max_queues > VU_MAX_QUEUES || !cfg->handle)
+	if (cfg->max_queues < 2 || cfg->max_queues > VU_MAX_QUEUES || !cfg->handle || cfg->config_len > VHU_CONFIG_MAX ||
+	    (cfg->config_len && !cfg->config) || cfg->n_shmem > VHU_SHMEM_MAX)
 		return -EINVAL;
 	memset(dev, 0, sizeof(*dev));
 	dev->sock = sock;
 	dev->cfg = *cfg;
 	dev->backend_req_fd = -1;
 	pthread_rwlock_init(&dev->ctrl_lock, NULL);
+	pthread_mutex_init(&dev->backend_lock, NULL);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++) {
 		struct vu_queue *q = &dev->q[i];
 		q->dev = dev;
@@ -473,9 +523,12 @@ void vu_dev_destroy(struct vu_dev *dev)
 {
 	pthread_rwlock_wrlock(&dev->ctrl_lock);
 	reset_queues(dev);
+	pthread_mutex_lock(&dev->backend_lock);
 	close_if_open(&dev->backend_req_fd);
+	pthread_mutex_unlock(&dev->backend_lock);
 	gm_clear(&dev->mem);
 	pthread_rwlock_unlock(&dev->ctrl_lock);
+	pthread_mutex_destroy(&dev->backend_lock);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
 		pthread_mutex_destroy(&dev->q[i].push_lock);
 	pthread_rwlock_destroy(&dev->ctrl_lock);

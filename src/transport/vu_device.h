@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/dev_services.h"
 #include "transport/guest_mem.h"
 #include "transport/vhost_user.h"
 #include "transport/vq_device.h"
@@ -31,6 +32,12 @@ struct vu_dev_config {
 	vu_handle_fn handle;
 	void *opaque;
 	unsigned poll_us;         /* busy-poll the ring up to this long before sleeping (0: never); adaptive below it */
+	/* The device's own part of the protocol. */
+	const uint8_t *config;    /* its config space for GET_CONFIG; NULL: VHOST_USER_PROTOCOL_F_CONFIG not offered */
+	uint32_t config_len;      /* at most VHU_CONFIG_MAX */
+	unsigned n_shmem;         /* shared-memory regions (GET_SHMEM_CONFIG, F_SHMEM offered when > 0) */
+	uint64_t shmem_sizes[VHU_SHMEM_MAX];
+	unsigned backend_timeout_ms; /* how long a backend request waits for its reply (0: 5000), then -ETIMEDOUT */
 };
 
 struct vu_queue {
@@ -70,7 +77,11 @@ struct vu_dev {
 	uint64_t features, protocol_features;
 	bool owner_set;
 	struct guest_mem mem;
-	int backend_req_fd;       /* kept for later use (DAX mapping requests) */
+	/* The backend channel (SET_BACKEND_REQ_FD), for requests we send (vu_backend.c). backend_lock serialises
+	 * them, each with its reply, and guards the fd, which the frontend may replace. Taken by queue threads:
+	 * never while holding ctrl_lock's write side waits for them. */
+	pthread_mutex_t backend_lock;
+	int backend_req_fd;
 	struct vu_queue q[VU_MAX_QUEUES];
 };
 
@@ -96,8 +107,11 @@ void vu_pending_complete(struct vu_pending *p, const void *reply, size_t len);
 /* Forgets p without returning its chain: only in the handler that deferred it, which then answers itself. */
 void vu_pending_drop(struct vu_pending *p);
 
-/* Offered virtio features (also what tests expect). */
+/* Offered virtio features (also what tests expect), and the protocol features this device offers. */
 uint64_t vu_dev_offered_features(void);
-uint64_t vu_dev_offered_protocol_features(void);
+uint64_t vu_dev_offered_protocol_features(const struct vu_dev *dev);
+
+/* The device services (common/dev_services.h) of this device: shared-memory maps through backend requests. */
+void vu_dev_services(struct vu_dev *dev, struct dev_services *out);
 
 #endif

@@ -192,7 +192,7 @@ static int negotiate(struct vu_frontend *fe)
 	if (offered & (1ull << VHU_F_PROTOCOL_FEATURES)) {
 		if ((rc = get_u64(fe, VHU_GET_PROTOCOL_FEATURES, &pf)) < 0)
 			return rc;
-		pf &= 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK;
+		pf &= 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_CONFIG;
 		if ((rc = call_u64(fe, VHU_SET_PROTOCOL_FEATURES, pf)) < 0)
 			return rc;
 		fe->protocol_features = pf;
@@ -215,12 +215,27 @@ static int negotiate(struct vu_frontend *fe)
 	return 0;
 }
 
+/* A backend with a config space (F_CONFIG) names the device: virtio_fs_config's tag, as QEMU's generic
+ * vhost-user device reads it. Anything else leaves the tag empty. */
+static void read_tag(struct vu_frontend *fe)
+{
+	struct vhu_config cfg = { .offset = 0, .size = 40 };
+	fe->tag[0] = 0;
+	if (!(fe->protocol_features & (1ull << VHU_PROTOCOL_F_CONFIG)) ||
+	    call(fe, VHU_GET_CONFIG, &cfg, VHU_CONFIG_HDR + 40, NULL, 0, &cfg, VHU_CONFIG_HDR + 40) < 0 ||
+	    cfg.offset != 0 || cfg.size != 40)
+		return;
+	memcpy(fe->tag, cfg.region, 36);
+	fe->tag[36] = 0;
+}
+
 int vu_frontend_start(struct vu_frontend *fe)
 {
 	struct vhu_mem_table mt = { .nregions = 1 };
 	int rc = negotiate(fe);
 	if (rc < 0)
 		return rc;
+	read_tag(fe);
 	mt.regions[0] = (struct vhu_mem_region){ .gpa = 0, .size = fe->mem_size, .uaddr = (uintptr_t)fe->mem };
 	rc = call(fe, VHU_SET_MEM_TABLE, &mt, 8 + sizeof(mt.regions[0]), &fe->memfd, 1, NULL, 0);
 	if (rc < 0)

@@ -39,6 +39,7 @@ struct vu_frontend {
 	pthread_mutex_t alloc_lock;
 	uint64_t features, protocol_features;
 	unsigned nqueues, queue_size, hiprio_size;
+	char tag[37];             /* the device's tag from its config space (F_CONFIG), or "" */
 	struct vu_fe_queue q[VU_FE_MAX_QUEUES];
 };
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# vufs-mount on vufsd and on QEMU's virtiofsd: list, read, create, write, rename, remove, and both sides agree.
+# vufs-mount on vufsd and on QEMU's virtiofsd: list, read, create, write, rename, remove, and both sides agree;
+# vufsd --tag answers its config space (vufs-mount reads it as QEMU's generic device does and mounts by the tag).
 # timeout: 120
 . "$(dirname "$0")/lib.sh"
 
@@ -21,6 +22,16 @@ mount_backend
 smoke
 finish
 echo "vufsd: ok"
+
+start_vufsd --tag=vufs-smoke-tag
+mount_backend
+src=$(awk -v m="$(realpath "$MNT")" '$2 == m { print $1 }' /proc/mounts)
+[ "$src" = vufs-smoke-tag ] || fail "the mount's source is '$src', not the tag vufsd answered in its config space"
+smoke
+finish
+"$BUILD/vufsd" --socket-path="$SOCK" --shared-dir="$SHARE" --tag=a-tag-of-more-than-36-bytes-is-refused-x 2>/dev/null &&
+  fail "a 37-byte tag was accepted"
+echo "vufsd --tag: ok (source $src)"
 
 start_qemu_virtiofsd -o cache=auto
 mount_backend

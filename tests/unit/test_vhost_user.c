@@ -218,7 +218,8 @@ static void test_get_requests_answer_with_their_values(void **state)
 	assert_true(f & (1ull << VHU_F_PROTOCOL_FEATURES));
 	assert_true(f & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT));
 	uint64_t pf = get_u64(s->sock[1], VHU_GET_PROTOCOL_FEATURES);
-	assert_int_equal(pf, vu_dev_offered_protocol_features());
+	assert_int_equal(pf, vu_dev_offered_protocol_features(&s->dev));
+	assert_false(pf & (1ull << VHU_PROTOCOL_F_CONFIG)); /* no config space given */
 	assert_true(pf & (1ull << VHU_PROTOCOL_F_MQ));
 	assert_true(pf & (1ull << VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS));
 	assert_int_equal(get_u64(s->sock[1], VHU_GET_QUEUE_NUM), 3);
@@ -274,7 +275,8 @@ static void test_reply_ack_zero_on_success_nonzero_on_failure(void **state)
 	assert_int_not_equal(ack_u64(c, VHU_SET_VRING_CALL, 5 | VHU_VRING_NOFD_MASK), 0); /* no queue 5 */
 	assert_int_not_equal(ack_u64(c, VHU_SET_PROTOCOL_FEATURES, 1ull << 63), 0);
 	/* An unknown request is refused, not fatal. */
-	assert_int_not_equal(call_ack(c, VHU_GET_CONFIG, NULL, 0, NULL, 0), 0);
+	uint64_t status = 0xf;
+	assert_int_not_equal(call_ack(c, VHU_SET_STATUS, &status, sizeof(status), NULL, 0), 0);
 	assert_int_not_equal(call_ack(c, 200, NULL, 0, NULL, 0), 0);
 	/* A request with its own reply answers with the value, not an ack. */
 	struct vhu_msg m;
@@ -984,6 +986,162 @@ static void test_frontend_end_to_end_polling_backend(void **state)
 	frontend_round_trips(true, 200);
 }
 
+
+/* ---- the device's own part: config space, shared-memory regions, backend requests ---- */
+
+static const uint8_t fs_config[40] = { 'm', 'y', 'f', 's', [36] = 2 };
+
+static struct server *server_start_device(void)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->sock), 0);
+	struct timeval tv = { .tv_sec = WAIT_MS / 1000 };
+	assert_int_equal(setsockopt(s->sock[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	struct vu_dev_config cfg = { .max_queues = 3, .handle = echo_upper, .opaque = s, .config = fs_config,
+	                             .config_len = sizeof(fs_config), .n_shmem = 1, .shmem_sizes = { 1ull << 28 },
+	                             .backend_timeout_ms = 300 };
+	assert_int_equal(vu_dev_init(&s->dev, s->sock[0], &cfg), 0);
+	assert_int_equal(pthread_create(&s->thread, NULL, serve_thread, s), 0);
+	return s;
+}
+
+static void negotiate_pf(int c, uint64_t pf)
+{
+	assert_int_equal(get_u64(c, VHU_GET_PROTOCOL_FEATURES) & pf, pf);
+	send_msg(c, VHU_SET_PROTOCOL_FEATURES, VHU_VERSION, &pf, sizeof(pf), NULL, 0);
+}
+
+/* GET_CONFIG with offset and size; returns the payload size of the answer (0: refused) and the bytes. */
+static uint32_t get_config(int c, uint32_t offset, uint32_t size, uint8_t *out)
+{
+	struct vhu_config cfg = { .offset = offset, .size = size };
+	struct vhu_msg m;
+	send_msg(c, VHU_GET_CONFIG, VHU_VERSION, &cfg, VHU_CONFIG_HDR + (size <= VHU_CONFIG_MAX ? size : 0), NULL, 0);
+	recv_reply(c, VHU_GET_CONFIG, &m);
+	if (m.hdr.size >= VHU_CONFIG_HDR)
+		memcpy(out, m.p.config.region, m.hdr.size - VHU_CONFIG_HDR);
+	return m.hdr.size;
+}
+
+static void test_get_config_answers_the_config_space(void **state)
+{
+	(void)state;
+	struct server *s = server_start_device();
+	int c = s->sock[1];
+	uint8_t buf[VHU_CONFIG_MAX];
+	assert_true(get_u64(c, VHU_GET_PROTOCOL_FEATURES) & (1ull << VHU_PROTOCOL_F_CONFIG));
+	/* Before F_CONFIG is negotiated: an empty answer. */
+	assert_int_equal(get_config(c, 0, 40, buf), 0);
+	negotiate_pf(c, 1ull << VHU_PROTOCOL_F_CONFIG);
+	assert_int_equal(get_config(c, 0, 40, buf), VHU_CONFIG_HDR + 40);
+	assert_memory_equal(buf, fs_config, 40);
+	assert_int_equal(get_config(c, 36, 4, buf), VHU_CONFIG_HDR + 4);
+	assert_int_equal(buf[0], 2); /* num_request_queues */
+	/* Past the end, wrapping, or more than a message holds: refused, and the connection goes on. */
+	assert_int_equal(get_config(c, 37, 4, buf), 0);
+	assert_int_equal(get_config(c, UINT32_MAX - 1, 4, buf), 0);
+	assert_int_equal(get_config(c, 0, 4096, buf), 0);
+	assert_int_equal(get_u64(c, VHU_GET_QUEUE_NUM), 3);
+	server_finish(s);
+	server_free(s);
+}
+
+static void test_get_shmem_config_answers_region_sizes(void **state)
+{
+	(void)state;
+	struct server *s = server_start_device();
+	int c = s->sock[1];
+	struct vhu_msg m;
+	assert_true(get_u64(c, VHU_GET_PROTOCOL_FEATURES) & (1ull << VHU_PROTOCOL_F_SHMEM));
+	negotiate_pf(c, 1ull << VHU_PROTOCOL_F_SHMEM);
+	send_msg(c, VHU_GET_SHMEM_CONFIG, VHU_VERSION, NULL, 0, NULL, 0);
+	recv_reply(c, VHU_GET_SHMEM_CONFIG, &m);
+	assert_int_equal(m.hdr.size, 16);
+	assert_int_equal(m.p.shmem.nregions, 1);
+	assert_int_equal(m.p.shmem.sizes[0], 1ull << 28);
+	server_finish(s);
+	server_free(s);
+}
+
+struct map_call {
+	struct dev_services svc;
+	int fd;
+	uint64_t shm_offset;
+	int rc;
+};
+
+static void *map_thread(void *arg)
+{
+	struct map_call *mc = arg;
+	mc->rc = mc->svc.shm_map(mc->svc.ctx, 0, mc->fd, 0, mc->shm_offset, 8192, true);
+	return NULL;
+}
+
+/* The frontend's side of one SHMEM_MAP: checks it, answers value (or nothing). */
+static void frontend_answers_map(int chan, uint64_t shm_offset, bool answer, uint64_t value)
+{
+	struct vhu_msg m;
+	assert_int_equal(vhu_recv(chan, &m), 0);
+	assert_int_equal(m.hdr.request, VHU_BACKEND_SHMEM_MAP);
+	assert_true(m.hdr.flags & VHU_FLAG_NEED_REPLY);
+	assert_int_equal(m.hdr.size, sizeof(struct vhu_shmem_map));
+	assert_int_equal(m.nfds, 1);
+	assert_int_equal(m.p.map.shm_offset, shm_offset);
+	assert_int_equal(m.p.map.len, 8192);
+	assert_int_equal(m.p.map.flags, VHU_SHMEM_MAP_RW);
+	vhu_close_fds(&m);
+	if (!answer)
+		return;
+	m.hdr.flags = VHU_VERSION | VHU_FLAG_REPLY;
+	m.hdr.size = sizeof(uint64_t);
+	m.p.u64 = value;
+	assert_int_equal(vhu_send(chan, &m), 0);
+}
+
+static void test_backend_shmem_map_request_and_reply(void **state)
+{
+	(void)state;
+	struct server *s = server_start_device();
+	int c = s->sock[1], chan[2];
+	struct map_call mc = { .fd = memfd_create("dax", MFD_CLOEXEC) };
+	assert_true(mc.fd >= 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, chan), 0);
+	vu_dev_services(&s->dev, &mc.svc);
+	assert_int_equal(mc.svc.shm_size(mc.svc.ctx, 0), 1ull << 28);
+	assert_int_equal(mc.svc.shm_size(mc.svc.ctx, 1), 0);
+	/* Ranges outside the window, or a map before the device runs (QEMU 11.1.3 would crash): refused here. */
+	assert_int_equal(mc.svc.shm_map(mc.svc.ctx, 0, mc.fd, 0, 0, 8192, true), -EAGAIN);
+	assert_int_equal(mc.svc.shm_map(mc.svc.ctx, 0, mc.fd, 0, (1ull << 28) - 4096, 8192, true), -EINVAL);
+	assert_int_equal(mc.svc.shm_map(mc.svc.ctx, 0, mc.fd, 0, 100, 8192, true), -EINVAL);
+	assert_int_equal(mc.svc.shm_map(mc.svc.ctx, 1, mc.fd, 0, 0, 8192, true), -EINVAL);
+	struct guest g;
+	guest_init(&g, true);
+	start_queue(c, &g, 1, true, false, 0);
+	/* Started, but no backend channel yet. */
+	assert_int_equal(mc.svc.shm_map(mc.svc.ctx, 0, mc.fd, 0, 0, 8192, true), -ENOTCONN);
+	uint64_t pf = 1ull << VHU_PROTOCOL_F_SHMEM | 1ull << VHU_PROTOCOL_F_BACKEND_REQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK;
+	assert_int_equal(ack_u64(c, VHU_SET_PROTOCOL_FEATURES, pf), 0);
+	assert_int_equal(call_ack(c, VHU_SET_BACKEND_REQ_FD, NULL, 0, &chan[0], 1), 0);
+	close(chan[0]);
+	/* Answered 0: mapped. Answered 1: failed. Never answered: the request times out, never hangs. */
+	const struct { bool answer; uint64_t value; int rc; } cases[] = { { true, 0, 0 }, { true, 1, -EIO },
+	                                                                 { false, 0, -ETIMEDOUT } };
+	for (unsigned i = 0; i < 3; i++) {
+		pthread_t t;
+		mc.shm_offset = 4096u * 2 * i;
+		assert_int_equal(pthread_create(&t, NULL, map_thread, &mc), 0);
+		frontend_answers_map(chan[1], mc.shm_offset, cases[i].answer, cases[i].value);
+		pthread_join(t, NULL);
+		assert_int_equal(mc.rc, cases[i].rc);
+	}
+	close(chan[1]);
+	close(mc.fd);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+}
+
 int main(void)
 {
 	log_init("test_vhost_user", LOG_LVL_ERROR, false);
@@ -992,6 +1150,9 @@ int main(void)
 		cmocka_unit_test(test_clean_eof_returns_zero),
 		cmocka_unit_test(test_need_reply_ignored_until_reply_ack_negotiated),
 		cmocka_unit_test(test_reply_ack_zero_on_success_nonzero_on_failure),
+		cmocka_unit_test(test_get_config_answers_the_config_space),
+		cmocka_unit_test(test_get_shmem_config_answers_region_sizes),
+		cmocka_unit_test(test_backend_shmem_map_request_and_reply),
 		cmocka_unit_test(test_set_features_with_unoffered_bits_is_refused),
 		cmocka_unit_test(test_malformed_wrong_payload_size_for_known_request),
 		cmocka_unit_test(test_malformed_fds_on_request_that_takes_none),
