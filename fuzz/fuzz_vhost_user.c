@@ -232,7 +232,20 @@ static void big_buffers(int sock)
 		setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 }
 
-/* Every reply on the frontend end: a header with VERSION|REPLY and an 8-byte payload. */
+/* A reply's payload: 8 bytes (a value or an ack), or what GET_CONFIG and GET_SHMEM_CONFIG answer. */
+static bool reply_size_ok(const struct vhu_hdr *h)
+{
+	switch (h->request) {
+	case VHU_GET_CONFIG:
+		return h->size == 0 || (h->size >= VHU_CONFIG_HDR && h->size <= VHU_CONFIG_HDR + 40);
+	case VHU_GET_SHMEM_CONFIG:
+		return h->size == 8 || h->size == 16;
+	default:
+		return h->size == 8;
+	}
+}
+
+/* Every reply on the frontend end: a header with VERSION|REPLY and a payload of the size its request has. */
 static void check_replies(int sock)
 {
 	uint8_t buf[4096];
@@ -246,7 +259,7 @@ static void check_replies(int sock)
 		while (have - off >= sizeof(struct vhu_hdr)) {
 			struct vhu_hdr h;
 			memcpy(&h, buf + off, sizeof(h));
-			CHECK(h.flags == (VHU_VERSION | VHU_FLAG_REPLY) && h.size == 8, "reply to %u: flags %#x, size %u",
+			CHECK(h.flags == (VHU_VERSION | VHU_FLAG_REPLY) && reply_size_ok(&h), "reply to %u: flags %#x, size %u",
 			      h.request, h.flags, h.size);
 			if (have - off < sizeof(h) + h.size)
 				break;
@@ -336,7 +349,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		shutdown(sv[1], SHUT_WR);
 	}
 
-	struct vu_dev_config cfg = { .max_queues = 2 + (data[0] & 15), .handle = handle, .opaque = &g_dev };
+	/* A config space and a shared-memory region, so GET_CONFIG, GET_SHMEM_CONFIG and their features are in play. */
+	static const uint8_t fs_config[40] = { 'f', 'u', 'z', 'z', [36] = 1 };
+	struct vu_dev_config cfg = { .max_queues = 2 + (data[0] & 15), .handle = handle, .opaque = &g_dev,
+	                             .config = fs_config, .config_len = sizeof(fs_config), .n_shmem = 1,
+	                             .shmem_sizes = { 1ull << 30 }, .backend_timeout_ms = 1 };
 	if (vu_dev_init(&g_dev, sv[0], &cfg) < 0)
 		die("vu_dev_init");
 	g_nstash = 0;
