@@ -177,6 +177,8 @@ int fs_check_name(const char *name);
 
 /* locks.c */
 void locks_free_inode(struct fs_inode *inode);
+/* Drops every owner's locks on inode (the guest's session ended: DESTROY), while the inode may still be in use. */
+void locks_drop_all(struct fs_inode *inode);
 /* Closes lock_owner's fd for inode (its POSIX locks go away). */
 void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner);
 /* Drops the owners that locked through handle fh (RELEASE: their open file description is gone). */

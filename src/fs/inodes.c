@@ -413,6 +413,31 @@ int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags)
 	return fd < 0 ? neg_errno() : fd;
 }
 
+/*
+ * Inodes still referenced when the session ends are in use by requests still running: a lock wait (SETLKW) that
+ * began before DESTROY, most likely. They live on until those requests end, but the session's locks must not:
+ * every owner's locks on them are dropped now, so host processes (and the waits) see the files unlocked.
+ */
+static void drop_locks_in_use(struct fs *fs)
+{
+	struct inode_table *t = &fs->itab;
+	for (uint32_t i = 1;; i++) {
+		pthread_mutex_lock(&t->mu);
+		if (i >= t->high) {
+			pthread_mutex_unlock(&t->mu);
+			return;
+		}
+		struct fs_inode *inode = t->slots[i].inode;
+		if (inode)
+			inode->refs++;
+		pthread_mutex_unlock(&t->mu);
+		if (inode) {
+			locks_drop_all(inode);
+			inode_put(fs, inode);
+		}
+	}
+}
+
 void itab_reset(struct fs *fs)
 {
 	struct inode_table *t = &fs->itab;
@@ -436,6 +461,7 @@ void itab_reset(struct fs *fs)
 		inode_destroy(dead);
 		dead = next;
 	}
+	drop_locks_in_use(fs);
 }
 
 int fs_check_name(const char *name)

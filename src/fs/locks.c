@@ -73,6 +73,18 @@ static void drop_matching(struct fs_inode *inode, bool (*match)(const struct fs_
 	}
 }
 
+static bool any_owner(const struct fs_lock_owner *o, uint64_t unused)
+{
+	(void)o;
+	(void)unused;
+	return true;
+}
+
+void locks_drop_all(struct fs_inode *inode)
+{
+	drop_matching(inode, any_owner, 0);
+}
+
 static bool owner_is(const struct fs_lock_owner *o, uint64_t lock_owner)
 {
 	return o->owner == lock_owner;

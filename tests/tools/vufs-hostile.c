@@ -5616,6 +5616,40 @@ static void ck_setlkw_disconnect(struct ctx *t)
 	notef("%u SETLKW waiting when the frontend disconnects", n);
 }
 
+/* DESTROY (the guest unmounts) while guest processes wait for locks: the file system is reset under the waits.
+ * The backend must stay whole: a new session (INIT) is served, and the waits end one way or another. */
+static void ck_setlkw_destroy(struct ctx *t)
+{
+	struct conn *c = &t->c;
+	uint64_t node, fh;
+	struct fuse_lk_in lk, w[4];
+	struct call k[4];
+	struct pend p[4];
+	if (!open_work_file(t, "f", "0123456789", &node, &fh) || !hold_lock(t, node, fh, &lk))
+		return;
+	unsigned n = 0;
+	for (unsigned i = 0; i < 4 && !failed(); i++)
+		n += submit_waiting_setlkw(t, node, &lk, 2 + i, &w[i], &k[i], &p[i]);
+	expect_answer(c, fop(c, FUSE_DESTROY, 0, NULL, 0, NULL, 0), "DESTROY while %u SETLKW wait", n);
+	int rc = fuse_init(c);
+	if (rc == RES_TIMEOUT || rc == RES_DEAD || rc == RES_BAD)
+		return failf("INIT after a DESTROY with waiting locks: %s", res_str(rc));
+	struct fuse_entry_out e;
+	if (lookup(c, FUSE_ROOT_ID, t->work_name, &e) >= 0)
+		t->work = e.nodeid;
+	unsigned answered = 0;
+	for (uint64_t deadline = now_ms() + 2000; answered < n && now_ms() < deadline; sleep_ms(10)) {
+		reap(c, 1);
+		answered = 0;
+		for (unsigned i = 0; i < n; i++)
+			answered += atomic_load(&p[i].r->done) != 0;
+	}
+	notef("%u SETLKW waiting at DESTROY; %u answered since", n, answered);
+	if (answered < n)
+		failf("%u lock waits never ended after DESTROY: the ended session's locks still hold the file on the host",
+		      n - answered);
+}
+
 /* xattr names a host user needs capabilities for, set by an unprivileged guest user on a root-owned file. */
 static void ck_xattr_privileged(struct ctx *t)
 {
@@ -5804,6 +5838,7 @@ static const struct check checks[] = {
 	{ "fuse.setlk_opcode_flip", ck_setlk_opcode_flip, K_FUSE },
 	{ "fuse.setlkw_mem_change", ck_setlkw_mem_change, K_FUSE },
 	{ "fuse.setlkw_disconnect", ck_setlkw_disconnect, K_FUSE },
+	{ "fuse.setlkw_destroy", ck_setlkw_destroy, K_FUSE },
 	{ "fuse.xattr_privileged", ck_xattr_privileged, K_FUSE },
 	{ "fuse.lock_fh_mismatch", ck_lock_fh_mismatch, K_FUSE },
 	{ "vu.vring_fds_hostile", ck_vu_vring_fds_hostile, K_FUSE },
