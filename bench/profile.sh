@@ -29,7 +29,7 @@ for a in "$@"; do
   esac
 done
 QEMU_VIRTIOFSD=${QEMU_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
-RUST_VIRTIOFSD=${RUST_VIRTIOFSD:-$ROOT/../shared/peers/virtiofsd-rust.sh}
+RUST_VIRTIOFSD=${RUST_VIRTIOFSD:-$ROOT/scripts/peers/virtiofsd-rust.sh}
 [ "$(id -u)" = 0 ] || { echo "profile.sh: needs root" >&2; exit 1; }
 if [ -z "${VUFS_BENCH_NS:-}" ]; then   # our tmpfs in a mount namespace of our own (see run.sh)
   export VUFS_BENCH_NS=1

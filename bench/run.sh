@@ -23,8 +23,8 @@
 #
 # The shared directory is a tmpfs that this script mounts (BENCH_SHARE=DIR to use another file system: on this
 # machine's journal-less ext4, a create after heavy unlinking costs ~0.7 ms in recently_deleted(), which swamps
-# every backend alike). The Rust virtiofsd is run through ../shared/peers/virtiofsd-rust.sh (RUST_VIRTIOFSD=PATH);
-# without it, its columns are skipped. Environment overrides: REPS, MOUNT_REPS, GUEST_REPS, MICRO_MS, FIO_RUNTIME_MS,
+# every backend alike). The Rust virtiofsd is run through scripts/peers/virtiofsd-rust.sh, which fetches Debian sid's
+# on its first run (RUST_VIRTIOFSD=PATH for another); when it cannot be had, its columns are skipped. Environment overrides: REPS, MOUNT_REPS, GUEST_REPS, MICRO_MS, FIO_RUNTIME_MS,
 # FIO_MIB, NFILES, GUEST_FILES, GUEST_MIB, GUEST_TREE_MAX, QEMU_VIRTIOFSD, PEER_QEMU, BENCH_KEEP=DIR (keep the raw
 # figures and logs there).
 # Needs root (mounts, drop_caches in the guest), and the packages of `scripts/deps.sh bench`.
@@ -57,7 +57,7 @@ QEMU_VIRTIOFSD=${QEMU_VIRTIOFSD:-/usr/lib/qemu/virtiofsd}
 PEER_QEMU=${PEER_QEMU:-qemu}
 qemu_desc() { [ "$PEER_QEMU" = qemu ] && echo "QEMU's C virtiofsd with --thread-pool-size=0" ||
                 echo "QEMU's C virtiofsd in its default configuration (a pool of 64 threads)"; }
-RUST_VIRTIOFSD=${RUST_VIRTIOFSD:-$ROOT/../shared/peers/virtiofsd-rust.sh}
+RUST_VIRTIOFSD=${RUST_VIRTIOFSD:-$ROOT/scripts/peers/virtiofsd-rust.sh}
 MICRO=$BUILD/vufs-microbench META=$BUILD/vufs-metabench
 
 note() { echo "run.sh: $*" >&2; }
@@ -73,7 +73,8 @@ fi
 for f in "$BUILD/vufsd" "$BUILD/vufs-mount" "$MICRO" "$META"; do [ -x "$f" ] || die "no $f (make all)"; done
 HAVE_QEMU=0 HAVE_RUST=0
 [ -x "$QEMU_VIRTIOFSD" ] && HAVE_QEMU=1 || note "no QEMU virtiofsd at $QEMU_VIRTIOFSD: its columns are skipped"
-[ -x "$RUST_VIRTIOFSD" ] && HAVE_RUST=1 || note "no $RUST_VIRTIOFSD (it exists on dev machines only): the Rust virtiofsd columns are skipped"
+[ -x "$RUST_VIRTIOFSD" ] && "$RUST_VIRTIOFSD" --version >/dev/null && HAVE_RUST=1 ||
+  note "no Rust virtiofsd through $RUST_VIRTIOFSD: its columns are skipped"
 
 WORK=$(mktemp -d /var/tmp/vufs-bench.XXXXXX)
 SHARE=${BENCH_SHARE:-$WORK/share} MNT=$WORK/mnt LOGS=$WORK/logs
