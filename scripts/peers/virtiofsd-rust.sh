@@ -21,9 +21,10 @@ unavailable() { echo "virtiofsd-rust.sh: $*" >&2; exit 3; }
 
 host_mirror() {
   local m
-  m=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -1)
+  # (|| true: a missing file or no match is not an error here, whatever pipefail and set -e say)
+  m=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -1) || true
   [ -n "$m" ] || m=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-                     sed -E 's/^deb +(\[[^]]*\] +)?//' | awk '{print $1}' | grep -v -- '-security' | head -1)
+                     sed -E 's/^deb +(\[[^]]*\] +)?//' | awk '{print $1}' | grep -v -- '-security' | head -1) || true
   echo "$m"
 }
 
@@ -44,9 +45,9 @@ Dir::Cache "$tmp";
 Dir::Cache::archives "$tmp/archives";
 CONF
   APT_CONFIG=$tmp/apt.conf apt-get update -qq >"$tmp/apt.log" 2>&1 ||
-    unavailable "apt-get update of $SUITE from $mirror failed: $(grep -m1 -E '^(E|W):' "$tmp/apt.log")"
+    unavailable "apt-get update of $SUITE from $mirror failed: $(grep -m1 -E '^E:' "$tmp/apt.log" || tail -n 1 "$tmp/apt.log")"
   (cd "$tmp" && APT_CONFIG=$tmp/apt.conf apt-get download -qq virtiofsd libc6 >>"$tmp/apt.log" 2>&1) ||
-    unavailable "$SUITE has no virtiofsd or libc6 to download from $mirror: $(grep -m1 -E '^E:' "$tmp/apt.log")"
+    unavailable "$SUITE has no virtiofsd or libc6 to download from $mirror: $(grep -m1 -E '^E:' "$tmp/apt.log" || tail -n 1 "$tmp/apt.log")"
   dpkg-deb -x "$tmp"/virtiofsd_*.deb "$tmp/virtiofsd"
   dpkg-deb -x "$tmp"/libc6_*.deb "$tmp/libc"
   dpkg-deb -f "$tmp"/virtiofsd_*.deb Version > "$tmp/version"
