@@ -1,9 +1,11 @@
-# Shared by hostile_vufsd.sh and hostile_qemu_virtiofsd.sh (sourced after lib.sh; not a test itself).
-# Runs build/vufs-hostile against a backend, one check per backend instance (vufsd and QEMU's virtiofsd serve one
+# Shared by the hostile_*.sh tests (sourced after lib.sh; not a test itself).
+# Runs build/vufs-hostile against a backend, one check per backend instance (vufsd and both virtiofsd serve one
 # connection each), and judges each check from both sides: the client's verdict, plus what the backend process did
-# (exit status, signal, sanitizer report, assertion, or not exiting after the frontend went away).
+# (exit status, signal, sanitizer report, assertion or Rust panic, or not exiting after the frontend went away).
 #
 #   hostile_run LABEL RESULTS backend-command...   the command must listen on $SOCK and share $SHARE
+#   hostile_save LABEL RESULTS TITLE NAME SETUP    keeps a backend's results for the report (build/hostile-results)
+#   hostile_report                                 writes build/hostile-report.md from the kept results
 #
 # RESULTS gets one line per check: name<TAB>PASS|FAIL|SKIP<TAB>reason<TAB>what the backend did (notes).
 
@@ -29,9 +31,21 @@ hostile_host_intact() {   # prints what changed outside the share, if anything
 }
 
 # One line: the first sanitizer report, assertion or libvhost-user panic in a backend log.
+# A Rust panic ("thread 'x' panicked at FILE:LINE:COL:" and the message on the next line) counts as an assertion.
 hostile_log_event() {
+  local panic
+  panic=$(grep -m1 -A1 -E "panicked at " "$1" | sed -E 's/^.*(panicked at )/\1/' | paste -sd ' ' -)
+  [ -n "$panic" ] && { cut -c1-160 <<<"$panic"; return; }
   grep -m1 -E "ERROR: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|runtime error:|Assertion .* failed" "$1" |
     sed -E 's/^.*(ERROR: |runtime error: )/\1/; s/^.*(Assertion)/\1/' | cut -c1-160
+}
+
+# The signal the backend died from, or nothing: the Rust virtiofsd's namespace sandbox serves from a child and its
+# parent, instead of dying from the same signal, logs "Child process terminated by signal N" and exits with 256-N.
+hostile_death_signal() {   # exit-status log
+  local sig
+  sig=$(grep -m1 -oE "Child process terminated by signal [0-9]+" "$2" | grep -oE "[0-9]+$")
+  if [ -n "$sig" ]; then echo "$sig"; elif [ "$1" -gt 128 ]; then echo $(($1 - 128)); fi
 }
 
 hostile_wait_socket() {   # up to 10 s, in 10 ms steps (the backend is restarted for every check)
@@ -46,7 +60,7 @@ hostile_wait_socket() {   # up to 10 s, in 10 ms steps (the backend is restarted
 
 hostile_run() {
   local label=$1 results=$2; shift 2
-  local name log res line status reason reason2 notes brc exited event
+  local name log res line status reason reason2 notes brc exited event sig
   : > "$results"
   for name in $("$HOSTILE" --list); do
     rm -f "$SOCK"
@@ -76,10 +90,13 @@ hostile_run() {
     fi
     # What the backend did, seen from outside.
     event=$(hostile_log_event "$log")
+    # (said once: vufs-hostile may have seen the same through the proc connector)
     if [ $exited -eq 0 ]; then
-      status=FAIL; reason="the backend did not exit after the frontend disconnected${reason:+ -- $reason}"
-    elif [ $brc -gt 128 ]; then
-      status=FAIL; reason="the backend died from signal $((brc - 128))${reason:+ -- $reason}"
+      status=FAIL
+      [[ $reason == *"did not exit"* ]] || reason="the backend did not exit after the frontend disconnected${reason:+ -- $reason}"
+    elif sig=$(hostile_death_signal "$brc" "$log") && [ -n "$sig" ]; then
+      status=FAIL
+      [[ $reason == *"died from"* ]] || reason="the backend died from signal $sig${reason:+ -- $reason}"
     fi
     if [ -n "$event" ]; then
       if [ "$status" != FAIL ]; then status=FAIL; reason="backend: $event"; else reason="$reason [backend: $event]"; fi
@@ -129,4 +146,91 @@ hostile_table() {
     done
     printf '\n'
   done
+}
+
+# ---- the report: each backend's results are kept, and build/hostile-report.md is made of all that are current ----
+# A test runs one or more backends and keeps their results; any test then writes the report with every backend whose
+# kept results came from this very build/vufs-hostile (results of another build, with other checks, are left out).
+HOSTILE_KEPT=${VUFS_ROOT:-$PWD}/build/hostile-results
+HOSTILE_REPORT=${VUFS_ROOT:-$PWD}/build/hostile-report.md
+HOSTILE_ORDER="vufsd qemu rust"   # the report's columns, left to right; vufsd first, the one the others are held to
+
+# hostile_save LABEL RESULTS TITLE NAME SETUP: TITLE heads the table's column, NAME is the backend in prose, SETUP
+# says which build and options ran (one line).
+hostile_save() {
+  mkdir -p "$HOSTILE_KEPT"
+  cp "$2" "$HOSTILE_KEPT/$1.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$3" "$4" "$5" "$(date -u +%Y-%m-%d)" "$(sha256sum < "$HOSTILE" | cut -c1-16)" \
+    "$(basename "$0")" > "$HOSTILE_KEPT/$1.meta"
+}
+
+hostile_current() {   # LABEL: kept results from this vufs-hostile
+  [ -s "$HOSTILE_KEPT/$1.tsv" ] && [ -s "$HOSTILE_KEPT/$1.meta" ] &&
+    [ "$(cut -f5 "$HOSTILE_KEPT/$1.meta")" = "$(sha256sum < "$HOSTILE" | cut -c1-16)" ]
+}
+
+hostile_and() { paste -sd '\t' - | sed 's/\t/, /g; s/\(.*\), /\1 and /'; }   # lines -> "a, b and c"
+
+# Prints which backends are in the report.
+hostile_report() {
+  local labels=() l n name st why f tests
+  for l in $HOSTILE_ORDER; do
+    if hostile_current "$l"; then labels+=("$l")
+    elif [ -e "$HOSTILE_KEPT/$l.tsv" ]; then echo "report: $l left out: its results are from another build of vufs-hostile"
+    fi
+  done
+  [ ${#labels[@]} -gt 0 ] || return 1
+  n=$("$HOSTILE" --list | wc -l)
+  hostile_meta() { cut -f"$2" "$HOSTILE_KEPT/$1.meta"; }
+  hostile_count() { grep -c $'\t'"$2"$'\t' "$HOSTILE_KEPT/$1.tsv"; }
+  tests=$(for l in "${labels[@]}"; do hostile_meta "$l" 6; done | awk '!seen[$0]++' | sed 's|.*|`tests/integration/&`|' |
+          hostile_and)
+  mkdir -p "$(dirname "$HOSTILE_REPORT")"
+  {
+    echo "# Hostile VMM + guest: $(for l in "${labels[@]}"; do hostile_meta "$l" 2; done | hostile_and)"
+    echo
+    echo "Generated by $tests with \`build/vufs-hostile\` ($n checks, one backend instance per check)."
+    echo
+    for l in "${labels[@]}"; do
+      echo "- $(hostile_meta "$l" 2): $(hostile_meta "$l" 3):" \
+           "**$(hostile_count "$l" PASS) passed, $(hostile_count "$l" FAIL) failed** ($(hostile_meta "$l" 4))"
+    done
+    echo
+    echo "A check passes when the backend refuses what it must refuse, never reaches outside the share (canaries"
+    echo "outside it are compared before and after), never writes outside the buffers it was given, does not die"
+    echo "from a signal, assertion or panic, and exits once the frontend goes away. A clean disconnect is fine after a"
+    echo "vhost-user protocol violation or a broken descriptor chain; a malformed FUSE request, or a chain with no room"
+    echo "for its reply, must get an error and leave the session serving. In parentheses: what the backend did."
+    echo "Both virtiofsd serve from a child running as PID 1 of its own PID namespace, where a failed assertion's"
+    echo "abort() in QEMU's virtiofsd ends as SIGSEGV; the Rust virtiofsd's parent logs its child's death by a signal."
+    for l in "${labels[@]}"; do
+      [ "$l" = vufsd ] && continue
+      echo
+      if [ "${labels[0]}" = vufsd ]; then echo "Where $(hostile_meta "$l" 2) fails and vufsd passes:"
+      else echo "Where $(hostile_meta "$l" 2) fails:"; fi
+      echo
+      f=0
+      while IFS=$'\t' read -r name st why _; do
+        [ "$st" = FAIL ] || continue
+        [ "${labels[0]}" = vufsd ] && [ "$(grep -m1 "^$name"$'\t' "$HOSTILE_KEPT/vufsd.tsv" | cut -f2)" != PASS ] &&
+          continue
+        echo "- \`$name\`: $(cut -c1-200 <<<"$why")"; f=1
+      done < "$HOSTILE_KEPT/$l.tsv"
+      [ $f = 1 ] || echo "- none"
+    done
+    if [ "${labels[0]}" = vufsd ]; then
+      echo
+      echo "Where vufsd fails:"
+      echo
+      grep -q $'\tFAIL\t' "$HOSTILE_KEPT/vufsd.tsv" || echo "- none"
+      while IFS=$'\t' read -r name st why _; do
+        [ "$st" = FAIL ] && echo "- \`$name\`: $(cut -c1-200 <<<"$why")"
+      done < "$HOSTILE_KEPT/vufsd.tsv"
+    fi
+    echo
+    local args=()
+    for l in "${labels[@]}"; do args+=("$(hostile_meta "$l" 1)" "$HOSTILE_KEPT/$l.tsv"); done
+    hostile_table "${args[@]}"
+  } > "$HOSTILE_REPORT"
+  echo "report: ${labels[*]} written to $HOSTILE_REPORT"
 }
