@@ -194,7 +194,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct fuse_server_opts sopts = { .cache = o.cache, .writeback = o.writeback, .readdirplus = o.readdirplus,
-	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2 };
+	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2,
+	                                  .announce_submounts = o.announce_submounts };
 	rc = fuse_server_new(fs, &sopts, &srv);
 	if (rc < 0) {
 		fs_free(fs);

@@ -12,7 +12,8 @@ enum {
 	OPT_SOCKET_PATH = 256, OPT_SOCKET_GROUP, OPT_FD, OPT_SHARED_DIR, OPT_CACHE, OPT_WRITEBACK, OPT_NO_WRITEBACK,
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
-	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK, OPT_TAG, OPT_UNSUPPORTED,
+	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
+	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_UNSUPPORTED,
 };
 
 static const struct option long_opts[] = {
@@ -45,8 +46,8 @@ static const struct option long_opts[] = {
 	{ "posix-lock", no_argument, NULL, OPT_POSIX_LOCK },
 	{ "no-posix-lock", no_argument, NULL, OPT_NO_POSIX_LOCK },
 	{ "tag", required_argument, NULL, OPT_TAG },
+	{ "announce-submounts", no_argument, NULL, OPT_ANNOUNCE_SUBMOUNTS },
 	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
-	{ "announce-submounts", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "inode-file-handles", optional_argument, NULL, OPT_UNSUPPORTED },
 	{ "xattrmap", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "security-label", no_argument, NULL, OPT_UNSUPPORTED },
@@ -78,6 +79,8 @@ void vufsd_usage(FILE *out)
 	      "                            kernel keeps them itself, visible inside the guest only)\n"
 	      "  --allow-direct-io         honour the guest's O_DIRECT\n"
 	      "  --killpriv-v2             let the daemon clear setuid/setgid bits on write (FUSE_HANDLE_KILLPRIV_V2)\n"
+	      "  --announce-submounts      tell the guest which directories are mount points on the host, so it\n"
+	      "                            gives them their own st_dev (default off, as virtiofsd)\n"
 	      "  --thread-pool-size=0      requests are served on their queue's thread (only 0 is accepted)\n"
 	      "  --queues=N                request queues offered to the VMM (default 1, at most 16)\n"
 	      "  --poll-us=N               poll a queue up to N microseconds before sleeping, adaptively\n"
@@ -94,7 +97,8 @@ void vufsd_usage(FILE *out)
 	      "  --print-capabilities      print the JSON capabilities libvirt reads, then exit\n"
 	      "  -o OPT[,OPT...]           QEMU virtiofsd style: source=DIR, cache=, xattr, no_xattr, flock,\n"
 	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
-	      "                            readdirplus, no_readdirplus, log_level=LEVEL, rlimit_nofile=N\n"
+	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
+	      "                            rlimit_nofile=N\n"
 	      "  -V, --version             print the version\n"
 	      "  -h, --help                this help\n",
 	      out);
@@ -153,6 +157,7 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		{ "no_allow_direct_io", offsetof(struct vufsd_options, allow_direct_io), false },
 		{ "killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), true },
 		{ "no_killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), false },
+		{ "announce_submounts", offsetof(struct vufsd_options, announce_submounts), true },
 	};
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		if (!val && !strcmp(item, flags[i].name)) {
@@ -216,6 +221,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_ALLOW_DIRECT_IO: o->allow_direct_io = true; return 0;
 	case OPT_KILLPRIV_V2: o->killpriv_v2 = true; return 0;
 	case OPT_NO_KILLPRIV_V2: o->killpriv_v2 = false; return 0;
+	case OPT_ANNOUNCE_SUBMOUNTS: o->announce_submounts = true; return 0;
 	case OPT_POSIX_ACL:
 		fprintf(stderr, "vufsd: --posix-acl is not implemented yet\n");
 		return -1;

@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,18 +76,71 @@ static int enter_namespaces(const char *socket_path)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (unshare(CLONE_NEWNS | CLONE_NEWNET) < 0)
 		return fail("creating mount and network namespaces (unshare)", "");
-	/* Nothing we mount from here on may propagate back to the host. */
+	/* Slaves, not private: nothing we mount or unmount from here on reaches the host, but what the host mounts
+	 * under a shared mount still reaches us. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-		return fail("making mounts private", "");
+		return fail("making mounts slaves of the host's", "");
 	/* /proc/self/fd must name this namespace's processes. */
 	if (mount("proc", "/proc", "proc", MS_NODEV | MS_NOEXEC | MS_NOSUID | MS_RELATIME, NULL) < 0)
 		return fail("mounting /proc", "");
 	return 0;
 }
 
+/*
+ * Whether host mounts made under the shared directory from now on will reach us: only if the mount it lives on
+ * is a slave here (of a shared mount on the host). Said once at start, as that is when it can still be changed.
+ */
+static void report_propagation(const char *dir)
+{
+	struct statx sx;
+	char line[4096];
+	bool slave = false;
+	FILE *f;
+
+	if (statx(AT_FDCWD, dir, 0, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID) ||
+	    !(f = fopen("/proc/self/mountinfo", "re")))
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long id;
+		if (sscanf(line, "%llu", &id) != 1 || id != sx.stx_mnt_id)
+			continue;
+		/* Optional fields end at " - "; paths are escaped, so " master:" is a field. */
+		char *end = strstr(line, " - ");
+		if (end)
+			*end = '\0';
+		slave = strstr(line, " master:") != NULL;
+		break;
+	}
+	fclose(f);
+	if (!slave)
+		log_info("sandbox: the shared directory is on a private mount of the host: file systems mounted inside "
+		         "it after this point stay invisible to the guest (it sees the directory underneath). To see "
+		         "them, make the host mount shared before starting vufsd (mount --make-shared MOUNTPOINT, or "
+		         "mount --bind DIR DIR && mount --make-shared DIR), or use --sandbox=chroot");
+}
+
+/*
+ * The shared directory is bind-mounted onto itself (with every mount inside it: MS_REC) before the file system
+ * opens it, so the fs holds the root of that bind mount, which pivot_root then makes "/". Opened before the bind,
+ * the fs would hold the directory on the mount under it, which pivot_into detaches from everything mounted on
+ * top: the guest would see, and write into, the directories under the host's submounts.
+ * The bind mount is a slave of the host mount it copies, if that one is shared: host mounts made later under the
+ * shared directory propagate to it.
+ */
+static int bind_shared_dir(const char *dir)
+{
+	if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return fail("bind-mounting the shared directory", "");
+	report_propagation(dir);
+	return 0;
+}
+
 int sandbox_enter(const struct vufsd_options *o)
 {
-	return o->sandbox == SANDBOX_NAMESPACE ? enter_namespaces(o->socket_path) : 0;
+	if (o->sandbox != SANDBOX_NAMESPACE)
+		return 0;
+	int rc = enter_namespaces(o->socket_path);
+	return rc < 0 ? rc : bind_shared_dir(o->shared_dir);
 }
 
 /* Makes the shared directory "/" and forgets the old root entirely. */
@@ -98,13 +154,8 @@ static int pivot_into(const char *dir)
 		rc = fail("opening the old and new root", "");
 		goto out;
 	}
-	if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0) {
-		rc = fail("bind-mounting the shared directory", "");
-		goto out;
-	}
-	close(newroot);
-	newroot = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC); /* the bind mount's root, not the directory under it */
-	if (newroot < 0 || fchdir(newroot) < 0 || syscall(SYS_pivot_root, ".", ".") < 0) {
+	/* newroot is the root of bind_shared_dir's mount. */
+	if (fchdir(newroot) < 0 || syscall(SYS_pivot_root, ".", ".") < 0) {
 		rc = fail("pivot_root into the shared directory", "");
 		goto out;
 	}

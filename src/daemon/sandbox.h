@@ -2,7 +2,8 @@
  * Confinement of vufsd, in the order it must happen:
  *   sandbox_enter()   before the file system is opened: namespaces (new mount, pid and net namespaces; the
  *                     daemon continues in a child that is pid 1 there, the parent waits and passes its exit
- *                     status on) and a fresh /proc
+ *                     status on), a fresh /proc, and the shared directory bind-mounted onto itself with the
+ *                     mounts inside it
  *   ... fs_new() opens the shared directory and /proc/self/fd ...
  *   sandbox_confine() after: pivot_root (namespace) or chroot (chroot) into the shared directory, drop
  *                     capabilities, load the seccomp filter

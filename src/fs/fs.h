@@ -44,6 +44,8 @@ struct fs_entry {
 	uint64_t nodeid;          /* 0 in READDIRPLUS for "." and "..": no lookup reference taken */
 	uint64_t generation;
 	struct stat st;
+	bool submount;            /* a directory on another mount or device than the one it was looked up in: the
+	                           * root of a file system mounted inside the share (LOOKUP and READDIRPLUS only) */
 };
 
 enum fs_setattr_valid {

@@ -142,7 +142,7 @@ int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *
 int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
 /* The same for a name just created (not yet in the table): skips the search for a known inode. */
 int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
-/* Fills e for inode (which the caller has already given a lookup reference). */
+/* Fills e for inode (which the caller has already given a lookup reference); submount stays false. */
 int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e);
 /* Opens the inode for I/O through /proc/self/fd (O_NOFOLLOW is dropped, O_CLOEXEC added). */
 int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags);

@@ -330,6 +330,14 @@ int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *
 	return 0;
 }
 
+/* Whether the entry st (on mount mnt_id) found in parent is the root of another mount or file system (a btrfs
+ * subvolume changes st_dev without a mount), as virtiofsd decides it. Only directories: the guest mounts no
+ * other kind. */
+static bool is_submount(const struct fs_inode *parent, const struct stat *st, uint64_t mnt_id)
+{
+	return S_ISDIR(st->st_mode) && (mnt_id != parent->mnt_id || st->st_dev != parent->dev);
+}
+
 /*
  * A name that leads to an inode the table already holds is answered from one statx of the name: the table keeps
  * an fd open on that inode, so its (dev, ino, mount) cannot have been reused for another file, and opening it
@@ -353,6 +361,7 @@ static int lookup_known(struct fs *fs, struct fs_inode *parent, const char *name
 		e->nodeid = inode_nodeid(inode);
 		e->generation = inode->gen;
 		e->st = st;
+		e->submount = is_submount(parent, &st, mnt_id);
 		ret = 1;
 	}
 	pthread_mutex_unlock(&t->mu);
@@ -389,6 +398,7 @@ int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, st
 	e->nodeid = inode_nodeid(inode);
 	e->generation = inode->gen;
 	e->st = st;
+	e->submount = is_submount(parent, &st, mnt_id);
 	inode_put(fs, inode);
 	return 0;
 }
@@ -400,6 +410,7 @@ int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e)
 		return ret;
 	e->nodeid = inode_nodeid(inode);
 	e->generation = inode->gen;
+	e->submount = false;
 	return 0;
 }
 

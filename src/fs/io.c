@@ -104,6 +104,7 @@ static int register_open_file(struct fs *fs, int fd, int opath, int flags, struc
 	e->nodeid = inode_nodeid(inode);
 	e->generation = inode->gen;
 	e->st = st;
+	e->submount = false;
 	ret = handle_new(fs, fd, flags, inode, false, fh);
 	if (ret < 0)
 		inode_forget(fs, e->nodeid, 1);

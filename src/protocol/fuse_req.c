@@ -150,6 +150,9 @@ void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const s
 	o->entry_valid = o->attr_valid = t.sec;
 	o->entry_valid_nsec = o->attr_valid_nsec = t.nsec;
 	fill_attr(&o->attr, &e->st);
+	/* Only a kernel that offered FUSE_SUBMOUNTS (virtio-fs) knows the field; it then mounts the directory anew. */
+	if (e->submount && (srv->flags & FUSE_SUBMOUNTS))
+		o->attr.flags = FUSE_ATTR_SUBMOUNT;
 }
 
 void fill_attr_out(const struct fuse_server *srv, struct fuse_attr_out *o, const struct stat *st)

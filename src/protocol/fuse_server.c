@@ -78,6 +78,8 @@ static uint64_t supported_flags(const struct fuse_server_opts *o)
 		f |= FUSE_FLOCK_LOCKS;
 	if (o->killpriv_v2)
 		f |= FUSE_HANDLE_KILLPRIV_V2;
+	if (o->announce_submounts)
+		f |= FUSE_SUBMOUNTS;
 	return f;
 }
 

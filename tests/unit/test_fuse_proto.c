@@ -1,7 +1,7 @@
 /*
  * The FUSE protocol room (fuse_serve) over the real passthrough fs on a fresh temporary directory: raw requests
  * built by hand, served from one or many small iovecs, replies decoded. INIT negotiation, round trips of the
- * common opcodes, framing and argument validation, reply space limits, FORGET accounting.
+ * common opcodes, framing and argument validation, reply space limits, FORGET accounting, submount announcement.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,10 +19,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/fuse.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1078,6 +1080,100 @@ static void test_unique_is_echoed_in_success_and_error_replies(void **state)
 	next_unique = 0x1000;
 }
 
+/* ---- submounts ---- */
+
+/* The directory entry called name in a READDIRPLUS reply. */
+static const struct fuse_direntplus *find_plus(const uint8_t *list, size_t len, const char *name)
+{
+	for (size_t off = 0; off < len;) {
+		const struct fuse_direntplus *dp = (const void *)(list + off);
+		if (dp->dirent.namelen == strlen(name) && !memcmp(dp->dirent.name, name, dp->dirent.namelen))
+			return dp;
+		off += FUSE_DIRENTPLUS_SIZE(dp);
+	}
+	return NULL;
+}
+
+static uint32_t readdirplus_flags(uint64_t nodeid, const char *name)
+{
+	static uint8_t list[8192];
+	struct fuse_open_in oi = { .flags = O_RDONLY };
+	struct fuse_open_out oo;
+	begin(FUSE_OPENDIR, nodeid);
+	put(&oi, sizeof(oi));
+	assert_int_equal(call(&oo, sizeof(oo)), 0);
+	build_read(FUSE_READDIRPLUS, nodeid, oo.fh, 0, sizeof(list));
+	assert_int_equal(call(list, sizeof(list)), 0);
+	const struct fuse_direntplus *dp = find_plus(list, payload_len, name);
+	assert_non_null(dp);
+	uint32_t flags = dp->entry_out.attr.flags;
+	struct fuse_release_in ri = { .fh = oo.fh };
+	begin(FUSE_RELEASEDIR, nodeid);
+	put(&ri, sizeof(ri));
+	assert_int_equal(call(NULL, 0), 0);
+	return flags;
+}
+
+/*
+ * A tmpfs mounted on a directory of the share (in a mount namespace of this test's own, so nothing reaches the
+ * host): with announce_submounts and a kernel that offered FUSE_SUBMOUNTS, its LOOKUP and READDIRPLUS entries
+ * carry FUSE_ATTR_SUBMOUNT; the plain directory beside it and a directory inside the tmpfs do not. Without the
+ * option, or when the kernel did not offer the flag (a /dev/fuse mount never does), nothing is announced.
+ */
+static void test_submounts_are_announced_when_negotiated(void **state)
+{
+	(void)state;
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		print_message("needs CAP_SYS_ADMIN to mount a tmpfs: skipped (%s)\n", strerror(errno));
+		skip();
+	}
+	teardown(NULL);
+	struct fuse_server_opts opts = { .cache = CACHE_AUTO, .readdirplus = true, .announce_submounts = true };
+	assert_int_equal(setup_opts(&opts), 0);
+	assert_int_equal(mkdir(hpath("plain"), 0755), 0);
+	assert_int_equal(mkdir(hpath("mnt"), 0755), 0);
+	assert_int_equal(mount("tmpfs", hpath("mnt"), "tmpfs", 0, "size=1m"), 0);
+	assert_int_equal(mkdir(hpath("mnt/inner"), 0755), 0);
+
+	struct fuse_init_out o;
+	uint32_t base = FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS;
+	assert_int_equal(do_init_full(7, 38, base | FUSE_SUBMOUNTS, 0, &o), 0);
+	assert_true(o.flags & FUSE_SUBMOUNTS);
+	struct fuse_entry_out m, p, in;
+	assert_int_equal(lookup(FS_ROOT_ID, "mnt", &m), 0);
+	assert_int_equal(m.attr.flags, FUSE_ATTR_SUBMOUNT);
+	assert_int_equal(lookup(FS_ROOT_ID, "plain", &p), 0);
+	assert_int_equal(p.attr.flags, 0);
+	assert_int_equal(lookup(m.nodeid, "inner", &in), 0);
+	assert_int_equal(in.attr.flags, 0);
+	/* Known inodes are answered from the table: still announced */
+	assert_int_equal(lookup(FS_ROOT_ID, "mnt", &m), 0);
+	assert_int_equal(m.attr.flags, FUSE_ATTR_SUBMOUNT);
+	assert_int_equal(readdirplus_flags(FS_ROOT_ID, "mnt"), FUSE_ATTR_SUBMOUNT);
+	assert_int_equal(readdirplus_flags(FS_ROOT_ID, "plain"), 0);
+	assert_int_equal(readdirplus_flags(m.nodeid, "inner"), 0);
+
+	/* A kernel that does not offer FUSE_SUBMOUNTS (any /dev/fuse mount) hears nothing of it */
+	assert_int_equal(do_init_full(7, 38, base, 0, &o), 0);
+	assert_int_equal(o.flags & FUSE_SUBMOUNTS, 0);
+	assert_int_equal(lookup(FS_ROOT_ID, "mnt", &m), 0);
+	assert_int_equal(m.attr.flags, 0);
+	assert_int_equal(readdirplus_flags(FS_ROOT_ID, "mnt"), 0);
+
+	/* Nor does one that offers it to a server without the option */
+	fuse_server_free(srv);
+	opts.announce_submounts = false;
+	assert_int_equal(fuse_server_new(fs, &opts, &srv), 0);
+	assert_int_equal(do_init_full(7, 38, base | FUSE_SUBMOUNTS, 0, &o), 0);
+	assert_int_equal(o.flags & FUSE_SUBMOUNTS, 0);
+	assert_int_equal(lookup(FS_ROOT_ID, "mnt", &m), 0);
+	assert_int_equal(m.attr.flags, 0);
+	assert_int_equal(readdirplus_flags(FS_ROOT_ID, "mnt"), 0);
+
+	/* The fs still holds fds on the tmpfs: detach it so teardown can remove the directory */
+	assert_int_equal(umount2(hpath("mnt"), MNT_DETACH), 0);
+}
+
 int main(void)
 {
 	log_init("test_fuse_proto", LOG_LVL_ERROR, false);
@@ -1105,6 +1201,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_size_field_must_match_the_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_larger_than_max_write_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unique_is_echoed_in_success_and_error_replies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_submounts_are_announced_when_negotiated, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
