@@ -6,7 +6,8 @@
 # (a) vufs-microbench: raw FUSE requests on the request queue of vufsd (defaults, and --poll-us=0), QEMU's C
 #     virtiofsd (--thread-pool-size=0 and its default pool of 64), the Rust virtiofsd, and the same system calls
 #     made natively (one thread); queue depths 1, 16, 128, the driver sleeping while it waits. Then queue depth 1
-#     with a driver that polls 200 µs before it sleeps, as KVM halt-polls a waiting vCPU.
+#     with a driver that polls 200 µs before it sleeps, as KVM halt-polls a waiting vCPU. Then vufsd alone with
+#     several request queues (--queues=4, with and without polling): 1, 2 and 4 queues driven at once (~45 s).
 # (b) through the host mount: vufs-mount on each backend in each cache mode, and the native directory: fio
 #     (sequential and random read and write, 4 KiB and 1 MiB, psync and libaio), create/stat/`ls -l`/unlink of
 #     many files, untar/find/rm -rf of a real source tree (the files of Debian's cmake-data package).
@@ -108,7 +109,8 @@ load_check() {
 }
 
 # ---- backends ------------------------------------------------------------------------------------------------
-# start_backend KIND CACHE SOCK: vufsd | vufsd-nopoll | qemu (no pool) | qemu-pool64 | rust, cache never|auto|always
+# start_backend KIND CACHE SOCK [QUEUES]: vufsd | vufsd-nopoll | qemu (no pool) | qemu-pool64 | rust,
+# cache never|auto|always; QUEUES request queues (vufsd only)
 start_backend() {
   local kind=$1 cache=$2 sock=$3 log=$LOGS/$1-$2.log i cmd
   rm -f "$sock"
@@ -121,6 +123,7 @@ start_backend() {
     rust)         cmd=("$RUST_VIRTIOFSD" --socket-path="$sock" --shared-dir="$SHARE" --cache="$cache") ;;
     *)            die "unknown backend $kind" ;;
   esac
+  [ -z "${4:-}" ] || cmd+=(--queues="$4")
   "${cmd[@]}" >>"$log" 2>&1 &
   BPID=$!
   for ((i = 0; i < 600; i++)); do
@@ -223,6 +226,23 @@ section_a() {
   done < <(awk '{print $1, $2, $3}' "$WORK/micro.rows" | sort -u)
 }
 
+# (a3) several request queues: one vufsd with 4 request queues per configuration, and in one connection each
+# figure with 1, then 2, then 4 queues driven at once, a thread and --qd slots each (vufs-microbench --queues).
+MQ_OPS=(getattr lookup read4k write4k)
+section_a3() {
+  local t sock=$WORK/mq.sock reps=$((REPS < 3 ? REPS : 3)) ops
+  ops=$(IFS=,; echo "${MQ_OPS[*]}")
+  : >"$WORK/mq.raw"
+  for t in vufsd vufsd-nopoll; do
+    note "(a3) several request queues: $t"
+    start_backend "$t" auto "$sock" 4 || continue
+    timeout 300 "$MICRO" --socket="$sock" --label="$t" --dir="$SHARE" --ops="$ops" --qd=1,16 --queues=1,2,4 \
+      --reps="$reps" --ms="$MICRO_MS" --warmup-ms="$MICRO_WARMUP_MS" --file-mib="$MICRO_MIB" >>"$WORK/mq.raw" \
+      2>>"$LOGS/micro.err" || { note "microbenchmark failed on $t with several queues:"; tail -3 "$LOGS/micro.err" >&2; }
+    stop_backend
+  done
+}
+
 micro_get() { awk -v t="$1" -v op="$2" -v q="$3" -v c="$4" '$1==t && $2==op && $3==q {print $c; exit}' "$WORK/micro.agg"; }
 micro_cell() {
   local o p5 p9
@@ -296,6 +316,36 @@ table_a2() {
     [ "$HAVE_RUST" = 0 ] || row+=" $(ratio "$v" "$(micro_get "rust+hp" "$op" 1 4)") |"
     row+=" $(ratio "$v" "$(micro_get native "$op" 1 4)") |"
     echo "$row"
+  done
+}
+
+table_a3() {
+  local t op qd n one four row hdr="| op | qd |" sep="|---|---:|" reps=$((REPS < 3 ? REPS : 3))
+  mq_get() { awk -v t="$1" -v op="$2" -v q="$3" -v n="$4" -v c="$5" '/^RESULT/ { delete f
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if (f["target"] == t && f["op"] == op && f["qd"] == q && f["queues"] == n) { print f[c]; exit } }' "$WORK/mq.raw"; }
+  for t in vufsd vufsd-nopoll; do hdr+=" $t 1 q | 2 q | 4 q | 4 q / 1 q |"; sep+="---:|---:|---:|---:|"; done
+  echo
+  echo "### (a3) Several request queues (vufsd --queues=4; 1, 2, 4 of them driven at once)"
+  echo
+  echo "Total ops/s over all queues (p50/p99 µs over all their requests), median of $reps × ${MICRO_MS} ms in one connection;"
+  echo "queue depth per queue; each queue driven by its own thread (sleeping while it waits), all on the same file"
+  echo "and directory. On $(nproc) cores, 4 queues means 4 queue threads and 4 driver threads on them."
+  echo
+  echo "$hdr"; echo "$sep"
+  for op in "${MQ_OPS[@]}"; do
+    for qd in 1 16; do
+      row="| $op | $qd |"
+      for t in vufsd vufsd-nopoll; do
+        for n in 1 2 4; do
+          local o; o=$(mq_get "$t" "$op" "$qd" "$n" ops_s)
+          if [ -z "$o" ]; then row+=" — |"; continue; fi
+          row+=" $(human "$o") ($(human "$(mq_get "$t" "$op" "$qd" "$n" p50_us)")/$(human "$(mq_get "$t" "$op" "$qd" "$n" p99_us)")) |"
+        done
+        row+=" $(ratio "$(mq_get "$t" "$op" "$qd" 4 ops_s)" "$(mq_get "$t" "$op" "$qd" 1 ops_s)") |"
+      done
+      echo "$row"
+    done
   done
 }
 
@@ -595,7 +645,7 @@ table_c() {
 start=$SECONDS
 load_check "start"
 prepare_tree
-[[ $SECTIONS != *a* ]] || section_a
+[[ $SECTIONS != *a* ]] || { section_a; section_a3; }
 [[ $SECTIONS != *b* ]] || section_b
 [[ $SECTIONS != *c* ]] || section_c
 load_check "end"
@@ -609,7 +659,7 @@ mkdir -p "$(dirname "$OUT")"
   else
     echo "- no QEMU process of others seen at any section boundary"
   fi
-  [[ $SECTIONS != *a* ]] || { table_a; table_a2; }
+  [[ $SECTIONS != *a* ]] || { table_a; table_a2; table_a3; }
   [[ $SECTIONS != *b* ]] || table_b
   [[ $SECTIONS != *c* ]] || table_c
   echo
