@@ -5,7 +5,7 @@
 # column when hostile_rust_virtiofsd.sh ran with this build of vufs-hostile. Passes when the suite ran to the end
 # against both; the verdicts themselves are the report, not this test's result (hostile_vufsd.sh holds vufsd to
 # every check).
-# timeout: 300
+# timeout: 600
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hostile_lib.sh"
 

@@ -6,7 +6,7 @@
 # build of vufs-hostile). Passes when the suite ran to the end; its failures are findings about the peer, not ours.
 # Skips when the Debian archive cannot provide the package (RUST_VIRTIOFSD=PATH runs another virtiofsd binary).
 # Takes about as long as one backend's run of the suite in hostile_qemu_virtiofsd.sh (~2 minutes here).
-# timeout: 400
+# timeout: 600
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hostile_lib.sh"
 

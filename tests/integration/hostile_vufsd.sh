@@ -4,7 +4,7 @@
 # --seccomp=none, so memory errors are reported) and the plain build in its namespace and chroot sandboxes with
 # the default seccomp filter (kill): every check passes, the daemon never dies from a signal or reports a
 # sanitizer error, exits when its frontend goes away, and canaries outside the share stay untouched.
-# timeout: 300
+# timeout: 600
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hostile_lib.sh"
 
