@@ -692,7 +692,7 @@ static void wait_used(unsigned vq)
 	if (opt.spin || opt.poll_us) {
 		uint64_t start = now_ns();
 		uint64_t limit = start + (opt.spin ? (uint64_t)STALL_MS * 1000000ull : (uint64_t)opt.poll_us * 1000ull);
-		while (load_acquire16(&q->vq.r.used->idx) == q->vq.last_used) {
+		while (!vq_driver_has_used(&q->vq)) {
 			__builtin_ia32_pause();
 			if (now_ns() <= limit)
 				continue;
@@ -700,7 +700,7 @@ static void wait_used(unsigned vq)
 				die("the backend has not answered for %d s", STALL_MS / 1000);
 			break; /* --poll-us ran out: sleep */
 		}
-		if (load_acquire16(&q->vq.r.used->idx) != q->vq.last_used)
+		if (vq_driver_has_used(&q->vq))
 			return;
 	}
 	pthread_mutex_lock(&q->lock);

@@ -150,23 +150,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	static struct vq_device vq;
 	vq_device_init(&vq, &gm, &r, flags & 0x01, last_avail);
-	CHECK(vq.used_idx == used_idx0, "used_idx %u, ring says %u", vq.used_idx, used_idx0);
+	CHECK(vq.split.used_idx == used_idx0, "used_idx %u, ring says %u", vq.split.used_idx, used_idx0);
 
 	unsigned pushes = 0;
 	for (unsigned iter = 0; iter < 2 * num + 4; iter++) {
-		uint16_t before = vq.last_avail;
+		uint16_t before = vq.split.last_avail;
 		int rc = vq_device_pop(&vq, &chain);
 		if (rc == VQ_EMPTY) {
-			CHECK(vq.last_avail == before, "an empty pop moved last_avail");
+			CHECK(vq.split.last_avail == before, "an empty pop moved last_avail");
 			vq_device_arm(&vq);
 			break;
 		}
 		if (rc == -EIO) {
-			CHECK(vq.last_avail == before, "a broken ring moved last_avail");
+			CHECK(vq.split.last_avail == before, "a broken ring moved last_avail");
 			break;
 		}
 		CHECK(rc == VQ_CHAIN || rc == -EBADMSG, "pop returned %d", rc);
-		CHECK(vq.last_avail == (uint16_t)(before + 1), "last_avail %u after %u", vq.last_avail, before);
+		CHECK(vq.split.last_avail == (uint16_t)(before + 1), "last_avail %u after %u", vq.split.last_avail, before);
 		CHECK(chain.head < num, "head %u in a queue of %u", chain.head, num);
 		uint32_t len = 0;
 		if (rc == VQ_CHAIN) {
@@ -194,10 +194,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (len > chain.wr_len)
 				len = (uint32_t)chain.wr_len;
 		}
-		uint16_t u = vq.used_idx;
+		uint16_t u = vq.split.used_idx;
 		vq_device_push(&vq, chain.head, len);
 		pushes++;
-		CHECK(r.used->idx == (uint16_t)(u + 1) && vq.used_idx == r.used->idx, "used->idx %u after %u",
+		CHECK(r.used->idx == (uint16_t)(u + 1) && vq.split.used_idx == r.used->idx, "used->idx %u after %u",
 		      r.used->idx, u);
 		const struct vring_used_elem *e = &r.used->ring[u % num];
 		CHECK(e->id == chain.head && e->len == len, "used element %u/%u, pushed %u/%u", e->id, e->len,

@@ -112,7 +112,7 @@ static void fail_queue(struct bridge *b, unsigned qi, int status)
 {
 	struct vu_fe_queue *q = &b->fe->q[qi];
 	pthread_mutex_lock(&q->lock);
-	for (unsigned head = 0; head < q->vq.r.num; head++) {
+	for (unsigned head = 0; head < vq_driver_num(&q->vq); head++) {
 		struct slot *s = vq_driver_token(&q->vq, head);
 		if (s && s->state == SLOT_IN_FLIGHT) {
 			s->state = SLOT_IDLE;
@@ -445,7 +445,7 @@ static void wait_reply(struct bridge *b, struct slot *s, unsigned qi)
 		do {
 			if (sem_trywait(&s->done) == 0)
 				return;
-			if (load_acquire16(&vq->r.used->idx) != vq->last_used && reap(b, qi) < 0)
+			if (vq_driver_has_used(vq) && reap(b, qi) < 0)
 				break; /* the completion thread reports a broken ring */
 			__builtin_ia32_pause();
 		} while (now_us() < deadline);
@@ -589,7 +589,7 @@ static void *monitor_thread(void *arg)
 /* One buffer per hiprio ring entry, all free. */
 static int hiprio_init(struct bridge *b)
 {
-	unsigned num = b->fe->q[HIPRIO_QUEUE].vq.r.num;
+	unsigned num = b->fe->q[HIPRIO_QUEUE].num;
 	b->hp.bufs = calloc(num, sizeof(*b->hp.bufs));
 	if (!b->hp.bufs)
 		return -ENOMEM;

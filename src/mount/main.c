@@ -29,6 +29,7 @@ struct mount_options {
 	uint32_t max_write;
 	unsigned poll_us;
 	bool no_event_idx;
+	bool packed;
 	enum log_level log_level;
 };
 
@@ -47,6 +48,7 @@ static void usage(FILE *out)
 	      "  --max-write=BYTES   data per READ/WRITE request (default 1 MiB)\n"
 	      "  --memory=MIB        shared memory in MiB (default: what the threads need)\n"
 	      "  --no-event-idx      do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
+	      "  --packed            packed virtqueues (VIRTIO_F_RING_PACKED); fails if the backend lacks them\n"
 	      "  --poll-us=N         poll for each reply N microseconds before sleeping (default 0)\n"
 	      "  --log-level=LEVEL   error, warn, info (default), debug\n"
 	      "  -h, --help          this help\n",
@@ -83,7 +85,8 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		{ "queue-size", required_argument, NULL, 'Q' }, { "hiprio-size", required_argument, NULL, 'H' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "memory", required_argument, NULL, 'm' }, { "max-write", required_argument, NULL, 'w' },
-		{ "no-event-idx", no_argument, NULL, 'E' }, { "poll-us", required_argument, NULL, 'P' }, { "log-level", required_argument, NULL, 'L' },
+		{ "no-event-idx", no_argument, NULL, 'E' }, { "packed", no_argument, NULL, 'K' },
+		{ "poll-us", required_argument, NULL, 'P' }, { "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -103,6 +106,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		case 'm': if (parse_u64(optarg, 65536, &v) || !v) return -1; o->memory = (size_t)v * MIB; break;
 		case 'w': if (parse_u64(optarg, 16 * MIB, &v) || v < 8192) return -1; o->max_write = (uint32_t)v; break;
 		case 'E': o->no_event_idx = true; break;
+		case 'K': o->packed = true; break;
 		case 'P': if (parse_u64(optarg, 1000000, &v)) return -1; o->poll_us = (unsigned)v; break;
 		case 'L': if (log_parse_level(optarg, &o->log_level)) return -1; break;
 		case 'h': usage(stdout); exit(0);
@@ -196,7 +200,8 @@ int main(int argc, char **argv)
 	struct bridge_config bcfg = { .threads = o.threads, .max_write = o.max_write, .poll_us = o.poll_us,
 	                              .hiprio_size = o.hiprio_size };
 	struct vu_frontend_config fcfg = { .nqueues = 1 + o.queues, .queue_size = o.queue_size,
-	                                   .hiprio_size = o.hiprio_size, .no_event_idx = o.no_event_idx };
+	                                   .hiprio_size = o.hiprio_size, .no_event_idx = o.no_event_idx,
+	                                   .packed = o.packed };
 	size_t entries = (size_t)o.queues * o.queue_size + o.hiprio_size;
 	size_t rings = entries * 3 * 16 + (size_t)fcfg.nqueues * 3 * 8192; /* the old per-queue bound, summed */
 	fcfg.mem_size = o.memory ? o.memory : bridge_memory_needed(&bcfg) + rings;

@@ -57,6 +57,7 @@ enum vhu_backend_request {
 #define VIRTIO_F_VERSION_1_BIT 32
 #define VIRTIO_RING_F_INDIRECT_DESC_BIT 28
 #define VIRTIO_RING_F_EVENT_IDX_BIT 29
+#define VIRTIO_F_RING_PACKED_BIT 34
 
 /* Protocol feature bits */
 #define VHU_PROTOCOL_F_MQ 0

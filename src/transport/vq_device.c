@@ -1,3 +1,7 @@
+/*
+ * The device side of a split virtqueue (behind the vq_device interface), and vq_device_start, which picks the
+ * layout.
+ */
 #include "transport/vq_device.h"
 
 #include <errno.h>
@@ -5,16 +9,52 @@
 #include "common/log.h"
 #include "common/util.h"
 
+static const struct vq_device_ops split_ops;
+
 void vq_device_init(struct vq_device *vq, const struct guest_mem *mem, const struct vring_split *r, bool event_idx,
                     uint16_t last_avail)
 {
-	vq->r = *r;
+	struct vq_split_device *s = &vq->split;
+	vq->ops = &split_ops;
 	vq->mem = mem;
 	vq->event_idx = event_idx;
-	vq->used_idx = load_once16(&r->used->idx);
+	vq->pushed = 0;
+	s->r = *r;
+	s->used_idx = load_once16(&r->used->idx);
 	/* Requests in flight when the previous owner stopped are lost unless we read them again. */
-	vq->last_avail = last_avail != vq->used_idx ? vq->used_idx : last_avail;
-	vq->signalled_valid = false;
+	s->last_avail = last_avail != s->used_idx ? s->used_idx : last_avail;
+	s->signalled_valid = false;
+}
+
+int vq_device_start(struct vq_device *vq, const struct guest_mem *mem, const struct vq_device_setup *st)
+{
+	if (st->packed) {
+		struct vring_packed r = { .num = st->num };
+		r.desc = gm_uaddr_ptr(mem, st->desc_ua, vring_packed_desc_bytes(st->num));
+		r.driver = gm_uaddr_ptr(mem, st->driver_ua, VRING_PACKED_EVENT_BYTES);
+		r.device = gm_uaddr_ptr(mem, st->device_ua, VRING_PACKED_EVENT_BYTES);
+		if (!r.desc || !r.driver || !r.device || ((uintptr_t)r.desc & 15) || ((uintptr_t)r.driver & 3) ||
+		    ((uintptr_t)r.device & 3))
+			return -EFAULT;
+		/* Our own base carries everything; the frontend's cannot be reconciled with anything on a packed
+		 * ring (used elements overwrite the descriptors they return): it is taken as given either way. */
+		return vq_device_init_packed(vq, mem, &r, st->event_idx, st->base, st->resume);
+	}
+	struct vring_split r = { .num = st->num };
+	if (st->base > 0xffff)
+		return -EINVAL;
+	r.desc = gm_uaddr_ptr(mem, st->desc_ua, vring_desc_bytes(st->num));
+	r.avail = gm_uaddr_ptr(mem, st->driver_ua, vring_avail_bytes(st->num));
+	r.used = gm_uaddr_ptr(mem, st->device_ua, vring_used_bytes(st->num));
+	if (!r.desc || !r.avail || !r.used || ((uintptr_t)r.desc & 15) || ((uintptr_t)r.avail & 1) ||
+	    ((uintptr_t)r.used & 3))
+		return -EFAULT;
+	vq_device_init(vq, mem, &r, st->event_idx, (uint16_t)st->base);
+	/* vq_device_init takes requests popped but not returned as lost, which is right for a frontend's base.
+	 * After our own pause, deferred requests (SETLKW) are still out and will be returned: keep our place. */
+	if (st->resume)
+		vq->split.last_avail = (uint16_t)st->base;
+	return 0;
 }
 
 /* Walk state: where descriptors come from (the ring's table or one indirect table) and what we have taken. */
@@ -24,25 +64,24 @@ struct walk {
 	unsigned visited;
 };
 
-static int add_segment(struct vq_device *vq, struct vq_chain *c, const struct vring_desc *d)
+int vq_chain_add(const struct guest_mem *mem, struct vq_chain *c, uint64_t addr, uint32_t len, bool writable)
 {
 	unsigned used = c->n_rd + c->n_wr;
-	bool writable = d->flags & VRING_DESC_F_WRITE;
 	int n;
 
 	if (!writable && c->n_wr > 0)
 		return -EBADMSG; /* readable after writable: the spec forbids it and we would mis-frame the request */
-	if (d->len == 0)
+	if (len == 0)
 		return 0;
-	n = gm_gpa_iov(vq->mem, d->addr, d->len, &c->iov[used], VQ_MAX_SEGS - used);
+	n = gm_gpa_iov(mem, addr, len, &c->iov[used], VQ_MAX_SEGS - used);
 	if (n < 0)
 		return -EBADMSG;
 	if (writable) {
 		c->n_wr += (unsigned)n;
-		c->wr_len += d->len;
+		c->wr_len += len;
 	} else {
 		c->n_rd += (unsigned)n;
-		c->rd_len += d->len;
+		c->rd_len += len;
 	}
 	return 0;
 }
@@ -67,7 +106,7 @@ static int walk_table(struct vq_device *vq, struct vq_chain *c, struct walk *w, 
 				return -EBADMSG;
 			return walk_table(vq, c, &inner, 0, true);
 		}
-		int rc = add_segment(vq, c, &d);
+		int rc = vq_chain_add(vq->mem, c, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
 		if (rc < 0)
 			return rc;
 		if (!(d.flags & VRING_DESC_F_NEXT))
@@ -76,8 +115,9 @@ static int walk_table(struct vq_device *vq, struct vq_chain *c, struct walk *w, 
 	}
 }
 
-int vq_device_pop(struct vq_device *vq, struct vq_chain *chain)
+static int split_pop(struct vq_device *dev, struct vq_chain *chain)
 {
+	struct vq_split_device *vq = &dev->split;
 	struct vring_split *r = &vq->r;
 	uint16_t avail_idx = load_acquire16(&r->avail->idx);
 	uint16_t pending = (uint16_t)(avail_idx - vq->last_avail);
@@ -98,15 +138,16 @@ int vq_device_pop(struct vq_device *vq, struct vq_chain *chain)
 	chain->n_rd = chain->n_wr = 0;
 	chain->rd_len = chain->wr_len = 0;
 	struct walk w = { .table = r->desc, .table_len = r->num };
-	if (walk_table(vq, chain, &w, head, false) < 0) {
+	if (walk_table(dev, chain, &w, head, false) < 0) {
 		log_warn("virtqueue: dropping malformed descriptor chain at head %u", head);
 		return -EBADMSG;
 	}
 	return VQ_CHAIN;
 }
 
-void vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
+static void split_push(struct vq_device *dev, uint16_t head, uint32_t len)
 {
+	struct vq_split_device *vq = &dev->split;
 	struct vring_used_elem *e = &vq->r.used->ring[vq->used_idx % vq->r.num];
 	__atomic_store_n(&e->id, head, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->len, len, __ATOMIC_RELAXED);
@@ -114,9 +155,10 @@ void vq_device_push(struct vq_device *vq, uint16_t head, uint32_t len)
 	store_release16(&vq->r.used->idx, vq->used_idx);
 }
 
-bool vq_device_arm(struct vq_device *vq)
+static bool split_arm(struct vq_device *dev)
 {
-	if (vq->event_idx)
+	struct vq_split_device *vq = &dev->split;
+	if (dev->event_idx)
 		store_once16(vring_avail_event_ptr(&vq->r), vq->last_avail);
 	else
 		store_once16(&vq->r.used->flags, 0);
@@ -124,17 +166,38 @@ bool vq_device_arm(struct vq_device *vq)
 	return load_acquire16(&vq->r.avail->idx) != vq->last_avail;
 }
 
-bool vq_device_need_notify(struct vq_device *vq)
+static bool split_need_notify(struct vq_device *dev)
 {
+	struct vq_split_device *vq = &dev->split;
 	uint16_t old = vq->signalled_used, now = vq->used_idx;
 	bool valid = vq->signalled_valid;
 
 	full_barrier(); /* our used->idx store before reading the driver's suppression state */
 	vq->signalled_used = now;
 	vq->signalled_valid = true;
-	if (!vq->event_idx)
+	if (!dev->event_idx)
 		return !(load_once16(&vq->r.avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 	if (!valid)
 		return true;
 	return vring_need_event(load_once16(vring_used_event_ptr(&vq->r)), now, old);
 }
+
+static bool split_has_pending(const struct vq_device *dev)
+{
+	return load_acquire16(&dev->split.r.avail->idx) != dev->split.last_avail;
+}
+
+static uint32_t split_base(const struct vq_device *dev)
+{
+	return dev->split.last_avail;
+}
+
+static const struct vq_device_ops split_ops = {
+	.name = "split",
+	.pop = split_pop,
+	.push = split_push,
+	.arm = split_arm,
+	.need_notify = split_need_notify,
+	.has_pending = split_has_pending,
+	.base = split_base,
+};

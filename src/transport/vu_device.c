@@ -23,7 +23,8 @@
 uint64_t vu_dev_offered_features(void)
 {
 	return 1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES |
-	       1ull << VIRTIO_RING_F_EVENT_IDX_BIT | 1ull << VIRTIO_RING_F_INDIRECT_DESC_BIT;
+	       1ull << VIRTIO_RING_F_EVENT_IDX_BIT | 1ull << VIRTIO_RING_F_INDIRECT_DESC_BIT |
+	       1ull << VIRTIO_F_RING_PACKED_BIT;
 }
 
 uint64_t vu_dev_offered_protocol_features(const struct vu_dev *dev)
@@ -140,11 +141,13 @@ static int on_set_vring_addr(struct vu_dev *dev, struct vhu_msg *msg)
 static int on_set_vring_base(struct vu_dev *dev, struct vhu_msg *msg)
 {
 	struct vu_queue *q = queue_of(dev, msg->p.state.index);
-	if (!q || msg->p.state.num > 0xffff)
+	bool packed = dev->features & (1ull << VIRTIO_F_RING_PACKED_BIT);
+	/* split: the next avail index; packed: avail slot and wrap counter, used slot and wrap counter (vring.h) */
+	if (!q || (!packed && msg->p.state.num > 0xffff))
 		return -EINVAL;
 	if (q->running)
 		return -EBUSY;
-	q->base = (uint16_t)msg->p.state.num;
+	q->base = msg->p.state.num;
 	q->base_from_frontend = true;
 	q->ring_gen++;
 	return 0;

@@ -45,9 +45,9 @@ struct vu_queue {
 	unsigned index;
 	/* Set by the vhost-user thread while the queue thread is stopped. */
 	unsigned num;
-	uint64_t desc_ua, avail_ua, used_ua;
+	uint64_t desc_ua, avail_ua, used_ua;  /* packed: descriptor ring, driver and device event areas */
 	bool addr_set, enabled, broken;
-	uint16_t base;
+	uint32_t base;            /* the vring base (vq_device_base): packed rings carry wrap counters in it */
 	bool base_from_frontend;  /* base came with SET_VRING_BASE (else: our own pause, e.g. a memory change) */
 	int kick_fd, err_fd;
 	/* The queue thread exists between vu_queue start and stop; stop_fd wakes it to leave. */

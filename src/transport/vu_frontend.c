@@ -48,14 +48,14 @@ void *vu_frontend_alloc(struct vu_frontend *fe, size_t size, size_t align, uint6
 
 static int layout_queue(struct vu_frontend *fe, struct vu_fe_queue *q, unsigned num)
 {
-	struct vring_split r = { .num = num };
-	r.desc = vu_frontend_alloc(fe, vring_desc_bytes(num), RING_ALIGN, &q->desc_gpa);
-	r.avail = vu_frontend_alloc(fe, vring_avail_bytes(num), RING_ALIGN, &q->avail_gpa);
-	r.used = vu_frontend_alloc(fe, vring_used_bytes(num), RING_ALIGN, &q->used_gpa);
-	if (!r.desc || !r.avail || !r.used)
+	q->num = num;
+	q->desc = vu_frontend_alloc(fe, vq_driver_desc_bytes(num), RING_ALIGN, &q->desc_gpa);
+	q->driver = vu_frontend_alloc(fe, vq_driver_driver_area_bytes(num), RING_ALIGN, &q->avail_gpa);
+	q->device = vu_frontend_alloc(fe, vq_driver_device_area_bytes(num), RING_ALIGN, &q->used_gpa);
+	if (!q->desc || !q->driver || !q->device)
 		return -ENOMEM;
-	/* EVENT_IDX is known only after negotiation; vu_frontend_start re-initialises with the answer. */
-	return vq_driver_init(&q->vq, &r, false);
+	/* The layout and EVENT_IDX are known only after negotiation; vu_frontend_start re-initialises. */
+	return vq_driver_init_any(&q->vq, false, num, q->desc, q->driver, q->device, false);
 }
 
 int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const struct vu_frontend_config *cfg)
@@ -75,6 +75,7 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const s
 	fe->nqueues = cfg->nqueues;
 	fe->queue_size = cfg->queue_size;
 	fe->mem_size = cfg->mem_size;
+	fe->want_packed = cfg->packed;
 	if (cfg->no_event_idx)
 		fe->features = 1; /* marker read by start: never ask for EVENT_IDX */
 
@@ -152,7 +153,7 @@ static int get_u64(struct vu_frontend *fe, uint32_t request, uint64_t *v)
 static int start_queue(struct vu_frontend *fe, unsigned i)
 {
 	struct vu_fe_queue *q = &fe->q[i];
-	struct vhu_vring_state num = { i, q->vq.r.num }, base = { i, 0 }, enable = { i, 1 };
+	struct vhu_vring_state num = { i, q->num }, base = { i, vq_driver_base(&q->vq) }, enable = { i, 1 };
 	struct vhu_vring_addr addr = {
 		.index = i,
 		.desc_uaddr = (uint64_t)(uintptr_t)vu_frontend_host(fe, q->desc_gpa),
@@ -187,8 +188,13 @@ static int negotiate(struct vu_frontend *fe)
 		log_err("vhost-user: backend does not offer VIRTIO_F_VERSION_1");
 		return -EPROTO;
 	}
+	if (fe->want_packed && !(offered & (1ull << VIRTIO_F_RING_PACKED_BIT))) {
+		log_err("vhost-user: packed virtqueues asked for, but the backend does not offer VIRTIO_F_RING_PACKED");
+		return -EPROTONOSUPPORT;
+	}
 	want = offered & (1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES |
-	                  (no_event_idx ? 0 : 1ull << VIRTIO_RING_F_EVENT_IDX_BIT));
+	                  (no_event_idx ? 0 : 1ull << VIRTIO_RING_F_EVENT_IDX_BIT) |
+	                  (fe->want_packed ? 1ull << VIRTIO_F_RING_PACKED_BIT : 0));
 	if (offered & (1ull << VHU_F_PROTOCOL_FEATURES)) {
 		if ((rc = get_u64(fe, VHU_GET_PROTOCOL_FEATURES, &pf)) < 0)
 			return rc;
@@ -241,10 +247,11 @@ int vu_frontend_start(struct vu_frontend *fe)
 	if (rc < 0)
 		return rc;
 	bool event_idx = fe->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT);
+	bool packed = fe->features & (1ull << VIRTIO_F_RING_PACKED_BIT);
 	for (unsigned i = 0; i < fe->nqueues; i++) {
-		struct vring_split r = fe->q[i].vq.r;
-		vq_driver_free(&fe->q[i].vq);
-		if ((rc = vq_driver_init(&fe->q[i].vq, &r, event_idx)) < 0)
+		struct vu_fe_queue *q = &fe->q[i];
+		vq_driver_free(&q->vq);
+		if ((rc = vq_driver_init_any(&q->vq, packed, q->num, q->desc, q->driver, q->device, event_idx)) < 0)
 			return rc;
 		if ((rc = start_queue(fe, i)) < 0) {
 			log_err("vhost-user: starting queue %u failed: %s", i, strerror(-rc));

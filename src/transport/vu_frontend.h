@@ -22,12 +22,15 @@ struct vu_frontend_config {
 	unsigned hiprio_size;     /* entries on queue 0, a power of two; 0: queue_size */
 	size_t mem_size;          /* bytes of shared memory, rings included */
 	bool no_event_idx;        /* do not negotiate EVENT_IDX even if offered */
+	bool packed;              /* packed virtqueues (VIRTIO_F_RING_PACKED); start fails if not offered */
 };
 
 struct vu_fe_queue {
 	pthread_mutex_t lock;     /* guards vq: submitters and the completion side */
 	struct vq_driver vq;
 	int kick_fd, call_fd, err_fd;
+	unsigned num;
+	void *desc, *driver, *device;  /* the ring's three parts, laid out for either layout */
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 };
 
@@ -40,6 +43,7 @@ struct vu_frontend {
 	uint64_t features, protocol_features;
 	unsigned nqueues, queue_size, hiprio_size;
 	char tag[37];             /* the device's tag from its config space (F_CONFIG), or "" */
+	bool want_packed;
 	struct vu_fe_queue q[VU_FE_MAX_QUEUES];
 };
 

@@ -172,7 +172,7 @@ static bool busy_poll(struct vu_queue *q)
 		return false;
 	uint64_t end = mono_ns() + q->poll_ns;
 	do {
-		if (load_acquire16(&q->vq.r.avail->idx) != q->vq.last_avail)
+		if (vq_device_has_pending(&q->vq))
 			return true;
 		__builtin_ia32_pause();
 	} while (mono_ns() < end);
@@ -239,24 +239,26 @@ static bool queue_ready(const struct vu_dev *dev, const struct vu_queue *q)
 
 int vu_queue_start(struct vu_dev *dev, struct vu_queue *q)
 {
-	struct vring_split r = { .num = q->num };
+	struct vq_device_setup st = {
+		.packed = dev->features & (1ull << VIRTIO_F_RING_PACKED_BIT),
+		.num = q->num,
+		.desc_ua = q->desc_ua,
+		.driver_ua = q->avail_ua,
+		.device_ua = q->used_ua,
+		.event_idx = dev->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT),
+		.base = q->base,
+		.resume = !q->base_from_frontend,
+	};
 
 	if (q->running || !queue_ready(dev, q))
 		return 0;
-	r.desc = gm_uaddr_ptr(&dev->mem, q->desc_ua, vring_desc_bytes(q->num));
-	r.avail = gm_uaddr_ptr(&dev->mem, q->avail_ua, vring_avail_bytes(q->num));
-	r.used = gm_uaddr_ptr(&dev->mem, q->used_ua, vring_used_bytes(q->num));
-	if (!r.desc || !r.avail || !r.used || ((uintptr_t)r.desc & 15) || ((uintptr_t)r.avail & 1) ||
-	    ((uintptr_t)r.used & 3)) {
-		log_err("queue %u: ring addresses are outside guest memory or misaligned", q->index);
+	int rc = vq_device_start(&q->vq, &dev->mem, &st);
+	if (rc < 0) {
+		log_err("queue %u: %s", q->index, rc == -EFAULT ? "ring addresses are outside guest memory or misaligned"
+		                                                : "the vring base is outside the ring");
 		q->broken = true;
-		return -EFAULT;
+		return rc;
 	}
-	vq_device_init(&q->vq, &dev->mem, &r, dev->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT), q->base);
-	/* vq_device_init takes requests popped but not returned as lost, which is right for a frontend's base.
-	 * After our own pause, deferred requests (SETLKW) are still out and will be returned: keep our place. */
-	if (!q->base_from_frontend)
-		q->vq.last_avail = q->base;
 	q->base_from_frontend = false;
 	q->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (q->stop_fd < 0)
@@ -266,7 +268,7 @@ int vu_queue_start(struct vu_dev *dev, struct vu_queue *q)
 	pthread_mutex_lock(&q->push_lock);
 	q->running = true;
 	pthread_mutex_unlock(&q->push_lock);
-	int rc = pthread_create(&q->thread, NULL, queue_thread, q);
+	rc = pthread_create(&q->thread, NULL, queue_thread, q);
 	if (rc) {
 		pthread_mutex_lock(&q->push_lock);
 		q->running = false;
@@ -274,7 +276,8 @@ int vu_queue_start(struct vu_dev *dev, struct vu_queue *q)
 		close_if_open(&q->stop_fd);
 		return -rc;
 	}
-	log_debug("queue %u: started (size %u, base %u)", q->index, q->num, q->vq.last_avail);
+	log_debug("queue %u: started (%s, size %u, base 0x%x)", q->index, q->vq.ops->name, q->num,
+	          vq_device_base(&q->vq));
 	return 0;
 }
 
@@ -288,8 +291,8 @@ void vu_queue_stop(struct vu_queue *q)
 	pthread_mutex_lock(&q->push_lock);
 	q->running = false;
 	pthread_mutex_unlock(&q->push_lock);
-	q->base = q->vq.last_avail;
-	log_debug("queue %u: stopped at %u", q->index, q->base);
+	q->base = vq_device_base(&q->vq);
+	log_debug("queue %u: stopped at 0x%x", q->index, q->base);
 }
 
 /* Guest memory may only change while no queue thread reads it. */

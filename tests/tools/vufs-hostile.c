@@ -877,8 +877,8 @@ static void steal_descriptors(struct conn *c, unsigned qi)
 	x->nstolen = 0;
 	x->nf = 0;
 	while (x->nstolen < NSTOLEN && vq->num_free > NSTOLEN) {
-		uint16_t d = vq->free_head;
-		vq->free_head = vq->next[d];
+		uint16_t d = vq->split.free_head;
+		vq->split.free_head = vq->split.next[d];
 		vq->num_free--;
 		x->stolen[x->nstolen++] = d;
 	}
@@ -888,7 +888,7 @@ static void steal_descriptors(struct conn *c, unsigned qi)
 static int start_queue(struct conn *c, unsigned i)
 {
 	struct vu_fe_queue *q = &c->fe.q[i];
-	struct vring_split r = q->vq.r;
+	struct vring_split r = q->vq.split.r;
 	int rc;
 
 	memset(r.desc, 0, vring_desc_bytes(r.num));
@@ -1041,12 +1041,12 @@ static void reap(struct conn *c, unsigned qi)
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		uint16_t used_idx = load_acquire16(&vq->r.used->idx);
-		if (used_idx == vq->last_used)
+		uint16_t used_idx = load_acquire16(&vq->split.r.used->idx);
+		if (used_idx == vq->split.last_used)
 			break;
-		struct vring_used_elem *e = &vq->r.used->ring[vq->last_used % vq->r.num];
+		struct vring_used_elem *e = &vq->split.r.used->ring[vq->split.last_used % vq->split.r.num];
 		uint32_t id = __atomic_load_n(&e->id, __ATOMIC_RELAXED), len = __atomic_load_n(&e->len, __ATOMIC_RELAXED);
-		if (id < vq->r.num && is_stolen(x, id)) {
+		if (id < vq->split.r.num && is_stolen(x, id)) {
 			struct forged *f = forged_find(x, (uint16_t)id);
 			if (!f) {
 				if (!x->lenient)
@@ -1058,7 +1058,7 @@ static void reap(struct conn *c, unsigned qi)
 				f->len = len;
 				vq->chains_out--;
 			}
-			vq->last_used++;
+			vq->split.last_used++;
 			continue;
 		}
 		void *tok;
@@ -1067,10 +1067,10 @@ static void reap(struct conn *c, unsigned qi)
 		if (rc <= 0) {
 			if (!x->lenient)
 				violation(c, "queue %u: the backend returned a used entry we never issued (id %u, len %u, "
-				             "used index %u, ours %u)", qi, id, len, used_idx, vq->last_used);
+				             "used index %u, ours %u)", qi, id, len, used_idx, vq->split.last_used);
 			x->lenient = true;
 			/* Skip it: we cannot trust this ring any more. */
-			vq->last_used = used_idx;
+			vq->split.last_used = used_idx;
 			break;
 		}
 		finish_req(c, tok, n);
@@ -1136,10 +1136,10 @@ static struct forged *forge_publish(struct conn *c, unsigned qi, uint16_t head)
 	if (f) {
 		*f = (struct forged){ .head = head, .out = true };
 		vq->chains_out++;
-		store_once16(&vq->r.avail->ring[vq->avail_idx % vq->r.num], head);
-		vq->avail_idx++;
-		store_release16(&vq->r.avail->idx, vq->avail_idx);
-		vq->kicked_avail = vq->avail_idx;
+		store_once16(&vq->split.r.avail->ring[vq->split.avail_idx % vq->split.r.num], head);
+		vq->split.avail_idx++;
+		store_release16(&vq->split.r.avail->idx, vq->split.avail_idx);
+		vq->split.kicked_avail = vq->split.avail_idx;
 	}
 	pthread_mutex_unlock(&q->lock);
 	eventfd_write(q->kick_fd, 1);
@@ -3970,8 +3970,8 @@ static void vq_prepare(struct ctx *t, struct vqbuf *v)
 static void D(struct conn *c, uint16_t idx, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
 	struct vq_driver *vq = &c->fe.q[1].vq;
-	if (idx < vq->r.num)
-		vq->r.desc[idx] = (struct vring_desc){ .addr = addr, .len = len, .flags = flags, .next = next };
+	if (idx < vq->split.r.num)
+		vq->split.r.desc[idx] = (struct vring_desc){ .addr = addr, .len = len, .flags = flags, .next = next };
 }
 
 static void vq_check_rep_canary(struct ctx *t, struct vqbuf *v)
@@ -4242,15 +4242,15 @@ static void ck_vq_avail_idx_jump(struct ctx *t)
 	struct vqbuf v;
 	vq_prepare(t, &v);
 	pthread_mutex_lock(&q->lock);
-	uint16_t used_before = q->vq.r.used->idx;
-	q->vq.avail_idx = (uint16_t)(q->vq.avail_idx + QUEUE_SIZE + 7);
-	store_release16(&q->vq.r.avail->idx, q->vq.avail_idx);
-	q->vq.kicked_avail = q->vq.avail_idx;
+	uint16_t used_before = q->vq.split.r.used->idx;
+	q->vq.split.avail_idx = (uint16_t)(q->vq.split.avail_idx + QUEUE_SIZE + 7);
+	store_release16(&q->vq.split.r.avail->idx, q->vq.split.avail_idx);
+	q->vq.split.kicked_avail = q->vq.split.avail_idx;
 	pthread_mutex_unlock(&q->lock);
 	eventfd_write(q->kick_fd, 1);
 	sleep_ms(500);
 	check_socket(c);
-	uint16_t used_after = load_acquire16(&q->vq.r.used->idx);
+	uint16_t used_after = load_acquire16(&q->vq.split.r.used->idx);
 	if (c->dead)
 		notef("the backend disconnected");
 	else if (used_after != used_before)
@@ -4259,7 +4259,7 @@ static void ck_vq_avail_idx_jump(struct ctx *t)
 		notef("nothing served");
 	/* Our ring state no longer matches the backend's: the aftermath resets the queue. */
 	pthread_mutex_lock(&q->lock);
-	q->vq.last_used = used_after;
+	q->vq.split.last_used = used_after;
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -4438,7 +4438,7 @@ struct scribbler {
 static void *scribble_thread(void *arg)
 {
 	struct scribbler *s = arg;
-	struct vring_desc *desc = s->c->fe.q[1].vq.r.desc;
+	struct vring_desc *desc = s->c->fe.q[1].vq.split.r.desc;
 	while (!atomic_load(&s->stop)) {
 		uint64_t r = rnd64(), r2 = rnd64();
 		uint64_t addr;
@@ -4448,7 +4448,7 @@ static void *scribble_thread(void *arg)
 		default: addr = s->c->scratch_gpa + (r2 % SCRATCH_LEN); break;
 		}
 		/* Half the time, the chain just published (the one the backend is about to read). */
-		struct vring_avail *av = s->c->fe.q[1].vq.r.avail;
+		struct vring_avail *av = s->c->fe.q[1].vq.split.r.avail;
 		uint16_t last = av->ring[(uint16_t)(av->idx - 1) % QUEUE_SIZE];
 		uint16_t target = (r & 1) ? (uint16_t)((last + ((r >> 1) & 1)) % QUEUE_SIZE) : (uint16_t)((r >> 8) % QUEUE_SIZE);
 		volatile struct vring_desc *d = &desc[target];
@@ -4912,8 +4912,8 @@ static void queue_with_num(struct ctx *t, uint32_t num)
 	notef("SET_VRING_NUM %u: %s", num, vres(rc));
 	if (c->dead)
 		return;
-	memset(q->vq.r.avail, 0, vring_avail_bytes(QUEUE_SIZE));
-	memset(q->vq.r.used, 0, vring_used_bytes(QUEUE_SIZE));
+	memset(q->vq.split.r.avail, 0, vring_avail_bytes(QUEUE_SIZE));
+	memset(q->vq.split.r.used, 0, vring_used_bytes(QUEUE_SIZE));
 	struct vhu_vring_state base = { 1, 0 }, en = { 1, 1 };
 	struct vhu_vring_addr addr = { .index = 1, .desc_uaddr = u + q->desc_gpa, .avail_uaddr = u + q->avail_gpa,
 	                               .used_uaddr = u + q->used_gpa };
@@ -4927,7 +4927,7 @@ static void queue_with_num(struct ctx *t, uint32_t num)
 	if (c->dead)
 		return;
 	/* A request as our 256-entry ring has it. */
-	struct vring_split r = q->vq.r;
+	struct vring_split r = q->vq.split.r;
 	vq_driver_free(&q->vq);
 	vq_driver_init(&q->vq, &r, c->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT));
 	steal_descriptors(c, 1);

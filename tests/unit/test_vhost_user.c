@@ -728,7 +728,7 @@ static void test_get_vring_base_returns_next_avail_and_queue_restarts(void **sta
 	guest_init(&g, true);
 	/* Start near the wrap: both sides agree the ring has gone round 65533 times already. */
 	g.r.avail->idx = g.r.used->idx = 65533;
-	g.drv.avail_idx = g.drv.kicked_avail = g.drv.last_used = 65533;
+	g.drv.split.avail_idx = g.drv.split.kicked_avail = g.drv.split.last_used = 65533;
 	start_queue(c, &g, 1, true, false, 65533);
 	for (unsigned i = 0; i < 5; i++)
 		round_trip(&g, i);
@@ -892,7 +892,7 @@ static void *accept_and_serve(void *arg)
 
 /* With poll_us, every tenth request comes after a pause longer than the polling window, so the queue thread both
  * catches requests while it polls and sleeps with a shrinking window in between. */
-static void frontend_round_trips(bool no_event_idx, unsigned poll_us)
+static void frontend_round_trips(bool no_event_idx, unsigned poll_us, bool packed)
 {
 	int before = count_fds();
 	struct listener l = { .lfd = -1, .poll_us = poll_us };
@@ -913,9 +913,11 @@ static void frontend_round_trips(bool no_event_idx, unsigned poll_us)
 	struct vu_frontend *fe = malloc(sizeof(*fe));
 	assert_non_null(fe);
 	struct vu_frontend_config cfg = { .nqueues = 2, .queue_size = 16, .mem_size = MEM_SIZE,
-	                                  .no_event_idx = no_event_idx };
+	                                  .no_event_idx = no_event_idx, .packed = packed };
 	assert_int_equal(vu_frontend_connect(fe, l.path, &cfg), 0);
 	assert_int_equal(vu_frontend_start(fe), 0);
+	assert_int_equal(!!(fe->features & (1ull << VIRTIO_F_RING_PACKED_BIT)), packed);
+	assert_string_equal(fe->q[1].vq.ops->name, packed ? "packed" : "split");
 	assert_int_equal(!!(fe->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT)), !no_event_idx);
 	assert_true(fe->protocol_features & (1ull << VHU_PROTOCOL_F_REPLY_ACK));
 
@@ -970,20 +972,29 @@ static void frontend_round_trips(bool no_event_idx, unsigned poll_us)
 static void test_frontend_end_to_end_with_event_idx(void **state)
 {
 	(void)state;
-	frontend_round_trips(false, 0);
+	frontend_round_trips(false, 0, false);
 }
 
 static void test_frontend_end_to_end_without_event_idx(void **state)
 {
 	(void)state;
-	frontend_round_trips(true, 0);
+	frontend_round_trips(true, 0, false);
 }
 
 static void test_frontend_end_to_end_polling_backend(void **state)
 {
 	(void)state;
-	frontend_round_trips(false, 200);
-	frontend_round_trips(true, 200);
+	frontend_round_trips(false, 200, false);
+	frontend_round_trips(true, 200, false);
+}
+
+/* The same over packed virtqueues: 50 requests on a ring of 16 go round it several times. */
+static void test_frontend_end_to_end_packed(void **state)
+{
+	(void)state;
+	frontend_round_trips(false, 0, true);
+	frontend_round_trips(true, 0, true);
+	frontend_round_trips(false, 200, true);
 }
 
 
@@ -1175,6 +1186,7 @@ int main(void)
 		cmocka_unit_test(test_frontend_end_to_end_with_event_idx),
 		cmocka_unit_test(test_frontend_end_to_end_without_event_idx),
 		cmocka_unit_test(test_frontend_end_to_end_polling_backend),
+		cmocka_unit_test(test_frontend_end_to_end_packed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,7 +57,7 @@ static void rig_set_base(struct rig *g, uint16_t base)
 {
 	g->dr.avail->idx = base;
 	g->dr.used->idx = base;
-	g->drv.avail_idx = g->drv.kicked_avail = g->drv.last_used = base;
+	g->drv.split.avail_idx = g->drv.split.kicked_avail = g->drv.split.last_used = base;
 	g->hand_avail = base;
 }
 
@@ -87,8 +87,8 @@ static struct rig *rig_new(unsigned num, bool event_idx, uint16_t base)
 	assert_int_equal(vq_driver_init(&g->drv, &g->dr, event_idx), 0);
 	rig_set_base(g, base);
 	vq_device_init(&g->dev, &g->gm, &g->vr, event_idx, base);
-	assert_int_equal(g->dev.last_avail, base);
-	assert_int_equal(g->dev.used_idx, base);
+	assert_int_equal(g->dev.split.last_avail, base);
+	assert_int_equal(g->dev.split.used_idx, base);
 	g->chain = malloc(sizeof(*g->chain));
 	assert_non_null(g->chain);
 	return g;
@@ -126,17 +126,17 @@ static void publish(struct rig *g, uint16_t head)
 /* Pops what was just published by hand and expects -EBADMSG for head, with the ring still usable after. */
 static void expect_bad_chain(struct rig *g, uint16_t head)
 {
-	uint16_t before = g->dev.last_avail;
+	uint16_t before = g->dev.split.last_avail;
 	publish(g, head);
 	g->chain->head = 0xffff;
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), -EBADMSG);
 	assert_int_equal(g->chain->head, head);
-	assert_int_equal(g->dev.last_avail, (uint16_t)(before + 1));
+	assert_int_equal(g->dev.split.last_avail, (uint16_t)(before + 1));
 	/* The buffer goes back with length 0 and the queue goes on. */
 	vq_device_push(&g->dev, head, 0);
-	assert_int_equal(g->dr.used->idx, g->dev.used_idx);
-	assert_int_equal(g->dr.used->ring[(uint16_t)(g->dev.used_idx - 1) % g->num].id, head);
-	assert_int_equal(g->dr.used->ring[(uint16_t)(g->dev.used_idx - 1) % g->num].len, 0);
+	assert_int_equal(g->dr.used->idx, g->dev.split.used_idx);
+	assert_int_equal(g->dr.used->ring[(uint16_t)(g->dev.split.used_idx - 1) % g->num].id, head);
+	assert_int_equal(g->dr.used->ring[(uint16_t)(g->dev.split.used_idx - 1) % g->num].len, 0);
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), VQ_EMPTY);
 }
 
@@ -380,11 +380,11 @@ static void test_more_than_70000_round_trips_wrap_the_indexes(void **state)
 	unsigned done = run_round_trips(g, 70001);
 	uint16_t expect = (uint16_t)done;
 	assert_true(done > 70000);
-	assert_int_equal(g->drv.avail_idx, expect); /* wrapped, not saturated */
+	assert_int_equal(g->drv.split.avail_idx, expect); /* wrapped, not saturated */
 	assert_int_equal(g->dr.avail->idx, expect);
 	assert_int_equal(g->dr.used->idx, expect);
-	assert_int_equal(g->dev.last_avail, expect);
-	assert_int_equal(g->drv.last_used, expect);
+	assert_int_equal(g->dev.split.last_avail, expect);
+	assert_int_equal(g->drv.split.last_used, expect);
 	rig_free(g);
 }
 
@@ -394,9 +394,9 @@ static void test_round_trips_starting_just_below_65535(void **state)
 	for (uint16_t base = 65528; base != 2; base++) {
 		struct rig *g = rig_new(8, true, base);
 		unsigned done = run_round_trips(g, 20);
-		assert_int_equal(g->drv.avail_idx, (uint16_t)(base + done));
+		assert_int_equal(g->drv.split.avail_idx, (uint16_t)(base + done));
 		assert_int_equal(g->dr.used->idx, (uint16_t)(base + done));
-		assert_int_equal(g->dev.last_avail, g->drv.avail_idx);
+		assert_int_equal(g->dev.split.last_avail, g->drv.split.avail_idx);
 		rig_free(g);
 	}
 }
@@ -414,18 +414,18 @@ static void test_device_init_restarts_at_used_index(void **state)
 	vq_device_push(&g->dev, first, 0);
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), VQ_CHAIN);
 	uint16_t second = g->chain->head;
-	assert_int_equal(g->dev.last_avail, 0);
+	assert_int_equal(g->dev.split.last_avail, 0);
 	/* The second chain was popped but never returned: a new owner given last_avail re-reads it from used->idx. */
-	vq_device_init(&g->dev, &g->gm, &g->vr, false, g->dev.last_avail);
-	assert_int_equal(g->dev.last_avail, 65535);
+	vq_device_init(&g->dev, &g->gm, &g->vr, false, g->dev.split.last_avail);
+	assert_int_equal(g->dev.split.last_avail, 65535);
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), VQ_CHAIN);
 	assert_int_equal(g->chain->head, second);
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), VQ_EMPTY);
 	/* With nothing outstanding the given base is kept. */
 	vq_device_push(&g->dev, second, 0);
 	vq_device_init(&g->dev, &g->gm, &g->vr, false, 0);
-	assert_int_equal(g->dev.last_avail, 0);
-	assert_int_equal(g->dev.used_idx, 0);
+	assert_int_equal(g->dev.split.last_avail, 0);
+	assert_int_equal(g->dev.split.used_idx, 0);
 	rig_free(g);
 }
 
@@ -772,7 +772,7 @@ static void test_avail_idx_jump_beyond_num_is_ring_corruption(void **state)
 	struct rig *g = rig_new(8, false, 100);
 	g->dr.avail->idx = 100 + 9;
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), -EIO);
-	assert_int_equal(g->dev.last_avail, 100); /* nothing consumed */
+	assert_int_equal(g->dev.split.last_avail, 100); /* nothing consumed */
 	g->dr.avail->idx = 100 - 1;                /* backwards = a jump of 65535 */
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), -EIO);
 	/* Exactly num available is a full ring, not corruption. */
@@ -795,7 +795,7 @@ static void test_avail_ring_head_out_of_range_is_ring_corruption(void **state)
 	struct rig *g = rig_new(8, false, 0);
 	publish(g, 8);
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), -EIO);
-	assert_int_equal(g->dev.last_avail, 0);
+	assert_int_equal(g->dev.split.last_avail, 0);
 	g->dr.avail->ring[0] = 0xffff;
 	assert_int_equal(vq_device_pop(&g->dev, g->chain), -EIO);
 	g->dr.avail->ring[0] = 7;
@@ -809,7 +809,7 @@ static void test_avail_ring_head_out_of_range_is_ring_corruption(void **state)
 
 static void device_writes_used(struct rig *g, uint32_t id, uint32_t len, uint16_t new_idx)
 {
-	struct vring_used_elem *e = &g->vr.used->ring[g->drv.last_used % g->num];
+	struct vring_used_elem *e = &g->vr.used->ring[g->drv.split.last_used % g->num];
 	e->id = id;
 	e->len = len;
 	store_release16(&g->vr.used->idx, new_idx);
