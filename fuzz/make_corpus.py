@@ -295,6 +295,39 @@ vring = {
                              [0] * 256),
 }
 
+# Packed rings (flags bit 0x20): the descriptor ring and the driver event area instead of the table and avail ring;
+# last_avail / used_idx are the two halves of the vring base (slot | wrap << 15).
+PACKED, P_AVAIL, P_USED = 0x20, 1 << 7, 1 << 15
+
+
+def packed_input(num_log2, flags, avail_half, used_half, size0, size1, descs, driver_event=(0, 0), mem0=b"",
+                 mem1=b"", push_lens=b""):
+    num = 1 << num_log2
+    d = b"".join(struct.pack("<QIHH", *x) for x in descs).ljust(16 * num, b"\0")[:16 * num]
+    hdr = struct.pack("<BBHHIHIH", num_log2, flags | PACKED, avail_half, used_half, GPA0, size0 - 1, GPA1, size1 - 1)
+    return (hdr + push_lens.ljust(8, b"\x10") + d + struct.pack("<HH", *driver_event) + mem0.ljust(size0, b"\0")
+            + mem1)
+
+
+vring.update({
+    "packed_direct": packed_input(3, 0, 0x8000, 0x8000, 4096, 4096,
+                                  [(GPA0, 64, 3, VRING_F_NEXT | P_AVAIL), (GPA0 + 64, 128, 3, VRING_F_WRITE | P_AVAIL),
+                                   (GPA0 + 256, 16, 5, P_AVAIL)]),
+    # a chain across the end of the ring: slots 2, 3 on lap 1, slot 0 on lap 0; EVENT_IDX with a driver event
+    "packed_wrap": packed_input(2, 0x01, 0x8002, 0x8002, 1024, 1024,
+                                [(GPA0 + 16, 32, 1, VRING_F_WRITE | P_USED), (0, 0, 0, 0),
+                                 (GPA0, 8, 1, VRING_F_NEXT | P_AVAIL), (GPA0 + 8, 8, 1, VRING_F_NEXT | P_AVAIL)],
+                                driver_event=(0x0001, 2)),
+    "packed_indirect": packed_input(2, 0x02, 0x8000, 0x8000, 4096, 4096,
+                                    [(GPA0 + 1024, 48, 2, VRING_F_INDIRECT | P_AVAIL)],
+                                    mem0=bytes(1024) + b"".join(struct.pack("<QIHH", *x) for x in [
+                                        (GPA0, 40, 0, 0), (GPA1, 100, 0, VRING_F_WRITE),
+                                        (GPA0 + 2048, 300, 0, VRING_F_WRITE)])),
+    "packed_bad": packed_input(2, 0, 0x8000, 0x8000, 512, 512,
+                               [(GPA0, 8, 0, VRING_F_NEXT | VRING_F_WRITE | P_AVAIL), (GPA0 + 8, 8, 0, P_AVAIL),
+                                (GPA0, 8, 9, P_AVAIL)]),
+})
+
 # ----------------------------------------------------------------------------------------------- vhost-user
 
 GET_FEATURES, SET_FEATURES, SET_OWNER, RESET_OWNER, SET_MEM_TABLE = 1, 2, 3, 4, 5

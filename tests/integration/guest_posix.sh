@@ -7,6 +7,9 @@
 # not the guest kernel's local locks. After each poweroff vufsd must exit 0 by itself (the VMM disconnected),
 # with no sanitizer report, and the guest's kernel log must hold no oops or warning.
 # The guest prints vufs-posix's output between VUFS-POSIX-BEGIN and VUFS-POSIX-END lines on its serial console.
+# VUFS_GUEST_PACKED=1 (guest_posix_packed.sh): the device gets packed=on, so QEMU and the guest's driver use packed
+# virtqueues with vufsd, and vufsd's log must show that its queues ran packed. VUFS_GUEST_CACHES: the cache modes
+# to boot (default: never auto always).
 # timeout: 720
 set -uo pipefail
 TESTDIR_PREFIX=vufs-guest-posix
@@ -33,14 +36,20 @@ vufs-posix -q /mnt
 echo "VUFS-POSIX-END $?"
 EOF
 
+PACKED=${VUFS_GUEST_PACKED:-}
+packed_opts=()
+if [ -n "$PACKED" ]; then
+  export DEVICE_OPTS=packed=on
+  packed_opts=(--log-level=debug)   # "queue N: started (packed, ...)" is a debug line
+fi
 problems=()
-for cache in never auto always; do
+for cache in ${VUFS_GUEST_CACHES:-never auto always}; do
   t=$SECONDS
   share=$TESTDIR/share-$cache SOCK=$TESTDIR/vufsd-$cache.sock BACKEND_LOG=$TESTDIR/vufsd-$cache.log
   console=$TESTDIR/console-$cache.txt out=$TESTDIR/posix-$cache.txt
   mkdir -p "$share"
   start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --sandbox=none --seccomp=none \
-                --cache="$cache" --xattr --posix-lock --flock ||
+                --cache="$cache" --xattr --posix-lock --flock "${packed_opts[@]}" ||
     { cat "$BACKEND_LOG"; fail "cache=$cache: vufsd did not start"; }
   grc=0
   "$GUEST" "$SOCK" "$TESTDIR/guest-posix.sh" "$POSIX" >"$console" 2>"$TESTDIR/guest-$cache.err" || grc=$?
@@ -65,6 +74,10 @@ for cache in never auto always; do
   fi
   if sanitizer_report "$BACKEND_LOG" >/dev/null; then
     cat "$BACKEND_LOG"; problems+=("cache=$cache: sanitizer report in vufsd's log")
+  fi
+  if [ -n "$PACKED" ]; then
+    grep -q 'started (packed' "$BACKEND_LOG" || problems+=("cache=$cache: vufsd's queues did not run packed rings")
+    grep -q 'started (split' "$BACKEND_LOG" && problems+=("cache=$cache: a queue ran a split ring with packed=on")
   fi
   grep -q 'frontend disconnected' "$BACKEND_LOG" || { cat "$BACKEND_LOG"; problems+=("cache=$cache: vufsd did not log the VMM's disconnect"); }
   leftover=$(find "$share" -mindepth 1 | head -5)
