@@ -364,7 +364,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Every queue stopped when vu_dev_serve returned: completing a kept chain now must not touch the ring. */
 	for (unsigned i = 0; i < g_nstash; i++) {
 		struct vu_queue *q = g_stash[i].q;
-		uint16_t before = q->vq.pushed;
+		uint64_t before = q->vq.pushed;
 		vu_pending_complete(g_stash[i].p, NULL, 0);
 		CHECK(q->vq.pushed == before, "a completion after the queue stopped pushed (queue %u)", q->index);
 	}
