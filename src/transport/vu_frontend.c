@@ -288,7 +288,8 @@ void vu_frontend_stop(struct vu_frontend *fe)
 	}
 	for (unsigned i = 0; i < fe->nqueues; i++) {
 		struct vhu_vring_state st = { i, 0 };
-		call(fe, VHU_GET_VRING_BASE, &st, sizeof(st), NULL, 0, &st, sizeof(st));
+		if (call(fe, VHU_GET_VRING_BASE, &st, sizeof(st), NULL, 0, &st, sizeof(st)) == 0)
+			fe->q[i].stop_base = st.num;
 	}
 }
 

@@ -32,6 +32,7 @@ struct vu_fe_queue {
 	unsigned num;
 	void *desc, *driver, *device;  /* the ring's three parts, laid out for either layout */
 	uint64_t desc_gpa, avail_gpa, used_gpa;
+	uint32_t stop_base;       /* the backend's GET_VRING_BASE answer at vu_frontend_stop */
 };
 
 struct vu_frontend {

@@ -957,6 +957,9 @@ static void frontend_round_trips(bool no_event_idx, unsigned poll_us, bool packe
 	}
 	assert_int_equal(__atomic_load_n(&l.s->calls, __ATOMIC_SEQ_CST), 50);
 	vu_frontend_stop(fe);
+	/* GET_VRING_BASE: split, the next avail index (50 chains); packed, 100 slots on a ring of 16 (six wraps, so
+	 * the counters are back at 1) for both the avail and the used half */
+	assert_int_equal(fe->q[1].stop_base, packed ? 0x80048004u : 50u);
 	vu_frontend_close(fe);
 	free(fe);
 	assert_int_equal(server_wait(l.s), 0);
