@@ -64,7 +64,10 @@ struct vq_packed_device {
 	bool avail_wrap;          /* ... and the wrap counter it must carry */
 	uint16_t used_idx;        /* next slot to write a used element ... */
 	bool used_wrap;           /* ... and our used wrap counter */
-	uint16_t signalled_used;  /* used_idx when we last notified */
+	/* Slots pushed since the last notification check: the index before them is used_idx minus this, taken
+	 * modulo 2^16 as Linux does with num_added. (A position remembered modulo num could not tell a whole lap
+	 * of pushes from none, and would never notify a driver on a one-entry ring.) */
+	uint16_t unsignalled;
 	bool signalled_valid;
 	/* Slots each buffer id in flight occupies on the ring (0: not in flight). Push skips that many; a driver
 	 * that makes an id available twice breaks the ring. */

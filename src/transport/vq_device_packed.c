@@ -36,6 +36,7 @@ int vq_device_init_packed(struct vq_device *vq, const struct guest_mem *mem, con
 	p->avail_wrap = base & VRING_PACKED_WRAP;
 	p->used_idx = used;
 	p->used_wrap = (base >> 16) & VRING_PACKED_WRAP;
+	p->unsignalled = 0;
 	p->signalled_valid = false;
 	return 0;
 }
@@ -127,6 +128,7 @@ static void packed_push(struct vq_device *dev, uint16_t id, uint32_t len)
 	if (id < vq->r.num)
 		vq->slots[id] = 0;
 	vq->used_idx = (uint16_t)(vq->used_idx + n);
+	vq->unsignalled = (uint16_t)(vq->unsignalled + n);
 	if (vq->used_idx >= vq->r.num) {
 		vq->used_idx = (uint16_t)(vq->used_idx - vq->r.num);
 		vq->used_wrap = !vq->used_wrap;
@@ -149,11 +151,11 @@ static bool packed_arm(struct vq_device *dev)
 static bool packed_need_notify(struct vq_device *dev)
 {
 	struct vq_packed_device *vq = &dev->packed;
-	uint16_t old = vq->signalled_used, now = vq->used_idx;
+	uint16_t now = vq->used_idx, old = (uint16_t)(now - vq->unsignalled);
 	bool valid = vq->signalled_valid;
 
 	full_barrier(); /* our used flags store before reading the driver's suppression state */
-	vq->signalled_used = now;
+	vq->unsignalled = 0;
 	vq->signalled_valid = true;
 	return vring_packed_event_wanted(vq->r.driver, dev->event_idx, vq->used_wrap, vq->r.num, now, old, valid);
 }

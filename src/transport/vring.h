@@ -115,8 +115,9 @@ static inline uint64_t vring_avail_bytes(unsigned num) { return 6ull + 2ull * nu
 static inline uint64_t vring_used_bytes(unsigned num) { return 6ull + 8ull * num; }
 
 /*
- * Whether a side that moved its packed index from old to now (slots in [0, num), now possibly wrapped) passed the
- * other side's event (off_wrap, as it wrote it) while its own wrap counter is wrap. As Linux and QEMU do it.
+ * Whether a side that moved its packed index from old to now passed the other side's event (off_wrap, as it wrote
+ * it) while its own wrap counter is wrap, as Linux does it. now is a slot in [0, num); old is now minus the slots
+ * moved since the last check, modulo 2^16 (not a slot: a whole lap must not look like no move at all).
  */
 static inline bool vring_packed_need_event(uint16_t off_wrap, bool wrap, unsigned num, uint16_t now, uint16_t old)
 {

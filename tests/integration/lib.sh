@@ -2,7 +2,9 @@
 # Source it; it sets up a scratch directory and a cleanup trap.
 #   start_vufsd [vufsd options...]     vufsd on $SHARE, socket $SOCK (BUILD picks the build: build or build-san)
 #   start_qemu_virtiofsd [-o opts...]  QEMU 7.2's C virtiofsd on $SHARE
-#   mount_backend [vufs-mount opts...] vufs-mount $SOCK on $MNT (in the background), waits for the mount
+#   mount_backend [vufs-mount opts...] vufs-mount $SOCK on $MNT (in the background), waits for the mount;
+#                                      VUFS_MOUNT_EXTRA adds options to every mount (e.g. --packed: any host test
+#                                      on packed rings)
 #   skip "why" / fail "why"
 set -uo pipefail
 BUILD=${BUILD:-${VUFS_SAN_BUILD:-$PWD/build-san}}
@@ -80,7 +82,8 @@ start_qemu_virtiofsd() {
 }
 
 mount_backend() {
-  "$BUILD/vufs-mount" --socket="$SOCK" "$MNT" -f "$@" >"$SCRATCH/mount.log" 2>&1 &
+  # shellcheck disable=SC2086
+  "$BUILD/vufs-mount" --socket="$SOCK" "$MNT" -f ${VUFS_MOUNT_EXTRA:-} "$@" >"$SCRATCH/mount.log" 2>&1 &
   MOUNT_PID=$!
   wait_for 10 mountpoint -q "$MNT" || { cat "$SCRATCH/mount.log"; fail "vufs-mount did not mount"; }
 }

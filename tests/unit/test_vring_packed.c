@@ -510,6 +510,60 @@ static void test_event_idx_need_notify_follows_driver_event(void **state)
 	rig_free(g);
 }
 
+/* A driver that sleeps after every request (arms, waits for the interrupt) on a one-entry ring: every push must
+ * notify, every add must kick, although each side's slot is always 0 (only the wrap counters move). */
+static void test_event_idx_one_entry_ring_notifies_every_time(void **state)
+{
+	(void)state;
+	struct rig *g = rig_new(1, true);
+	struct vq_seg s = { DATA_GPA, 4 };
+	int t;
+	void *tok;
+	uint32_t len;
+	assert_false(vq_device_arm(&g->dev));
+	assert_false(vq_driver_arm(&g->drv));
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(vq_driver_add(&g->drv, &s, 1, 0, &t), 0);
+		assert_int_equal(vq_driver_add(&g->drv, &s, 1, 0, &t), -ENOSPC);
+		assert_true(vq_driver_kick_needed(&g->drv));
+		assert_int_equal(vq_device_pop(&g->dev, g->chain), VQ_CHAIN);
+		assert_false(vq_device_arm(&g->dev));
+		vq_device_push(&g->dev, g->chain->head, 0);
+		assert_true(vq_device_need_notify(&g->dev));
+		assert_false(vq_device_need_notify(&g->dev));
+		assert_int_equal(vq_driver_get_used(&g->drv, &tok, &len), 1);
+		assert_false(vq_driver_arm(&g->drv));
+	}
+	rig_free(g);
+}
+
+/* A whole lap of pushes between two checks is not "no move": the driver armed at the first must be notified. */
+static void test_event_idx_whole_lap_between_checks_notifies(void **state)
+{
+	(void)state;
+	struct rig *g = rig_new(4, true);
+	struct vq_seg s = { DATA_GPA, 4 };
+	int t;
+	void *tok;
+	uint32_t len;
+	/* first notification out of the way */
+	assert_int_equal(vq_driver_add(&g->drv, &s, 1, 0, &t), 0);
+	assert_int_equal(vq_device_pop(&g->dev, g->chain), VQ_CHAIN);
+	vq_device_push(&g->dev, g->chain->head, 0);
+	assert_true(vq_device_need_notify(&g->dev));
+	assert_int_equal(vq_driver_get_used(&g->drv, &tok, &len), 1);
+	assert_false(vq_driver_arm(&g->drv)); /* waits at slot 1 */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(vq_driver_add(&g->drv, &s, 1, 0, &t), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(vq_device_pop(&g->dev, g->chain), VQ_CHAIN);
+		vq_device_push(&g->dev, g->chain->head, 0);
+	}
+	assert_int_equal(g->dev.packed.used_idx, 1); /* back where the last check was */
+	assert_true(vq_device_need_notify(&g->dev));
+	rig_free(g);
+}
+
 static void test_flags_mode_without_event_idx(void **state)
 {
 	(void)state;
@@ -699,6 +753,8 @@ int main(void)
 		cmocka_unit_test(test_event_idx_kick_follows_device_event),
 		cmocka_unit_test(test_event_idx_kick_across_the_wrap),
 		cmocka_unit_test(test_event_idx_need_notify_follows_driver_event),
+		cmocka_unit_test(test_event_idx_one_entry_ring_notifies_every_time),
+		cmocka_unit_test(test_event_idx_whole_lap_between_checks_notifies),
 		cmocka_unit_test(test_flags_mode_without_event_idx),
 		cmocka_unit_test(test_bad_chain_address_outside_memory),
 		cmocka_unit_test(test_bad_chain_readable_after_writable),
