@@ -484,7 +484,8 @@ struct guest {
 	uint8_t *mem;
 	int kick, call, err;
 	struct vq_driver drv;
-	struct vring_split r;
+	struct vring_split r;     /* the three areas (a packed guest uses the same places) */
+	bool packed;
 };
 
 static void guest_init(struct guest *g, bool event_idx)
@@ -501,6 +502,16 @@ static void guest_init(struct guest *g, bool event_idx)
 	g->r = (struct vring_split){ .num = QSIZE, .desc = (void *)(g->mem + DESC_GPA),
 	                             .avail = (void *)(g->mem + AVAIL_GPA), .used = (void *)(g->mem + USED_GPA) };
 	assert_int_equal(vq_driver_init(&g->drv, &g->r, event_idx), 0);
+	g->packed = false;
+}
+
+/* The same guest driving a packed ring: descriptor ring, driver and device event areas where split has its parts. */
+static void guest_init_packed(struct guest *g, bool event_idx)
+{
+	guest_init(g, event_idx);
+	vq_driver_free(&g->drv);
+	assert_int_equal(vq_driver_init_any(&g->drv, true, QSIZE, g->r.desc, g->r.avail, g->r.used, event_idx), 0);
+	g->packed = true;
 }
 
 static void guest_free(struct guest *g)
@@ -538,12 +549,13 @@ static void send_vring_fd(int c, uint32_t request, unsigned qi, int fd)
 }
 
 /* Everything QEMU sends to start queue qi, each acknowledged. */
-static void start_queue(int c, struct guest *g, unsigned qi, bool event_idx, bool add_mem_reg, uint16_t base)
+static void start_queue(int c, struct guest *g, unsigned qi, bool event_idx, bool add_mem_reg, uint32_t base)
 {
 	negotiate_reply_ack(c);
 	assert_int_equal(call_ack(c, VHU_SET_OWNER, NULL, 0, NULL, 0), 0);
 	uint64_t features = 1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES |
-	                    (event_idx ? 1ull << VIRTIO_RING_F_EVENT_IDX_BIT : 0);
+	                    (event_idx ? 1ull << VIRTIO_RING_F_EVENT_IDX_BIT : 0) |
+	                    (g->packed ? 1ull << VIRTIO_F_RING_PACKED_BIT : 0);
 	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, features), 0);
 	assert_int_equal(add_mem_reg ? send_add_mem_reg(c, g) : send_mem_table(c, g), 0);
 	assert_int_equal(ack_state(c, VHU_SET_VRING_NUM, qi, QSIZE), 0);
@@ -754,6 +766,18 @@ static void test_get_vring_base_returns_next_avail_and_queue_restarts(void **sta
 	guest_free(&g);
 }
 
+/* A chain whose buffer lies outside guest memory: given back with length 0 (the handler never sees it). */
+static void bad_chain_comes_back_empty(struct guest *g)
+{
+	struct vq_seg bad[2] = { { MEM_SIZE + 0x1000, 16 }, { DATA_GPA + 0x1000, 64 } };
+	static int token;
+	assert_int_equal(vq_driver_add(&g->drv, bad, 1, 1, &token), 0);
+	guest_kick_if_needed(g);
+	uint32_t len = 1;
+	assert_ptr_equal(guest_wait_used(g, &len), &token);
+	assert_int_equal(len, 0);
+}
+
 static void test_malformed_chain_returned_empty_without_handler(void **state)
 {
 	(void)state;
@@ -762,14 +786,7 @@ static void test_malformed_chain_returned_empty_without_handler(void **state)
 	guest_init(&g, true);
 	start_queue(s->sock[1], &g, 1, true, false, 0);
 	round_trip(&g, 1);
-	/* A chain whose buffer lies outside guest memory: given back with length 0, the handler never sees it. */
-	struct vq_seg bad[2] = { { MEM_SIZE + 0x1000, 16 }, { DATA_GPA + 0x1000, 64 } };
-	int token;
-	assert_int_equal(vq_driver_add(&g.drv, bad, 1, 1, &token), 0);
-	guest_kick_if_needed(&g);
-	uint32_t len = 1;
-	assert_ptr_equal(guest_wait_used(&g, &len), &token);
-	assert_int_equal(len, 0);
+	bad_chain_comes_back_empty(&g);
 	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 1);
 	/* and the queue goes on */
 	round_trip(&g, 2);
@@ -794,6 +811,53 @@ static void test_corrupt_ring_breaks_queue_and_signals_err(void **state)
 	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 1);
 	/* GET_VRING_BASE still answers, with the last good index. */
 	assert_int_equal(get_vring_base(c, 1), 1);
+	server_finish(s);
+	server_free(s);
+	guest_free(&g);
+}
+
+/* The packed ring's vring base as the driver's state says it must be: avail slot and wrap, used slot and wrap. */
+static uint32_t packed_base_of(const struct guest *g)
+{
+	const struct vq_packed_driver *p = &g->drv.packed;
+	return (uint32_t)(p->next_avail | (p->avail_wrap ? VRING_PACKED_WRAP : 0)) |
+	       (uint32_t)(p->last_used | (p->used_wrap ? VRING_PACKED_WRAP : 0)) << 16;
+}
+
+/* A live packed queue: round trips over many wraps, a memory-table change (the queue pauses and resumes from its
+ * own base), a malformed chain given back empty, GET/SET_VRING_BASE with the wrap counters, and a buffer id out of
+ * range breaking the queue (err fd) with GET_VRING_BASE still answering the last good base. */
+static void test_packed_queue_live(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	guest_init_packed(&g, true);
+	start_queue(c, &g, 1, true, false, VRING_PACKED_BASE_INIT);
+	for (unsigned i = 1; i <= 40; i++)
+		round_trip(&g, i); /* 3 slots each on a ring of 8: 15 laps */
+	assert_int_equal(send_mem_table(c, &g), 0);
+	for (unsigned i = 41; i <= 60; i++)
+		round_trip(&g, i);
+	bad_chain_comes_back_empty(&g);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 60);
+	round_trip(&g, 61);
+	uint32_t base = get_vring_base(c, 1);
+	assert_int_equal(base, packed_base_of(&g));
+	assert_int_equal(ack_state(c, VHU_SET_VRING_BASE, 1, base), 0);
+	send_vring_fd(c, VHU_SET_VRING_KICK, 1, g.kick);
+	round_trip(&g, 62);
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 62);
+	/* a buffer id the ring cannot have, made available by hand at the driver's next slot */
+	base = packed_base_of(&g);
+	struct vring_packed_desc *d = &g.drv.packed.r.desc[g.drv.packed.next_avail];
+	*d = (struct vring_packed_desc){ .addr = DATA_GPA, .len = 4, .id = QSIZE + 3 };
+	store_release16(&d->flags, vring_packed_avail_flags(g.drv.packed.avail_wrap));
+	assert_int_equal(eventfd_write(g.kick, 1), 0);
+	assert_true(readable_within(g.err, WAIT_MS));
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 62);
+	assert_int_equal(get_vring_base(c, 1), base);
 	server_finish(s);
 	server_free(s);
 	guest_free(&g);
@@ -1190,6 +1254,7 @@ int main(void)
 		cmocka_unit_test(test_frontend_end_to_end_without_event_idx),
 		cmocka_unit_test(test_frontend_end_to_end_polling_backend),
 		cmocka_unit_test(test_frontend_end_to_end_packed),
+		cmocka_unit_test(test_packed_queue_live),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
