@@ -104,7 +104,7 @@ static int open_parent_dir(const char *path)
 	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
-static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv)
+static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv, struct fs *fs)
 {
 	struct fs_device fdev;
 	struct vu_dev *dev = malloc(sizeof(*dev));
@@ -130,12 +130,21 @@ static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv
 		cfg.config = (const uint8_t *)&vcfg;
 		cfg.config_len = sizeof(vcfg);
 	}
+	if (o->dax_window) {
+		cfg.n_shmem = 1;
+		cfg.shmem_sizes[0] = o->dax_window;
+	}
 	rc = vu_dev_init(dev, sock, &cfg);
 	if (rc == 0) {
+		struct dev_services svc;
 		log_info("VMM connected");
-		rc = vu_dev_serve(dev);
+		vu_dev_services(dev, &svc);
+		rc = fs_dax_attach(fs, &svc);
+		if (rc == 0)
+			rc = vu_dev_serve(dev);
 		/* Waiting requests hold pending chains of this device and use the file system: end them first. */
 		fs_device_cancel_waiting(&fdev);
+		fs_dax_detach(fs);
 		vu_dev_destroy(dev);
 	}
 	close(sock);
@@ -183,7 +192,7 @@ int main(int argc, char **argv)
 	if (sandbox_enter(&o) < 0)
 		return 1;
 	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .allow_direct_io = o.allow_direct_io,
-	                          .posix_lock = o.posix_lock, .flock = o.flock };
+	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files };
 	rc = fs_new(&fcfg, &fs);
 	if (rc < 0) {
 		log_err("cannot share %s: %s", o.shared_dir, strerror(-rc));
@@ -202,7 +211,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	install_signals();
-	rc = serve(&o, lfd, srv);
+	rc = serve(&o, lfd, srv, fs);
 	close(lfd);
 	if (sock_dir >= 0) {
 		unlinkat(sock_dir, base_name(o.socket_path), 0);

@@ -13,7 +13,7 @@ enum {
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
-	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_UNSUPPORTED,
+	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_UNSUPPORTED,
 };
 
 static const struct option long_opts[] = {
@@ -47,6 +47,8 @@ static const struct option long_opts[] = {
 	{ "no-posix-lock", no_argument, NULL, OPT_NO_POSIX_LOCK },
 	{ "tag", required_argument, NULL, OPT_TAG },
 	{ "announce-submounts", no_argument, NULL, OPT_ANNOUNCE_SUBMOUNTS },
+	{ "dax-window", required_argument, NULL, OPT_DAX_WINDOW },
+	{ "dax-files", required_argument, NULL, OPT_DAX_FILES },
 	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
 	{ "inode-file-handles", optional_argument, NULL, OPT_UNSUPPORTED },
 	{ "xattrmap", required_argument, NULL, OPT_UNSUPPORTED },
@@ -87,6 +89,11 @@ void vufsd_usage(FILE *out)
 	      "                            (default 50; 0: never)\n"
 	      "  --tag=NAME                the device's tag in its config space (VHOST_USER_PROTOCOL_F_CONFIG), for VMMs\n"
 	      "                            that ask the backend (QEMU's generic vhost-user device)\n"
+	      "  --dax-window=SIZE         offer a DAX window of SIZE bytes (K, M, G; a multiple of 2M, at most 64G;\n"
+	      "                            default 0: none) to a VMM that takes its size from the backend (QEMU 11.1's\n"
+	      "                            vhost-user-test-device-pci); the guest mounts with -o dax=always|inode\n"
+	      "  --dax-files=page|all|none which files a dax=inode guest maps (default page: sizes that are a\n"
+	      "                            multiple of 4 KiB)\n"
 	      "  --sandbox=namespace|chroot|none  confinement (default namespace: mount, pid and net namespaces\n"
 	      "                            and pivot_root into the shared directory)\n"
 	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
@@ -98,7 +105,7 @@ void vufsd_usage(FILE *out)
 	      "  -o OPT[,OPT...]           QEMU virtiofsd style: source=DIR, cache=, xattr, no_xattr, flock,\n"
 	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
 	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
-	      "                            rlimit_nofile=N\n"
+	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY\n"
 	      "  -V, --version             print the version\n"
 	      "  -h, --help                this help\n",
 	      out);
@@ -134,6 +141,50 @@ static int bad(const char *what, const char *value)
 {
 	fprintf(stderr, "vufsd: invalid %s '%s'\n", what, value);
 	return -1;
+}
+
+/* A size with an optional K, M or G suffix (powers of 1024). */
+static int parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	char num[32];
+	size_t n = strlen(s);
+	unsigned shift = 0;
+
+	if (n == 0 || n >= sizeof(num))
+		return -1;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	default: break;
+	}
+	if (shift)
+		num[n - 1] = '\0';
+	if (parse_u64(num, max >> shift, out))
+		return -1;
+	*out <<= shift;
+	return 0;
+}
+
+static int parse_dax_window(const char *s, uint64_t *out)
+{
+	if (parse_size(s, VUFSD_DAX_WINDOW_MAX, out) || *out % FS_DAX_RANGE)
+		return bad("DAX window size (a multiple of 2M, at most 64G)", s);
+	return 0;
+}
+
+static int parse_dax_files(const char *s, enum fs_dax_files *out)
+{
+	if (!strcmp(s, "page"))
+		*out = FS_DAX_FILES_PAGE;
+	else if (!strcmp(s, "all"))
+		*out = FS_DAX_FILES_ALL;
+	else if (!strcmp(s, "none"))
+		*out = FS_DAX_FILES_NONE;
+	else
+		return bad("DAX file policy (page, all, none)", s);
+	return 0;
 }
 
 /* One -o item: "key" or "key=value". */
@@ -175,6 +226,10 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		return log_parse_level(val, &o->log_level) ? bad("log level", val) : 0;
 	if (val && !strcmp(item, "rlimit_nofile"))
 		return parse_u64(val, UINT32_MAX, &o->rlimit_nofile) ? bad("rlimit_nofile", val) : 0;
+	if (val && !strcmp(item, "dax_window"))
+		return parse_dax_window(val, &o->dax_window);
+	if (val && !strcmp(item, "dax_files"))
+		return parse_dax_files(val, &o->dax_files);
 	if (val && !strcmp(item, "sandbox"))
 		return parse_sandbox(val, &o->sandbox) ? bad("sandbox mode", val) : 0;
 	fprintf(stderr, "vufsd: -o %s%s%s is not supported\n", item, val ? "=" : "", val ? val : "");
@@ -247,6 +302,8 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 			return bad("tag (1 to 36 bytes)", arg);
 		o->tag = arg;
 		return 0;
+	case OPT_DAX_WINDOW: return parse_dax_window(arg, &o->dax_window);
+	case OPT_DAX_FILES: return parse_dax_files(arg, &o->dax_files);
 	case OPT_QUEUES:
 		if (parse_u64(arg, 16, &v) || v == 0)
 			return bad("queue count (1-16)", arg);

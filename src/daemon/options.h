@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "daemon/seccomp.h"
+#include "fs/fs.h"
 #include "protocol/fuse_server.h"
 
 enum sandbox_mode { SANDBOX_NAMESPACE, SANDBOX_CHROOT, SANDBOX_NONE };
@@ -32,10 +33,13 @@ struct vufsd_options {
 	unsigned queues;              /* request queues offered */
 	unsigned poll_us;
 	const char *tag;              /* --tag: answered in the config space (GET_CONFIG), or NULL */
+	uint64_t dax_window;          /* bytes of shared-memory region 0 (0: no window) */
+	enum fs_dax_files dax_files;
 	char *owned[8];               /* copies of -o arguments that fields point into */
 	unsigned nowned;
 };
 
+#define VUFSD_DAX_WINDOW_MAX (64ull << 30)
 #define VUFSD_TAG_MAX 36          /* struct virtio_fs_config's tag[] */
 
 /* Fills opts from argv. Returns 0, or -1 after printing why. */

@@ -24,7 +24,7 @@ static const char *const allowed[] = {
 	"capget", "capset",
 	/* vhost-user, virtqueues, threads, memory */
 	"recvmsg", "sendmsg", "sendto", "recvfrom", "shutdown", "accept4", "poll", "ppoll", "epoll_wait",
-	"epoll_pwait", "eventfd2", "mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "futex", "clone",
+	"epoll_pwait", "eventfd2", "memfd_create", "mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "futex", "clone",
 	"clone3", "set_robust_list", "rseq", "exit", "exit_group", "gettid", "getpid", "tgkill", "sched_yield",
 	"sched_getaffinity", "clock_gettime", "clock_nanosleep", "nanosleep", "getrandom", "rt_sigaction",
 	"rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall", "membarrier", "prctl", "gettimeofday",

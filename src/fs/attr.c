@@ -27,6 +27,7 @@ int fs_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st)
 		if (ret < 0)
 			return ret;
 		ret = fs_statx(h->fd, "", AT_EMPTY_PATH, st, NULL);
+		dax_sync_after(fs, h->inode); /* the window shows the file up to the size the reply tells */
 		handle_put(fs, h);
 		return ret;
 	}
@@ -34,6 +35,7 @@ int fs_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st)
 	if (ret < 0)
 		return ret;
 	ret = fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, NULL);
+	dax_sync_after(fs, inode);
 	inode_put(fs, inode);
 	return ret;
 }
@@ -117,6 +119,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 			return ret;
 	}
 
+	dax_sync_before(fs, inode);
 	if (valid & FS_SET_MODE) {
 		ret = set_mode(fs, inode, fd, sa->mode & 07777);
 		if (ret < 0)
@@ -154,6 +157,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 	}
 	ret = fs_statx(fd >= 0 ? fd : inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, NULL);
 out:
+	dax_sync_after(fs, inode);
 	if (h)
 		handle_put(fs, h);
 	else

@@ -45,14 +45,17 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	umask(0);
 	fs->switch_creds = geteuid() == 0;
 
+	dax_init(fs);
 	ret = itab_init(&fs->itab, fs->cfg.max_inodes);
 	if (ret < 0) {
+		dax_destroy(fs);
 		free(fs->source_copy);
 		free(fs);
 		return ret;
 	}
 	ret = htab_init(&fs->htab, fs->cfg.max_handles);
 	if (ret < 0) {
+		dax_destroy(fs);
 		itab_destroy(&fs->itab);
 		free(fs->source_copy);
 		free(fs);
@@ -97,6 +100,7 @@ void fs_reset(struct fs *fs)
 {
 	if (!fs)
 		return;
+	dax_reset(fs);
 	htab_reset(fs);
 	itab_reset(fs);
 }
@@ -105,6 +109,7 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	dax_destroy(fs);
 	htab_destroy(fs);
 	itab_destroy(&fs->itab);
 	close_if_open(&fs->proc_fd);

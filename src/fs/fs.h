@@ -19,10 +19,21 @@
 #include <sys/uio.h>
 #include <fcntl.h>
 
+#include "common/dev_services.h"
+
 #define FS_ROOT_ID 1            /* node id of the shared directory itself */
 #define FS_NO_HANDLE UINT64_MAX /* "no file handle given" */
 
 struct fs;
+
+/* Which regular files the guest is told to access through the DAX window when it lets the server choose
+ * (mounted dax=inode: FUSE_ATTR_DAX). Under dax=always the guest maps every file anyway. */
+enum fs_dax_files {
+	FS_DAX_FILES_PAGE,        /* files whose size is a non-zero multiple of 4 KiB: no copied tail page */
+	FS_DAX_FILES_ALL,
+	FS_DAX_FILES_NONE,
+};
+#define FS_DAX_RANGE (2u << 20) /* the unit of the window: Linux maps 2 MiB ranges, map_alignment 21 */
 
 struct fs_config {
 	const char *source;       /* the shared directory */
@@ -33,6 +44,7 @@ struct fs_config {
 	bool flock;               /* serve flock() locks (else -ENOSYS) */
 	uint64_t max_inodes;      /* bound on live inodes; lookups past it fail with -ENFILE (0 = default) */
 	uint64_t max_handles;     /* bound on open handles; opens past it fail with -EMFILE (0 = default) */
+	enum fs_dax_files dax_files;
 };
 
 /* Who asks: the caller's ids from the request, run as fsuid/fsgid for operations that create files. */
@@ -152,6 +164,24 @@ int64_t fs_lseek(struct fs *fs, uint64_t nodeid, uint64_t fh, int64_t off, int w
 ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint64_t fh_out, uint64_t off_out,
                            size_t len, unsigned flags);
 int fs_syncfs(struct fs *fs);
+
+/* The DAX window (src/fs/dax.c). The device's shared-memory region 0, if it has one, becomes the window when a
+ * device is attached; its mappings are made through svc (which must outlive the attachment). Detaching forgets
+ * every range without unmapping (the device is gone and dropped them). */
+int fs_dax_attach(struct fs *fs, const struct dev_services *svc);
+void fs_dax_detach(struct fs *fs);
+/* Bytes of window usable for mappings (a multiple of FS_DAX_RANGE), 0 without one. */
+uint64_t fs_dax_window(struct fs *fs);
+/* A new session (INIT) starts: the device was reset, its mappings are gone; forget ours without unmapping. */
+void fs_dax_session_start(struct fs *fs);
+/* Maps FS_DAX_RANGE bytes of nodeid from foffset at moffset of the window (both multiples of FS_DAX_RANGE).
+ * Never returns -EAGAIN (Linux would retry for ever): a device that cannot map gives -EIO. */
+int fs_setupmapping(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t len, uint64_t moffset, bool write);
+/* Removes the range at moffset, which must map nodeid, len FS_DAX_RANGE. */
+int fs_removemapping(struct fs *fs, uint64_t nodeid, uint64_t moffset, uint64_t len);
+/* Whether a file with these attributes gets FUSE_ATTR_DAX (dax_files policy). */
+bool fs_attr_dax(const struct fs *fs, const struct stat *st);
+void fs_dax_counts(struct fs *fs, uint64_t *ranges, uint64_t *parts, uint64_t *copies);
 
 /* Counters for tests and the resource-bound checks. */
 void fs_counts(struct fs *fs, uint64_t *inodes, uint64_t *handles);

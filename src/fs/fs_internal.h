@@ -8,6 +8,9 @@
  *       -> itab.mu / htab.mu  (the inode table and the handle table: short critical sections without system
  *                              calls, e.g. fds of freed inodes are closed after unlocking; never nested in
  *                              each other)
+ *     -> dax.mu  (the DAX window's ranges, dax.c: taken under dir_mu by READDIRPLUS lookups, never with lock_mu,
+ *                 itab.mu or htab.mu held, and takes none of them: references are dropped after unlocking. The
+ *                 device's own lock for backend requests nests inside it)
  *
  * An inode's immutable fields (fd, type, identity, slot, gen) may be read without a lock by anyone holding a
  * reference. nlookup, refs and hash_next belong to itab.mu. A handle's immutable fields (fd, inode, is_dir)
@@ -43,6 +46,11 @@ struct fs_inode {
 	uint64_t nlookup;         /* guest references (LOOKUP and friends minus FORGET) */
 	uint64_t refs;            /* in-flight operations and open handles */
 	struct fs_inode *hash_next;
+
+	/* dax.mu (dax.c); dax_ranges is also read atomically without it */
+	uint32_t dax_ranges;      /* window ranges mapping this inode (each holds a reference) */
+	int dax_fd;               /* the fd the VMM maps, -1 when no range */
+	bool dax_copy_only;       /* dax_fd is read-only: every range is a copy */
 
 	/* lock_mu: POSIX lock owners of this inode (locks.c) */
 	pthread_mutex_t lock_mu;
@@ -107,6 +115,17 @@ struct handle_table {
 	uint64_t count, max;
 };
 
+/* The DAX window's ranges (dax.c, whose header has the lock story). */
+#define FS_DAX_MAX_RANGES 32768u  /* 64 GiB */
+struct dax_range;
+struct fs_dax {
+	pthread_mutex_t mu;
+	struct dev_services svc;
+	bool attached;
+	unsigned nranges;         /* window / FS_DAX_RANGE */
+	struct dax_range *ranges;
+};
+
 struct fs {
 	struct fs_config cfg;     /* source points at source_copy */
 	char *source_copy;
@@ -116,6 +135,7 @@ struct fs {
 	struct handle_table htab;
 	struct fs_inode *root;
 	uint64_t lock_fds;        /* open lock-owner fds (locks.c, atomic); bounded by max_handles */
+	struct fs_dax dax;
 };
 
 /* inodes.c */
@@ -183,6 +203,16 @@ void locks_drop_all(struct fs_inode *inode);
 void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner);
 /* Drops the owners that locked through handle fh (RELEASE: their open file description is gone). */
 void locks_drop_handle(struct fs_inode *inode, uint64_t fh);
+
+/* dax.c */
+int dax_init(struct fs *fs);
+void dax_destroy(struct fs *fs);
+/* Unmaps every range (DESTROY). */
+void dax_reset(struct fs *fs);
+/* Sync points of an inode's copies in the window: before a request acts on its data, after one that changed or
+ * reports its size (nothing to do, and no lock taken, for an inode that has no range). */
+void dax_sync_before(struct fs *fs, struct fs_inode *inode);
+void dax_sync_after(struct fs *fs, struct fs_inode *inode);
 
 /* dir.c */
 void dir_handle_free(struct fs_handle *h);

@@ -48,6 +48,7 @@ static void inode_destroy(struct fs_inode *inode)
 {
 	locks_free_inode(inode);
 	close_if_open(&inode->fd);
+	close_if_open(&inode->dax_fd);
 	pthread_mutex_destroy(&inode->lock_mu);
 	free(inode);
 }
@@ -158,6 +159,7 @@ static struct fs_inode *inode_alloc(int fd, const struct stat *st, uint64_t mnt_
 	inode->dev = st->st_dev;
 	inode->ino = st->st_ino;
 	inode->mnt_id = mnt_id;
+	inode->dax_fd = -1;
 	pthread_mutex_init(&inode->lock_mu, NULL);
 	return inode;
 }
@@ -347,7 +349,7 @@ static bool is_submount(const struct fs_inode *parent, const struct stat *st, ui
 static int lookup_known(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
 {
 	struct inode_table *t = &fs->itab;
-	struct fs_inode *inode;
+	struct fs_inode *inode, *mapped = NULL;
 	struct stat st;
 	uint64_t mnt_id;
 	int ret = fs_statx(parent->fd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, &st, &mnt_id);
@@ -363,8 +365,17 @@ static int lookup_known(struct fs *fs, struct fs_inode *parent, const char *name
 		e->st = st;
 		e->submount = is_submount(parent, &st, mnt_id);
 		ret = 1;
+		if (__atomic_load_n(&inode->dax_ranges, __ATOMIC_ACQUIRE)) {
+			inode->refs++;
+			mapped = inode;
+		}
 	}
 	pthread_mutex_unlock(&t->mu);
+	if (mapped) {
+		/* The reply tells the guest the size: the window must show the file up to it first. */
+		dax_sync_after(fs, mapped);
+		inode_put(fs, mapped);
+	}
 	return ret;
 }
 

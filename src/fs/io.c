@@ -61,11 +61,14 @@ int fs_open(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int flags,
 	} else {
 		flags &= ~O_DIRECTORY;
 	}
+	dax_sync_before(fs, inode);
 	fd = inode_reopen(fs, inode, flags);
 	if (fd < 0) {
 		ret = fd;
 		goto fail;
 	}
+	if (flags & O_TRUNC)
+		dax_sync_after(fs, inode);
 	return handle_new(fs, fd, flags, inode, inode->type == S_IFDIR, fh);
 fail:
 	inode_put(fs, inode);
@@ -271,6 +274,7 @@ ssize_t fs_read(struct fs *fs, uint64_t fh, uint64_t off, size_t size, const str
 
 	if (ret < 0)
 		return ret;
+	dax_sync_before(fs, h->inode);
 	ret = do_rw(h, false, dst, ndst, size, off);
 	handle_put(fs, h);
 	return ret;
@@ -304,7 +308,9 @@ ssize_t fs_write(struct fs *fs, const struct fs_ctx *ctx, uint64_t fh, uint64_t 
 			goto out;
 		}
 	}
+	dax_sync_before(fs, h->inode);
 	ret = do_rw(h, true, src, nsrc, size, off);
+	dax_sync_after(fs, h->inode);
 out:
 	handle_put(fs, h);
 	return ret;
@@ -320,6 +326,7 @@ int fs_flush(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner)
 		return ret;
 	if (fs->cfg.posix_lock)
 		locks_drop_owner(h->inode, lock_owner);
+	dax_sync_before(fs, h->inode);
 	/* close() of a duplicate: what a close(2) on the host would flush (NFS and the like), without the file. */
 	fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
@@ -338,6 +345,7 @@ int fs_release(struct fs *fs, uint64_t nodeid, uint64_t fh, bool release_flock, 
 	(void)nodeid;
 	if (ret < 0)
 		return ret;
+	dax_sync_before(fs, h->inode);
 	if (release_flock && fs->cfg.flock)
 		flock(h->fd, LOCK_UN);
 	if (fs->cfg.posix_lock) {
@@ -363,6 +371,7 @@ static int do_fsync(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync, 
 		ret = handle_get(fs, fh, &h);
 		if (ret < 0)
 			return ret;
+		dax_sync_before(fs, h->inode);
 		ret = sync_fd(h->fd, datasync);
 		handle_put(fs, h);
 		return ret;
@@ -370,12 +379,14 @@ static int do_fsync(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync, 
 	ret = inode_get(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
-	if (inode->type == S_IFDIR)
+	if (inode->type == S_IFDIR) {
 		fd = inode_reopen(fs, inode, O_RDONLY | O_DIRECTORY);
-	else if (inode->type == S_IFREG && !dir)
+	} else if (inode->type == S_IFREG && !dir) {
+		dax_sync_before(fs, inode);
 		fd = inode_reopen(fs, inode, O_RDONLY);
-	else
+	} else {
 		fd = -EINVAL;
+	}
 	if (fd < 0) {
 		ret = fd;
 	} else {
@@ -408,10 +419,14 @@ int fs_fallocate(struct fs *fs, uint64_t nodeid, uint64_t fh, int mode, uint64_t
 	ret = handle_get(fs, fh, &h);
 	if (ret < 0)
 		return ret;
-	if (h->is_dir)
+	if (h->is_dir) {
 		ret = -EISDIR;
-	else if (fallocate(h->fd, mode, (off_t)off, (off_t)len) < 0)
-		ret = neg_errno();
+	} else {
+		dax_sync_before(fs, h->inode);
+		if (fallocate(h->fd, mode, (off_t)off, (off_t)len) < 0)
+			ret = neg_errno();
+		dax_sync_after(fs, h->inode);
+	}
 	handle_put(fs, h);
 	return ret;
 }
@@ -431,6 +446,7 @@ int64_t fs_lseek(struct fs *fs, uint64_t nodeid, uint64_t fh, int64_t off, int w
 	if (h->is_dir) {
 		ret = -EINVAL;
 	} else {
+		dax_sync_before(fs, h->inode);
 		off_t r = lseek(h->fd, (off_t)off, whence);
 		ret = r < 0 ? neg_errno() : (int64_t)r;
 	}
@@ -460,9 +476,12 @@ ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint6
 		ret = -EISDIR;
 	} else {
 		off_t oi = (off_t)off_in, oo = (off_t)off_out;
+		dax_sync_before(fs, in->inode);
+		dax_sync_before(fs, out->inode);
 		ret = copy_file_range(in->fd, &oi, out->fd, &oo, len, flags);
 		if (ret < 0)
 			ret = neg_errno();
+		dax_sync_after(fs, out->inode);
 	}
 	handle_put(fs, out);
 	handle_put(fs, in);

@@ -121,6 +121,9 @@ void op_readdir(struct fuse_req *r);
 void op_readdirplus(struct fuse_req *r);
 void op_releasedir(struct fuse_req *r);
 void op_fsyncdir(struct fuse_req *r);
+/* fuse_ops_dax.c */
+void op_setupmapping(struct fuse_req *r);
+void op_removemapping(struct fuse_req *r);
 /* fuse_ops_xattr.c */
 void op_setxattr(struct fuse_req *r);
 void op_getxattr(struct fuse_req *r);

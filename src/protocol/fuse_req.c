@@ -153,6 +153,8 @@ void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const s
 	/* Only a kernel that offered FUSE_SUBMOUNTS (virtio-fs) knows the field; it then mounts the directory anew. */
 	if (e->submount && (srv->flags & FUSE_SUBMOUNTS))
 		o->attr.flags = FUSE_ATTR_SUBMOUNT;
+	if ((srv->flags & FUSE_HAS_INODE_DAX) && fs_attr_dax(srv->fs, &e->st))
+		o->attr.flags |= FUSE_ATTR_DAX;
 }
 
 void fill_attr_out(const struct fuse_server *srv, struct fuse_attr_out *o, const struct stat *st)
@@ -162,6 +164,8 @@ void fill_attr_out(const struct fuse_server *srv, struct fuse_attr_out *o, const
 	o->attr_valid = t.sec;
 	o->attr_valid_nsec = t.nsec;
 	fill_attr(&o->attr, st);
+	if ((srv->flags & FUSE_HAS_INODE_DAX) && fs_attr_dax(srv->fs, st))
+		o->attr.flags |= FUSE_ATTR_DAX;
 }
 
 uint32_t open_reply_flags(const struct fuse_server *srv, bool dir)

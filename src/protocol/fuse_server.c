@@ -9,6 +9,7 @@
 
 #define DEFAULT_MAX_WRITE (1u << 20)
 #define PAGE_BYTES 4096u
+#define DAX_MAP_ALIGNMENT 21 /* log2(FS_DAX_RANGE) */
 
 int fuse_server_new(struct fs *fs, const struct fuse_server_opts *opts, struct fuse_server **out)
 {
@@ -112,6 +113,17 @@ static void op_init(struct fuse_req *r)
 	uint32_t minor = MIN(in->minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
 	uint32_t max_write = srv->opts.max_write;
 
+	/* A new session: whatever the window held belonged to the last one (the device was reset since). */
+	fs_dax_session_start(srv->fs);
+	if (fs_dax_window(srv->fs)) {
+		/* Every offset in the window and the file is then a multiple of 2 MiB: Linux's only unit. */
+		if (offered & FUSE_MAP_ALIGNMENT) {
+			flags |= FUSE_MAP_ALIGNMENT;
+			out.map_alignment = DAX_MAP_ALIGNMENT;
+		}
+		flags |= offered & FUSE_HAS_INODE_DAX;
+	}
+
 	out.minor = minor;
 	out.max_readahead = in->max_readahead;
 	out.flags = (uint32_t)flags;
@@ -199,8 +211,8 @@ static const fuse_op_fn ops[] = {
 	[FUSE_RENAME2] = op_rename2,
 	[FUSE_LSEEK] = op_lseek,
 	[FUSE_COPY_FILE_RANGE] = op_copy_file_range,
-	[FUSE_SETUPMAPPING] = op_enosys,
-	[FUSE_REMOVEMAPPING] = op_enosys,
+	[FUSE_SETUPMAPPING] = op_setupmapping,
+	[FUSE_REMOVEMAPPING] = op_removemapping,
 	[FUSE_SYNCFS] = op_syncfs,
 	[FUSE_TMPFILE] = op_tmpfile,
 };

@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "fs/fs.h"
 #include "protocol/fuse_server.h"
+#include "transport/shm_window.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1174,11 +1175,94 @@ static void test_submounts_are_announced_when_negotiated(void **state)
 	assert_int_equal(umount2(hpath("mnt"), MNT_DETACH), 0);
 }
 
+/*
+ * DAX: with a window attached, INIT answers map_alignment 21 and FUSE_HAS_INODE_DAX to a guest that asks, attributes
+ * carry FUSE_ATTR_DAX for files of whole pages (the default policy), and both mapping requests are decoded with
+ * every size and flag checked. Without a window nothing of it is offered and both requests are ENOSYS.
+ */
+static int setupmapping(uint64_t node, uint64_t foffset, uint64_t len, uint64_t flags, uint64_t moffset)
+{
+	struct fuse_setupmapping_in in = { .fh = UINT64_MAX, .foffset = foffset, .len = len, .flags = flags,
+	                                   .moffset = moffset };
+	begin(FUSE_SETUPMAPPING, node);
+	put(&in, sizeof(in));
+	return call(NULL, 0);
+}
+
+static int removemapping(uint64_t node, uint32_t count, uint32_t entries, uint64_t moffset)
+{
+	struct fuse_removemapping_in in = { .count = count };
+	struct fuse_removemapping_one one = { .moffset = moffset, .len = 2u << 20 };
+	begin(FUSE_REMOVEMAPPING, node);
+	put(&in, sizeof(in));
+	for (uint32_t i = 0; i < entries; i++)
+		put(&one, sizeof(one));
+	return call(NULL, 0);
+}
+
+static void test_dax_negotiation_and_mapping_requests(void **state)
+{
+	(void)state;
+	struct fuse_init_out o;
+	struct fuse_entry_out e, small;
+	const uint32_t RANGE = 2u << 20;
+
+	/* No window: nothing offered, both requests unknown */
+	assert_int_equal(do_init_full(7, 38, FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT, FUSE_HAS_INODE_DAX >> 32, &o), 0);
+	assert_int_equal(o.flags & FUSE_MAP_ALIGNMENT, 0);
+	assert_int_equal(o.map_alignment, 0);
+	assert_int_equal(setupmapping(FS_ROOT_ID, 0, RANGE, FUSE_SETUPMAPPING_FLAG_READ, 0), -ENOSYS);
+
+	struct shm_window win;
+	struct dev_services svc;
+	assert_int_equal(shm_window_init(&win, 4 * RANGE), 0);
+	shm_window_services(&win, &svc);
+	assert_int_equal(fs_dax_attach(fs, &svc), 0);
+	assert_int_equal(do_init_full(7, 38, FUSE_INIT_EXT | FUSE_MAP_ALIGNMENT, FUSE_HAS_INODE_DAX >> 32, &o), 0);
+	assert_true(o.flags & FUSE_MAP_ALIGNMENT);
+	assert_true(o.flags2 & (FUSE_HAS_INODE_DAX >> 32));
+	assert_int_equal(o.map_alignment, 21);
+
+	int fd = open(hpath("pages"), O_CREAT | O_WRONLY, 0644);
+	assert_int_equal(ftruncate(fd, 8192), 0);
+	close(fd);
+	fd = open(hpath("small"), O_CREAT | O_WRONLY, 0644);
+	assert_int_equal(write(fd, "abc", 3), 3);
+	close(fd);
+	assert_int_equal(lookup(FS_ROOT_ID, "pages", &e), 0);
+	assert_int_equal(e.attr.flags & FUSE_ATTR_DAX, FUSE_ATTR_DAX);
+	assert_int_equal(lookup(FS_ROOT_ID, "small", &small), 0);
+	assert_int_equal(small.attr.flags & FUSE_ATTR_DAX, 0);
+
+	/* SETUPMAPPING: exact size, known flags only */
+	begin(FUSE_SETUPMAPPING, e.nodeid);
+	put("\0\0\0\0\0\0\0\0", 8);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	assert_int_equal(setupmapping(e.nodeid, 0, RANGE, 4, 0), -EINVAL);
+	assert_int_equal(setupmapping(e.nodeid, 0, RANGE, FUSE_SETUPMAPPING_FLAG_READ, 4096), -EINVAL);
+	assert_int_equal(setupmapping(e.nodeid, 0, RANGE, FUSE_SETUPMAPPING_FLAG_READ, RANGE), 0);
+	assert_int_equal(win.base[RANGE], 0); /* the file's (zero) bytes, mapped */
+	assert_int_equal(setupmapping(small.nodeid, 0, RANGE, FUSE_SETUPMAPPING_FLAG_WRITE, 0), 0);
+	assert_memory_equal(win.base, "abc", 3); /* a copy of the partial page */
+
+	/* REMOVEMAPPING: the count says exactly what follows, 1 to 256 */
+	assert_int_equal(removemapping(e.nodeid, 0, 0, RANGE), -EINVAL);
+	assert_int_equal(removemapping(e.nodeid, 2, 1, RANGE), -EINVAL);
+	assert_int_equal(removemapping(e.nodeid, 257, 257, RANGE), -EINVAL);
+	assert_int_equal(removemapping(e.nodeid, 1, 1, 0), -EINVAL); /* range 0 maps another inode */
+	assert_int_equal(removemapping(e.nodeid, 1, 1, RANGE), 0);
+	assert_int_equal(removemapping(small.nodeid, 1, 1, 0), 0);
+	assert_int_equal(win.n, 0);
+	fs_dax_detach(fs);
+	shm_window_destroy(&win);
+}
+
 int main(void)
 {
 	log_init("test_fuse_proto", LOG_LVL_ERROR, false);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_requests_before_init_get_eio, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dax_negotiation_and_mapping_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_negotiates_flags_intersection_and_minor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_offers_options_we_enable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_with_newer_major_answers_only_the_major, setup, teardown),
