@@ -89,6 +89,13 @@ check:
 	$(MAKE) SAN=1 all
 	tests/run.sh
 
+# check, plus the tests marked "# extended" (the hostile suite against the peer daemons, for the report).
+check-extended:
+	@scripts/deps.sh check
+	$(MAKE) all
+	$(MAKE) SAN=1 all
+	VUFS_EXTENDED=1 tests/run.sh
+
 demo:
 	@scripts/deps.sh demo
 	$(MAKE) all
@@ -106,5 +113,5 @@ fuzz:
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all deps check demo bench fuzz clean
+.PHONY: all deps check check-extended demo bench fuzz clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

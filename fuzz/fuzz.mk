@@ -16,7 +16,7 @@ obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
 HARNESSES := fuzz_fuse_request fuzz_vring fuzz_vhost_user
 all: $(addprefix $(FUZZ_BUILD)/,$(HARNESSES))
 
-$(FUZZ_BUILD)/fuzz_fuse_request: $(call obj,fuzz/fuzz_fuse_request.c fuzz/fuzz_log.c $(PROTO_SRC) $(FS_SRC))
+$(FUZZ_BUILD)/fuzz_fuse_request: $(call obj,fuzz/fuzz_fuse_request.c fuzz/fuzz_log.c $(PROTO_SRC) $(FS_SRC) src/transport/shm_window.c)
 $(FUZZ_BUILD)/fuzz_vring: $(call obj,fuzz/fuzz_vring.c fuzz/fuzz_log.c $(VQ_SRC))
 $(FUZZ_BUILD)/fuzz_vhost_user: $(call obj,fuzz/fuzz_vhost_user.c fuzz/fuzz_log.c $(VU_SRC))
 

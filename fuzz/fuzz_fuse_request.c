@@ -69,6 +69,7 @@
 #include "fs/fs.h"
 #include "protocol/fuse_internal.h" /* the worker's copy: how much of the request was copied */
 #include "protocol/fuse_server.h"
+#include "transport/shm_window.h"
 
 #define MAX_RECORDS 256
 #define MAX_CUTS 7
@@ -616,12 +617,19 @@ static size_t serve(const uint8_t *req, size_t len, const uint8_t *rcuts, unsign
 	return got;
 }
 
+/* The DAX window a session's fs maps into (in-process, as vufs-mount's): remade with each session, since a
+ * session's end forgets its ranges without unmapping them, as after a device reset. */
+#define FUZZ_DAX_WINDOW (8u << 20)
+static struct shm_window g_win;
+static struct dev_services g_win_svc;
+
 static void session_end(void)
 {
 	fuse_server_free(g_srv);
 	g_srv = NULL;
 	fs_free(g_fs);
 	g_fs = NULL;
+	shm_window_destroy(&g_win);
 }
 
 static void session_start(uint8_t cfg)
@@ -651,6 +659,11 @@ static void session_start(uint8_t cfg)
 		die("fs_new");
 	if (fuse_server_new(g_fs, &so, &g_srv) < 0)
 		die("fuse_server_new");
+	if (shm_window_init(&g_win, FUZZ_DAX_WINDOW) < 0)
+		die("shm_window_init");
+	shm_window_services(&g_win, &g_win_svc);
+	if (fs_dax_attach(g_fs, &g_win_svc) < 0)
+		die("fs_dax_attach");
 	g_cfg = cfg;
 	if (cfg & 1)
 		return;

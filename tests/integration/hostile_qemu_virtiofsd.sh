@@ -6,6 +6,7 @@
 # against both; the verdicts themselves are the report, not this test's result (hostile_vufsd.sh holds vufsd to
 # every check).
 # timeout: 600
+# extended: a report on the peers (vufsd itself is held to every check by hostile_vufsd.sh)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hostile_lib.sh"
 

@@ -7,6 +7,7 @@
 # Skips when the Debian archive cannot provide the package (RUST_VIRTIOFSD=PATH runs another virtiofsd binary).
 # Takes about as long as one backend's run of the suite in hostile_qemu_virtiofsd.sh (~2 minutes here).
 # timeout: 600
+# extended: a report on the peers (vufsd itself is held to every check by hostile_vufsd.sh)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hostile_lib.sh"
 
