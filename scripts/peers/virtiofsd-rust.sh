@@ -4,8 +4,9 @@
 #   scripts/peers/virtiofsd-rust.sh --version
 #   scripts/peers/virtiofsd-rust.sh --socket-path=/tmp/v.sock --shared-dir=/srv/share --cache=auto
 # The first run fetches the suite's virtiofsd and libc6 packages into the cache, with apt pointed at a private
-# configuration (the host's sources, lists and package state are left alone), and unpacks them there; every run then
-# starts virtiofsd through the suite's own dynamic loader and libc, the remaining libraries (libseccomp2, libcap-ng0,
+# configuration (scripts/peers/sid-apt.sh: the host's sources, lists and package state are left alone; the
+# suite's lists stay in the cache's apt-SUITE/, shared with scripts/peers/qemu111.sh), and unpacks them there; every
+# run then starts virtiofsd through the suite's own dynamic loader and libc, the remaining libraries (libseccomp2, libcap-ng0,
 # libgcc-s1) coming from the host. The approach is the one of the dev machines' ../shared/peers/virtiofsd-rust.sh.
 # Environment:
 #   VUFS_PEER_CACHE   where the packages go (default /var/cache/vufs-peers; needs write access on the first run)
@@ -17,52 +18,27 @@ CACHE=${VUFS_PEER_CACHE:-/var/cache/vufs-peers}
 SUITE=${VUFS_PEER_SUITE:-sid}
 DIR=$CACHE/virtiofsd-rust-$SUITE
 
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/peers/sid-apt.sh
+. "$here/sid-apt.sh"
+
 unavailable() { echo "virtiofsd-rust.sh: $*" >&2; exit 3; }
 
-host_mirror() {
-  local m
-  # (|| true: a missing file or no match is not an error here, whatever pipefail and set -e say)
-  m=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -1) || true
-  [ -n "$m" ] || m=$(grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
-                     sed -E 's/^deb +(\[[^]]*\] +)?//' | awk '{print $1}' | grep -v -- '-security' | head -1) || true
-  echo "$m"
-}
-
 fetch() {   # into a fresh directory next to DIR, renamed into place once complete
-  local mirror tmp
-  mirror=${VUFS_PEER_MIRROR:-$(host_mirror)}
-  [ -n "$mirror" ] || unavailable "no Debian mirror in the apt sources (set VUFS_PEER_MIRROR)"
+  local tmp
+  sid_apt_init "$CACHE/apt-$SUITE" "$SUITE" || unavailable "$SID_APT_ERR"
   tmp=$(mktemp -d "$CACHE/.fetch.XXXXXX"); chmod 0755 "$tmp"
   trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$tmp"/lists/partial "$tmp"/archives/partial "$tmp"/parts
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $SUITE main" > "$tmp/sources.list"
-  cat > "$tmp/apt.conf" <<CONF
-Dir::Etc::SourceList "$tmp/sources.list";
-Dir::Etc::SourceParts "$tmp/parts";
-Dir::State::Lists "$tmp/lists";
-Dir::State::Status "/dev/null";
-Dir::Cache "$tmp";
-Dir::Cache::archives "$tmp/archives";
-CONF
-  APT_CONFIG=$tmp/apt.conf apt-get update -qq >"$tmp/apt.log" 2>&1 ||
-    unavailable "apt-get update of $SUITE from $mirror failed: $(grep -m1 -E '^E:' "$tmp/apt.log" || tail -n 1 "$tmp/apt.log")"
-  (cd "$tmp" && APT_CONFIG=$tmp/apt.conf apt-get download -qq virtiofsd libc6 >>"$tmp/apt.log" 2>&1) ||
-    unavailable "$SUITE has no virtiofsd or libc6 to download from $mirror: $(grep -m1 -E '^E:' "$tmp/apt.log" || tail -n 1 "$tmp/apt.log")"
+  sid_apt_download "$tmp" virtiofsd libc6 || unavailable "$SUITE has no virtiofsd or libc6: $SID_APT_ERR"
   dpkg-deb -x "$tmp"/virtiofsd_*.deb "$tmp/virtiofsd"
   dpkg-deb -x "$tmp"/libc6_*.deb "$tmp/libc"
   dpkg-deb -f "$tmp"/virtiofsd_*.deb Version > "$tmp/version"
-  rm -rf "$tmp"/lists "$tmp"/archives "$tmp"/*.deb "$tmp"/*.bin
+  rm -f "$tmp"/*.deb
   rm -rf "$DIR"; mv "$tmp" "$DIR"
   trap - EXIT
 }
 
-if [ ! -x "$DIR/virtiofsd/usr/libexec/virtiofsd" ]; then
-  mkdir -p "$CACHE" 2>/dev/null || unavailable "cannot create $CACHE (set VUFS_PEER_CACHE)"
-  exec 9>"$CACHE/.lock"
-  flock 9   # a second first run waits for the first one's download
-  [ -x "$DIR/virtiofsd/usr/libexec/virtiofsd" ] || fetch
-  exec 9>&-
-fi
+peer_once "$CACHE" "$DIR/virtiofsd/usr/libexec/virtiofsd" fetch || unavailable "cannot create $CACHE (set VUFS_PEER_CACHE)"
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 libs=$DIR/libc/usr/lib/$multiarch
 loader=$(find "$libs" -maxdepth 1 -name 'ld-linux*.so.*' | head -1)
