@@ -21,7 +21,23 @@
 #   -a, --append ARGS       extra kernel command line [KERNEL_APPEND]
 #   -t, --timeout SECS      kill QEMU after SECS [GUEST_TIMEOUT, default 600]
 #       --modules "M ..."   extra kernel modules to load (dependencies are resolved) [EXTRA_MODULES]
-#       --device-opts OPTS  appended to the vhost-user-fs-pci device, e.g. packed=on [DEVICE_OPTS]
+#       --device-opts OPTS  appended to the virtio-fs device, e.g. packed=on [DEVICE_OPTS]
+#       --qemu 7.2|11.1     the VMM: bookworm's QEMU 7.2, or Debian sid's QEMU 11.1 run through
+#                           scripts/peers/qemu111.sh (fetched into /var/cache/vufs-peers on first use; not
+#                           available: exit 4) [QEMU_VERSION, default 7.2]
+#       --device fs|generic fs = vhost-user-fs-pci (tag "myfs" set by QEMU); generic = QEMU 11.1's
+#                           vhost-user-test-device-pci (virtio-id=26, num_vqs=1+QUEUES, config_size=40,
+#                           vq_size=QUEUE_SIZE or 128), the only device with a virtio-fs DAX window: the tag then
+#                           comes from the backend's config space (start it with --tag=myfs), and the window (its
+#                           size) from the backend too, when it offers VHOST_USER_PROTOCOL_F_SHMEM; mount it with
+#                           e.g. --mount-opts dax=always. It passes the backend's virtio features through
+#                           (packed rings if offered: packed=off does not apply). Needs --qemu 11.1
+#                           [VIRTIO_FS_DEVICE, default fs]
+#       --kernel bookworm|sid  the guest kernel: bookworm's linux-image-amd64 (6.1), or Debian sid's current one
+#                           (7.x; only its linux-binary package: virtio, fuse and virtiofs are built in, there are
+#                           no modules, so no 9p and no --modules). sid's is resolved with the private apt lists of
+#                           scripts/peers/sid-apt.sh and cached under CACHE/sid/, keyed by version [GUEST_KERNEL,
+#                           default bookworm]
 #       --qemu-args ARGS    extra QEMU arguments, split on spaces [QEMU_ARGS]
 #       --watch-pid PID     stop QEMU soon after process PID (the backend) exits [WATCH_PID; lib.sh sets it]
 #       --pid-file FILE     QEMU writes its pid there (a test can signal QEMU through it) [QEMU_PIDFILE,
@@ -35,6 +51,11 @@
 # Exit status: the guest script's exit status (from GUEST-SCRIPT-EXIT), 2 if the mount failed (the script is
 # then not run), 3 if no GUEST-SCRIPT-EXIT was seen (guest crashed or hung, QEMU failed, or timed out),
 # 4 if the harness itself could not set up (bad arguments, no socket, no kernel).
+# With --device generic, or whenever the guest has a DAX window, the guest prints after its mount attempt
+#   GUEST-DAX-INFO-BEGIN / the dmesg lines about the window (grep -i "cache len|cache capability|dax": e.g.
+#   "virtiofs virtio0: Cache len: 0x4000000 @ 0x...", or "virtio_fs_setup_dax: No cache capability") / the /mnt line
+#   of /proc/mounts, prefixed "mount: " / GUEST-DAX-INFO-END
+# (read it with lib.sh's console_section). The output of the other runs is unchanged.
 # Missing Debian packages (qemu-system-x86, busybox-static, cpio, xz-utils) are installed with apt-get.
 # Never uses KVM. KERNEL_PKG picks another kernel package than linux-image-amd64's dependency (a versioned one,
 # e.g. linux-image-6.1.0-56-cloud-amd64; the cloud kernel has no 9p).
@@ -49,6 +70,8 @@ MEM=${MEM:-1G}; SMP=${SMP:-2}; QUEUES=${QUEUES:-1}; QUEUE_SIZE=${QUEUE_SIZE:-}; 
 KERNEL_APPEND=${KERNEL_APPEND:-}; GUEST_TIMEOUT=${GUEST_TIMEOUT:-600}; EXTRA_MODULES=${EXTRA_MODULES:-}
 DEVICE_OPTS=${DEVICE_OPTS:-}; QEMU_ARGS=${QEMU_ARGS:-}; CACHE=${VUFS_VM_CACHE:-/var/cache/vufs-vm}
 PREPARE_ONLY=${PREPARE_ONLY:-}; WATCH_PID=${WATCH_PID:-}; QEMU_PIDFILE=${QEMU_PIDFILE:-}
+QEMU_VERSION=${QEMU_VERSION:-7.2}; VIRTIO_FS_DEVICE=${VIRTIO_FS_DEVICE:-fs}; GUEST_KERNEL=${GUEST_KERNEL:-bookworm}
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 while [ $# -gt 0 ]; do
   opt=$1 val=
@@ -68,7 +91,8 @@ while [ $# -gt 0 ]; do
     -t|--timeout) GUEST_TIMEOUT=$val ;; --modules) EXTRA_MODULES=$val ;;
     --device-opts) DEVICE_OPTS=$val ;;  --qemu-args) QEMU_ARGS=$val ;;
     -c|--cache) CACHE=$val ;;         --watch-pid) WATCH_PID=$val ;;
-    --pid-file) QEMU_PIDFILE=$val ;;
+    --pid-file) QEMU_PIDFILE=$val ;;   --qemu) QEMU_VERSION=$val ;;
+    --device) VIRTIO_FS_DEVICE=$val ;; --kernel) GUEST_KERNEL=$val ;;
     *) die "unknown option $opt (see --help)" ;;
   esac
 done
@@ -84,6 +108,15 @@ esac
 for n in "$SMP" "$QUEUES" "$GUEST_TIMEOUT" ${QUEUE_SIZE:+"$QUEUE_SIZE"}; do
   [[ $n =~ ^[0-9]+$ ]] || die "not a number: $n"
 done
+case $QEMU_VERSION in 7.2|11.1) ;; *) die "--qemu: 7.2 or 11.1, not $QEMU_VERSION" ;; esac
+case $VIRTIO_FS_DEVICE in fs) ;; generic)
+  [ "$QEMU_VERSION" = 11.1 ] || die "--device generic needs --qemu 11.1 (QEMU 7.2 has no vhost-user-test-device-pci)"
+  [ "$fs" = virtiofs ] || die "--device generic serves a vhost-user socket, not 9p" ;;
+  *) die "--device: fs or generic, not $VIRTIO_FS_DEVICE" ;; esac
+case $GUEST_KERNEL in bookworm) ;; sid)
+  [ "$fs" = virtiofs ] || die "--kernel sid has no 9p (only sid's linux-binary package is used: no modules)"
+  [ -z "$EXTRA_MODULES" ] || die "--kernel sid has no modules (--modules $EXTRA_MODULES)" ;;
+  *) die "--kernel: bookworm or sid, not $GUEST_KERNEL" ;; esac
 
 # --- host packages (idempotent: apt only when something is missing) -------------------------------------
 need_pkgs=(qemu-system-x86 qemu-system-common busybox-static cpio xz-utils)
@@ -116,40 +149,60 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- kernel: Debian's generic package, unpacked (not installed) into the cache, keyed by version ---------
+# bookworm: the host's apt and $CACHE/linux-VERSION; sid: the private sid lists of scripts/peers/sid-apt.sh, only
+# the linux-binary-VERSION package (the kernel image; what a virtio-fs guest needs is built in), $CACHE/sid/linux-VERSION.
 mkdir -p "$CACHE" 2>/dev/null || true
 [ -w "$CACHE" ] || die "cache dir $CACHE is not writable (set VUFS_VM_CACHE)"
 exec {lockfd}>"$CACHE/.lock"
 flock "$lockfd"        # one download/unpack at a time; released when we exit
 rm -rf "$CACHE"/.dl.*  # left by an interrupted download (only the lock holder downloads)
-newest_cached() { find "$CACHE" -maxdepth 2 -path "$CACHE/linux-*/.complete" -printf '%h\n' 2>/dev/null |
+kbase=$CACHE
+newest_cached() { find "$kbase" -maxdepth 2 -path "$kbase/linux-*/.complete" -printf '%h\n' 2>/dev/null |
                     sed 's|.*/linux-||' | sort -V | tail -1; }
-kpkg() { apt-cache depends linux-image-amd64 2>/dev/null |
+kapt() { "$@"; }
+if [ "$GUEST_KERNEL" = sid ]; then
+  # shellcheck source=scripts/peers/sid-apt.sh
+  . "$top/scripts/peers/sid-apt.sh"
+  kbase=$CACHE/sid; mkdir -p "$kbase"
+  kapt() { sid_apt "$@"; }
+  sid_lists=${VUFS_PEER_CACHE:-/var/cache/vufs-peers}/apt-${VUFS_PEER_SUITE:-sid}
+  sid_apt_init "$sid_lists" "${VUFS_PEER_SUITE:-sid}" || { note "$SID_APT_ERR"; kapt() { return 1; }; }
+fi
+kpkg() { kapt apt-cache depends linux-image-amd64 2>/dev/null |
            sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -1; }
 pkg=${KERNEL_PKG:-$(kpkg)}
-if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then apt-get update -qq >/dev/null 2>&1 || true; pkg=$(kpkg); fi
+if [ "$GUEST_KERNEL" = sid ] && [ -n "$pkg" ] && [ ! -f "$kbase/linux-${pkg#linux-image-}/.complete" ] &&
+   [ -n "$(find "$sid_lists/lists/.complete" -mmin +60 2>/dev/null)" ]; then
+  sid_apt_refresh || note "$SID_APT_ERR"; pkg=$(kpkg)    # about to download: not from hour-old lists
+fi
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ] && [ "$GUEST_KERNEL" = bookworm ]; then
+  apt-get update -qq >/dev/null 2>&1 || true; pkg=$(kpkg)
+fi
 if [ -z "$pkg" ]; then     # offline with empty apt lists: fall back to the newest kernel already cached
   last=$(newest_cached)
-  [ -n "$last" ] || die "cannot resolve linux-image-amd64 (apt lists empty?) and nothing cached in $CACHE"
+  [ -n "$last" ] || die "cannot resolve linux-image-amd64 (apt lists empty?) and nothing cached in $kbase"
   pkg=linux-image-$last; note "apt cannot resolve the kernel; using the cached $pkg"
 fi
 kver=${pkg#linux-image-}
-if [ ! -f "$CACHE/linux-$kver/.complete" ]; then
-  note "downloading and unpacking $pkg into $CACHE/linux-$kver (once per kernel version)"
+dlpkg=$pkg; [ "$GUEST_KERNEL" = bookworm ] || dlpkg=linux-binary-$kver
+if [ ! -f "$kbase/linux-$kver/.complete" ]; then
+  note "downloading and unpacking $dlpkg into $kbase/linux-$kver (once per kernel version)"
   dl=$(mktemp -d "$CACHE/.dl.XXXXXX")
-  if ! (cd "$dl" && apt-get download "$pkg") >"$dl/apt.log" 2>&1; then
-    last=$(newest_cached); [ -n "$last" ] || { cat "$dl/apt.log" >&2; die "apt-get download $pkg failed"; }
+  if ! (cd "$dl" && kapt apt-get download "$dlpkg") >"$dl/apt.log" 2>&1; then
+    last=$(newest_cached); [ -n "$last" ] || { cat "$dl/apt.log" >&2; die "apt-get download $dlpkg failed"; }
     note "apt-get download $pkg failed; using the cached linux-image-$last"; kver=$last; rm -rf "$dl"
   fi
 fi
-kdir=$CACHE/linux-$kver
+kdir=$kbase/linux-$kver
 kernel=$kdir/boot/vmlinuz-$kver
+[ "$GUEST_KERNEL" = bookworm ] || kernel=$kdir/usr/lib/modules/$kver/vmlinuz
 if [ ! -f "$kdir/.complete" ]; then
   dpkg -x "$dl"/*.deb "$dl/x" || { rm -rf "$dl"; die "dpkg -x failed"; }
   rm -rf "$kdir"; mv "$dl/x" "$kdir"; rm -rf "$dl"
-  [ -f "$kernel" ] || die "no $kernel in $pkg"
+  [ -f "$kernel" ] || die "no $kernel in $dlpkg"
   touch "$kdir/.complete"
   if [ -z "${KERNEL_PKG:-}" ]; then    # a new kernel version replaces the older ones
-    find "$CACHE" -maxdepth 1 -name 'linux-*' -type d ! -name "linux-$kver" -exec rm -rf {} +
+    find "$kbase" -maxdepth 1 -name 'linux-*' -type d ! -name "linux-$kver" -exec rm -rf {} +
   fi
 fi
 exec {lockfd}>&-
@@ -158,6 +211,7 @@ moddir=$kdir/lib/modules/$kver
 # --- modules: the wanted ones plus their dependencies, in load order ----------------------------------
 # The package has no modules.dep (depmod runs at install time), so read each module's own "depends=" field.
 wanted="virtio_pci virtiofs $EXTRA_MODULES"
+[ "$GUEST_KERNEL" = bookworm ] || wanted=""     # sid's kernel has them built in (and comes without modules)
 unpack_ko() {
   case $1 in
     *.ko.xz)  xz -dc "$1" ;;
@@ -169,7 +223,7 @@ unpack_ko() {
 declare -A modpath=() seen=()
 while IFS= read -r p; do
   n=${p##*/}; n=${n%%.ko*}; modpath[${n//-/_}]=$p
-done < <(find "$moddir" -name '*.ko*' -type f)
+done < <(find "$moddir" -name '*.ko*' -type f 2>/dev/null)
 order=()
 add_mod() {
   local n=${1//-/_} d deps
@@ -193,6 +247,7 @@ mkdir -p "$root"/{bin,dev,proc,sys,mnt,root,etc,lib/modules} "$root/tmp"
 chmod 0755 "$root" "$root"/{bin,dev,proc,sys,mnt,etc,lib,lib/modules}; chmod 0700 "$root/root"
 chmod 1777 "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
+: >"$root/etc/vufs-modules"
 for n in "${order[@]}"; do
   unpack_ko "${modpath[$n]}" >"$root/lib/modules/$n.ko" || die "cannot decompress ${modpath[$n]}"
   echo "$n" >>"$root/etc/vufs-modules"
@@ -204,6 +259,7 @@ done
 cp "$script" "$root/bin/guest-script"; chmod 0755 "$root/bin/guest-script"
 printf '%s\n' "$fs" >"$root/etc/vufs-fs"
 printf '%s\n' "$MOUNT_OPTS" >"$root/etc/vufs-mount-opts"
+[ "$VIRTIO_FS_DEVICE" = fs ] || echo 1 >"$root/etc/vufs-dax-info"    # always print the DAX info section
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 cat >"$root/bin/runas" <<'RUNAS'
@@ -231,7 +287,14 @@ if [ "$fs" = 9p ]; then
 else
   mount -t virtiofs ${opts:+-o "$opts"} "$tag" /mnt
 fi
-if [ $? -eq 0 ]; then
+mounted=$?
+if [ -s /etc/vufs-dax-info ] || dmesg | grep -qi 'cache len'; then
+  echo GUEST-DAX-INFO-BEGIN
+  dmesg | grep -i -E 'cache len|cache capability|dax'
+  grep ' /mnt ' /proc/mounts | sed 's/^/mount: /'
+  echo GUEST-DAX-INFO-END
+fi
+if [ $mounted -eq 0 ]; then
   echo GUEST-MOUNT-OK
   sh /bin/guest-script </dev/null
   echo "GUEST-SCRIPT-EXIT $?"
@@ -259,15 +322,25 @@ fi
 
 # --- boot ------------------------------------------------------------------------------------------------
 qesc() { printf '%s' "${1//,/,,}"; }     # QEMU option values: a comma is written as two
+qemu_cmd=(qemu-system-x86_64)
+if [ "$QEMU_VERSION" = 11.1 ]; then
+  prefix=$("$top/scripts/peers/qemu111.sh" --print-prefix) || die "QEMU 11.1 is not available (scripts/peers/qemu111.sh)"
+  mapfile -t qemu_cmd <<<"$prefix"
+fi
 # shellcheck disable=SC2054   # the commas are inside QEMU option values
-qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp "$SMP" -m "$MEM" -nographic -no-reboot -nic none
+qemu=("${qemu_cmd[@]}" -accel tcg -cpu max -smp "$SMP" -m "$MEM" -nographic -no-reboot -nic none
       -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem
       -kernel "$kernel" -initrd "$initrd" -append "$append")
 if [ "$fs" = 9p ]; then
   qemu+=(-virtfs "local,path=$(qesc "$(realpath "$share")"),mount_tag=myfs,security_model=passthrough,id=p9")
 else
-  dev="vhost-user-fs-pci,chardev=char0,tag=myfs,num-request-queues=$QUEUES"
-  [ -z "$QUEUE_SIZE" ] || dev+=",queue-size=$QUEUE_SIZE"
+  if [ "$VIRTIO_FS_DEVICE" = generic ]; then   # hiprio + request queues; config: struct virtio_fs_config
+    dev="vhost-user-test-device-pci,chardev=char0,virtio-id=26,num_vqs=$((1 + QUEUES)),config_size=40"
+    dev+=",vq_size=${QUEUE_SIZE:-128}"
+  else
+    dev="vhost-user-fs-pci,chardev=char0,tag=myfs,num-request-queues=$QUEUES"
+    [ -z "$QUEUE_SIZE" ] || dev+=",queue-size=$QUEUE_SIZE"
+  fi
   [ -z "$DEVICE_OPTS" ] || dev+=",$DEVICE_OPTS"
   qemu+=(-chardev "socket,id=char0,path=$(qesc "$(realpath "$target")")" -device "$dev")
 fi
