@@ -376,6 +376,10 @@ void fs_dax_detach(struct fs *fs)
 	/* The device is gone (or about to be): it dropped its mappings itself. */
 	release_all(fs, false);
 	pthread_mutex_lock(&d->mu);
+	if (d->attached)
+		log_info("dax: %llu ranges mapped and %llu removed at the guest's request",
+		         (unsigned long long)d->mapped, (unsigned long long)d->removed);
+	d->mapped = d->removed = 0;
 	free(d->ranges);
 	d->ranges = NULL;
 	d->nranges = 0;
@@ -507,6 +511,7 @@ int fs_setupmapping(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t l
 			inode = again; /* put below, with the reference the range held */
 		} else {
 			inode = NULL; /* the range keeps the reference */
+			d->mapped++;
 		}
 	}
 	pthread_mutex_unlock(&d->mu);
@@ -536,6 +541,8 @@ int fs_removemapping(struct fs *fs, uint64_t nodeid, uint64_t moffset, uint64_t 
 		ret = -EINVAL;
 	else if (r)
 		ret = range_release(fs, r, true, &put);
+	if (r && put)
+		d->removed++;
 	pthread_mutex_unlock(&d->mu);
 	if (put)
 		inode_put(fs, put);

@@ -124,6 +124,7 @@ struct fs_dax {
 	bool attached;
 	unsigned nranges;         /* window / FS_DAX_RANGE */
 	struct dax_range *ranges;
+	uint64_t mapped, removed; /* ranges set up and removed at the guest's request, this attachment */
 };
 
 struct fs {

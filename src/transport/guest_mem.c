@@ -97,6 +97,17 @@ static void region_unmap(struct gm_region *r)
 	munmap(r->map_base, r->map_len);
 }
 
+/* Entries [0, count) are filled: the vhost-user thread writes an entry before publishing the count. */
+static unsigned count(const struct guest_mem *gm)
+{
+	return __atomic_load_n(&gm->n, __ATOMIC_ACQUIRE);
+}
+
+static bool live(const struct gm_region *r)
+{
+	return !__atomic_load_n(&r->dead, __ATOMIC_ACQUIRE);
+}
+
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
@@ -112,6 +123,8 @@ int gm_add(struct guest_mem *gm, uint64_t gpa, uint64_t size, uint64_t uaddr, ui
 	    add_overflows_u64(mmap_offset, size, &map_len) || map_len > SIZE_MAX)
 		return -EINVAL;
 	for (unsigned i = 0; i < gm->n; i++) {
+		if (!live(&gm->r[i]))
+			continue; /* a retired range's place may be taken again (a DAX window slot remapped) */
 		if (ranges_overlap(gpa, size, gm->r[i].gpa, gm->r[i].size) ||
 		    ranges_overlap(uaddr, size, gm->r[i].uaddr, gm->r[i].size))
 			return -EINVAL;
@@ -129,17 +142,51 @@ int gm_add(struct guest_mem *gm, uint64_t gpa, uint64_t size, uint64_t uaddr, ui
 	/* Guest memory in a core dump would leak the guest's secrets and take forever. */
 	madvise(base, map_len, MADV_DONTDUMP);
 	reg_add(base, map_len);
-	gm->r[gm->n++] = (struct gm_region){
+	gm->r[gm->n] = (struct gm_region){
 		.gpa = gpa, .size = size, .uaddr = uaddr,
 		.host = (uint8_t *)base + mmap_offset, .map_base = base, .map_len = map_len,
 	};
+	__atomic_store_n(&gm->n, gm->n + 1, __ATOMIC_RELEASE);
 	return 0;
+}
+
+static int find_live(const struct guest_mem *gm, uint64_t gpa, uint64_t size)
+{
+	for (unsigned i = 0; i < gm->n; i++) {
+		if (live(&gm->r[i]) && gm->r[i].gpa == gpa && gm->r[i].size == size)
+			return (int)i;
+	}
+	return -ENOENT;
+}
+
+int gm_retire(struct guest_mem *gm, uint64_t gpa, uint64_t size)
+{
+	int i = find_live(gm, gpa, size);
+	if (i < 0)
+		return i;
+	__atomic_store_n(&gm->r[i].dead, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+unsigned gm_compact(struct guest_mem *gm)
+{
+	unsigned kept = 0, gone = 0;
+	for (unsigned i = 0; i < gm->n; i++) {
+		if (live(&gm->r[i])) {
+			gm->r[kept++] = gm->r[i];
+		} else {
+			region_unmap(&gm->r[i]);
+			gone++;
+		}
+	}
+	__atomic_store_n(&gm->n, kept, __ATOMIC_RELEASE);
+	return gone;
 }
 
 int gm_remove(struct guest_mem *gm, uint64_t gpa, uint64_t size)
 {
 	for (unsigned i = 0; i < gm->n; i++) {
-		if (gm->r[i].gpa == gpa && gm->r[i].size == size) {
+		if (live(&gm->r[i]) && gm->r[i].gpa == gpa && gm->r[i].size == size) {
 			region_unmap(&gm->r[i]);
 			gm->r[i] = gm->r[--gm->n];
 			return 0;
@@ -157,8 +204,8 @@ void gm_clear(struct guest_mem *gm)
 
 static const struct gm_region *find_gpa(const struct guest_mem *gm, uint64_t gpa)
 {
-	for (unsigned i = 0; i < gm->n; i++) {
-		if (gpa >= gm->r[i].gpa && gpa - gm->r[i].gpa < gm->r[i].size)
+	for (unsigned i = 0, n = count(gm); i < n; i++) {
+		if (live(&gm->r[i]) && gpa >= gm->r[i].gpa && gpa - gm->r[i].gpa < gm->r[i].size)
 			return &gm->r[i];
 	}
 	return NULL;
@@ -174,9 +221,9 @@ void *gm_gpa_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 
 void *gm_uaddr_ptr(const struct guest_mem *gm, uint64_t uaddr, uint64_t len)
 {
-	for (unsigned i = 0; i < gm->n; i++) {
+	for (unsigned i = 0, n = count(gm); i < n; i++) {
 		const struct gm_region *r = &gm->r[i];
-		if (uaddr >= r->uaddr && uaddr - r->uaddr < r->size) {
+		if (live(r) && uaddr >= r->uaddr && uaddr - r->uaddr < r->size) {
 			if (!range_within(uaddr - r->uaddr, len, r->size))
 				return NULL;
 			return r->host + (uaddr - r->uaddr);
@@ -211,9 +258,9 @@ int gm_gpa_iov(const struct guest_mem *gm, uint64_t gpa, uint64_t len, struct io
 int gm_host_to_gpa(const struct guest_mem *gm, const void *p, size_t len, uint64_t *gpa)
 {
 	const uint8_t *b = p;
-	for (unsigned i = 0; i < gm->n; i++) {
+	for (unsigned i = 0, n = count(gm); i < n; i++) {
 		const struct gm_region *r = &gm->r[i];
-		if (b >= r->host && (uint64_t)(b - r->host) < r->size) {
+		if (live(r) && b >= r->host && (uint64_t)(b - r->host) < r->size) {
 			if (!range_within((uint64_t)(b - r->host), len, r->size))
 				return -EFAULT;
 			*gpa = r->gpa + (uint64_t)(b - r->host);

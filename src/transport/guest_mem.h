@@ -1,15 +1,23 @@
 /*
  * Guest memory as the backend sees it: regions of the frontend's shared memory, mapped into this process.
  * Addresses come from the frontend and are untrusted: every translation checks that the whole range lies in
- * one mapped region. Changed only by the vhost-user thread while no queue thread runs (see vu_device.c).
+ * one mapped region.
+ * Changed only by the vhost-user thread. Queue threads may translate while it adds a region (gm_add fills the next
+ * entry, then publishes the count) or retires one (gm_retire marks it dead: lookups skip it, its mapping stays, so
+ * a pointer a request already holds stays valid); only gm_compact, gm_remove and gm_clear unmap, and they run while
+ * no queue thread does. Adding and retiring without stopping the queues is what lets a queue thread wait for the
+ * VMM's answer to a backend request (a DAX map) while the VMM tells us of the memory that map created.
  */
 #ifndef VUFS_GUEST_MEM_H
 #define VUFS_GUEST_MEM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
-#define GM_MAX_REGIONS 32
+/* QEMU adds a region for every file range mapped into a DAX window (and retires it at unmap): room for a
+ * 128 MiB window's worth of live maps and their churn besides the guest's RAM. Answered to GET_MAX_MEM_SLOTS. */
+#define GM_MAX_REGIONS 256
 
 struct gm_region {
 	uint64_t gpa;       /* guest physical address of the first byte */
@@ -18,17 +26,22 @@ struct gm_region {
 	uint8_t *host;      /* where we have it mapped */
 	void *map_base;     /* what to munmap */
 	size_t map_len;
+	bool dead;          /* retired (atomic): invisible to lookups, unmapped by gm_compact */
 };
 
 struct guest_mem {
-	unsigned n;
+	unsigned n;         /* entries in use, live or dead (published with a release store) */
 	struct gm_region r[GM_MAX_REGIONS];
 };
 
 /* Maps size bytes of fd starting at mmap_offset. Refuses empty, overflowing or overlapping regions. */
 int gm_add(struct guest_mem *gm, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64_t mmap_offset, int fd);
-/* Removes the region that starts at gpa with this size. */
+/* Removes the region that starts at gpa with this size (no queue thread may run). */
 int gm_remove(struct guest_mem *gm, uint64_t gpa, uint64_t size);
+/* Marks that region dead without unmapping it (queue threads may run). */
+int gm_retire(struct guest_mem *gm, uint64_t gpa, uint64_t size);
+/* Unmaps the dead regions and packs the table (no queue thread may run). Returns how many went. */
+unsigned gm_compact(struct guest_mem *gm);
 void gm_clear(struct guest_mem *gm);
 
 /* Host pointer for [gpa, gpa+len) if it lies inside one region, else NULL. */

@@ -28,12 +28,17 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Waits for the reply to request on fd; returns its u64 (0: done) as 0 or -EIO, or -ETIMEDOUT/-ECONNRESET. */
-static int await_reply(int fd, uint32_t request, unsigned timeout_ms)
+/*
+ * Waits for the reply to the request just sent; returns its u64 (0: done) as 0 or -EIO, or -ETIMEDOUT/-ECONNRESET.
+ * The frontend answers in order, and a reply carries no request id: after a wait that timed out, the late reply
+ * to that request comes first, so as many replies as were left unread are skipped before ours.
+ */
+static int await_reply(struct vu_dev *dev, uint32_t request)
 {
+	unsigned timeout_ms = dev->cfg.backend_timeout_ms;
 	uint64_t deadline = mono_ms() + (timeout_ms ? timeout_ms : 5000);
 	struct vhu_msg *reply = malloc(sizeof(*reply));
-	int rc = -ETIMEDOUT;
+	int fd = dev->backend_req_fd, rc = -ETIMEDOUT;
 
 	if (!reply)
 		return -ENOMEM;
@@ -48,10 +53,18 @@ static int await_reply(int fd, uint32_t request, unsigned timeout_ms)
 		if (rc < 0)
 			break;
 		vhu_close_fds(reply);
-		if (reply->hdr.request != request || !(reply->hdr.flags & VHU_FLAG_REPLY) ||
-		    reply->hdr.size != sizeof(uint64_t)) {
-			log_warn("backend channel: a reply that does not answer %u (request %u, %u bytes)", request,
-			         reply->hdr.request, reply->hdr.size);
+		if (!(reply->hdr.flags & VHU_FLAG_REPLY) || reply->hdr.size != sizeof(uint64_t)) {
+			log_warn("backend channel: a reply that is not one (request %u, %u bytes)", reply->hdr.request,
+			         reply->hdr.size);
+			rc = -EPROTO;
+			break;
+		}
+		if (--dev->backend_unanswered > 0) {
+			rc = -ETIMEDOUT; /* the late reply to an earlier request: ours is still to come */
+			continue;
+		}
+		if (reply->hdr.request != request) {
+			log_warn("backend channel: a reply that does not answer %u (request %u)", request, reply->hdr.request);
 			rc = -EPROTO;
 			break;
 		}
@@ -81,8 +94,10 @@ static int backend_request(struct vu_dev *dev, uint32_t request, const void *pay
 	pthread_mutex_lock(&dev->backend_lock);
 	if (dev->backend_req_fd < 0 || !(dev->protocol_features & (1ull << VHU_PROTOCOL_F_BACKEND_REQ)))
 		rc = -ENOTCONN;
-	else if ((rc = vhu_send(dev->backend_req_fd, msg)) == 0 && ack)
-		rc = await_reply(dev->backend_req_fd, request, dev->cfg.backend_timeout_ms);
+	else if ((rc = vhu_send(dev->backend_req_fd, msg)) == 0 && ack) {
+		dev->backend_unanswered++;
+		rc = await_reply(dev, request);
+	}
 	pthread_mutex_unlock(&dev->backend_lock);
 	free(msg);
 	if (rc < 0)

@@ -92,24 +92,29 @@ static int on_set_mem_table(struct vu_dev *dev, struct vhu_msg *msg)
 	return rc;
 }
 
+/*
+ * Adding and removing one region never stops the queues (guest_mem.h): the VMM sends these while it maps and
+ * unmaps DAX ranges at our request, with a queue thread waiting for its answer (stopping that thread would wait for
+ * the answer, which waits for our reply to this message). Only when the table is full of retired regions are the
+ * queues stopped to unmap them.
+ */
 static int on_add_mem_reg(struct vu_dev *dev, struct vhu_msg *msg)
 {
 	if (msg->nfds != 1)
 		return FATAL;
-	unsigned running = vu_queues_stop_all(dev);
-	int rc = add_region(dev, &msg->p.memreg.region, msg->fds[0]);
-	vu_queues_restart(dev, running);
-	return rc;
+	if (dev->mem.n == GM_MAX_REGIONS) {
+		unsigned running = vu_queues_stop_all(dev);
+		gm_compact(&dev->mem);
+		vu_queues_restart(dev, running);
+	}
+	return add_region(dev, &msg->p.memreg.region, msg->fds[0]);
 }
 
 static int on_rem_mem_reg(struct vu_dev *dev, struct vhu_msg *msg)
 {
 	if (msg->nfds > 1)
 		return FATAL;
-	unsigned running = vu_queues_stop_all(dev);
-	int rc = gm_remove(&dev->mem, msg->p.memreg.region.gpa, msg->p.memreg.region.size);
-	vu_queues_restart(dev, running);
-	return rc;
+	return gm_retire(&dev->mem, msg->p.memreg.region.gpa, msg->p.memreg.region.size);
 }
 
 static int on_set_vring_num(struct vu_dev *dev, struct vhu_msg *msg)
@@ -271,6 +276,7 @@ static int on_set_backend_req_fd(struct vu_dev *dev, struct vhu_msg *msg)
 	pthread_mutex_lock(&dev->backend_lock);
 	close_if_open(&dev->backend_req_fd);
 	dev->backend_req_fd = msg->fds[0];
+	dev->backend_unanswered = 0; /* a new channel owes us nothing */
 	pthread_mutex_unlock(&dev->backend_lock);
 	msg->nfds = 0;
 	return 0;

@@ -82,6 +82,7 @@ struct vu_dev {
 	 * never while holding ctrl_lock's write side waits for them. */
 	pthread_mutex_t backend_lock;
 	int backend_req_fd;
+	unsigned backend_unanswered; /* requests sent with NEED_REPLY whose reply has not been read (backend_lock) */
 	struct vu_queue q[VU_MAX_QUEUES];
 };
 

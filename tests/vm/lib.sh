@@ -121,7 +121,7 @@ cleanup() {
   local rc=$? i
   for ((i = ${#CLEANUP_CMDS[@]} - 1; i >= 0; i--)); do eval "${CLEANUP_CMDS[i]}" || true; done
   [ -z "$BACKEND_PID" ] || stop_backend 5 >&2 || true
-  rm -rf "$TESTDIR" ${CLEANUP_PATHS[@]+"${CLEANUP_PATHS[@]}"}
+  [ "${VUFS_KEEP_TESTDIR:-0}" = 1 ] && echo "kept $TESTDIR" >&2 || rm -rf "$TESTDIR" ${CLEANUP_PATHS[@]+"${CLEANUP_PATHS[@]}"}
   return $rc
 }
 trap cleanup EXIT
