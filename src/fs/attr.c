@@ -157,7 +157,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 	}
 	ret = fs_statx(fd >= 0 ? fd : inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, NULL);
 out:
-	dax_sync_after(fs, inode);
+	dax_sync_after_growth(fs, inode);
 	if (h)
 		handle_put(fs, h);
 	else

@@ -144,6 +144,7 @@ static void copy_write_back(int fd, uint64_t foff, struct dax_part *p, uint64_t 
 		while (j < end && p->mem[j] != p->clean[j])
 			j++;
 		memcpy(p->clean + i, p->mem + i, j - i);
+		log_debug("dax: write back [%llu, +%u)", (unsigned long long)(foff + i), j - i);
 		if (pwrite(fd, p->clean + i, j - i, (off_t)(foff + i)) != (ssize_t)(j - i))
 			log_warn("dax: writing back %u bytes at %llu: %s", j - i, (unsigned long long)(foff + i),
 			         strerror(errno));
@@ -203,6 +204,9 @@ static int part_add(struct fs *fs, struct dax_range *r, uint32_t off, uint32_t l
 		return ret;
 	ret = fs->dax.svc.shm_map(fs->dax.svc.ctx, 0, copy ? p.memfd : inode->dax_fd, copy ? 0 : foff,
 	                          range_moffset(fs, r) + off, len, true);
+	log_debug("dax: map %s [%llu, +%u) of node %llu at window %llu: %d", copy ? "copy" : "file",
+	          (unsigned long long)foff, len, (unsigned long long)inode_nodeid(inode),
+	          (unsigned long long)(range_moffset(fs, r) + off), ret);
 	if (ret < 0) {
 		copy_free(&p);
 		return ret;
@@ -275,6 +279,27 @@ static int range_fit(struct fs *fs, struct dax_range *r, uint64_t size)
 		pos = MAX(pos, r->parts[i].off + r->parts[i].len);
 	}
 	return ret;
+}
+
+static void range_write_back(struct dax_range *r, uint64_t size);
+static int part_unmap(struct fs *fs, struct dax_range *r, struct dax_part *p, bool unmap);
+
+/*
+ * Growth in small steps leaves a range in many small parts (each one a mapping QEMU keeps and a memory region it
+ * announces). Under a request through which the guest itself grows the file (its read() and write() of the inode
+ * wait for the reply: Linux holds the inode lock across an extending write), the range is laid out anew, one file
+ * part and one copy, once it has more than RANGE_PARTS_MAX parts. Only a process with the file mapped could touch
+ * the range meanwhile, and see a hole for one round trip to the VMM.
+ */
+#define RANGE_PARTS_MAX 8
+
+static int range_rebuild(struct fs *fs, struct dax_range *r, uint64_t size)
+{
+	range_write_back(r, size);
+	for (unsigned i = 0; i < r->nparts; i++)
+		part_unmap(fs, r, &r->parts[i], true);
+	r->nparts = 0;
+	return range_fit(fs, r, size);
 }
 
 static void range_write_back(struct dax_range *r, uint64_t size)
@@ -558,8 +583,9 @@ static bool has_ranges(const struct fs_inode *inode)
 }
 
 /* Writes back what the guest stored in the inode's copies; with fit, then maps what the file grew into and copies
- * in what the host changed. */
-static void sync_ranges(struct fs *fs, struct fs_inode *inode, bool fit)
+ * in what the host changed; with guest_waits (the guest's own I/O on the inode waits for this request), lays a
+ * range in too many parts out anew. */
+static void sync_ranges(struct fs *fs, struct fs_inode *inode, bool fit, bool guest_waits)
 {
 	struct fs_dax *d = &fs->dax;
 
@@ -574,7 +600,8 @@ static void sync_ranges(struct fs *fs, struct fs_inode *inode, bool fit)
 		range_write_back(r, size);
 		if (!fit)
 			continue;
-		if (range_fit(fs, r, size) < 0)
+		int rc = guest_waits && r->nparts > RANGE_PARTS_MAX ? range_rebuild(fs, r, size) : range_fit(fs, r, size);
+		if (rc < 0)
 			log_warn("dax: cannot map the pages node %llu grew into", (unsigned long long)inode_nodeid(inode));
 		range_refresh(r);
 	}
@@ -583,12 +610,17 @@ static void sync_ranges(struct fs *fs, struct fs_inode *inode, bool fit)
 
 void dax_sync_before(struct fs *fs, struct fs_inode *inode)
 {
-	sync_ranges(fs, inode, false);
+	sync_ranges(fs, inode, false, false);
 }
 
 void dax_sync_after(struct fs *fs, struct fs_inode *inode)
 {
-	sync_ranges(fs, inode, true);
+	sync_ranges(fs, inode, true, false);
+}
+
+void dax_sync_after_growth(struct fs *fs, struct fs_inode *inode)
+{
+	sync_ranges(fs, inode, true, true);
 }
 
 bool fs_attr_dax(const struct fs *fs, const struct stat *st)

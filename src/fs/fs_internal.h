@@ -214,6 +214,9 @@ void dax_reset(struct fs *fs);
  * reports its size (nothing to do, and no lock taken, for an inode that has no range). */
 void dax_sync_before(struct fs *fs, struct fs_inode *inode);
 void dax_sync_after(struct fs *fs, struct fs_inode *inode);
+/* dax_sync_after for a request that may grow the file and that the guest's own I/O on the inode waits for
+ * (WRITE, SETATTR, FALLOCATE, COPY_FILE_RANGE): a range in many small parts may be laid out anew. */
+void dax_sync_after_growth(struct fs *fs, struct fs_inode *inode);
 
 /* dir.c */
 void dir_handle_free(struct fs_handle *h);

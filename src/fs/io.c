@@ -310,7 +310,7 @@ ssize_t fs_write(struct fs *fs, const struct fs_ctx *ctx, uint64_t fh, uint64_t 
 	}
 	dax_sync_before(fs, h->inode);
 	ret = do_rw(h, true, src, nsrc, size, off);
-	dax_sync_after(fs, h->inode);
+	dax_sync_after_growth(fs, h->inode);
 out:
 	handle_put(fs, h);
 	return ret;
@@ -425,7 +425,7 @@ int fs_fallocate(struct fs *fs, uint64_t nodeid, uint64_t fh, int mode, uint64_t
 		dax_sync_before(fs, h->inode);
 		if (fallocate(h->fd, mode, (off_t)off, (off_t)len) < 0)
 			ret = neg_errno();
-		dax_sync_after(fs, h->inode);
+		dax_sync_after_growth(fs, h->inode);
 	}
 	handle_put(fs, h);
 	return ret;
@@ -481,7 +481,7 @@ ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint6
 		ret = copy_file_range(in->fd, &oi, out->fd, &oo, len, flags);
 		if (ret < 0)
 			ret = neg_errno();
-		dax_sync_after(fs, out->inode);
+		dax_sync_after_growth(fs, out->inode);
 	}
 	handle_put(fs, out);
 	handle_put(fs, in);

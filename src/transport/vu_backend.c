@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -75,8 +76,79 @@ static int await_reply(struct vu_dev *dev, uint32_t request)
 	return rc;
 }
 
+#define WINDOW_REGIONS_MAX 8192 /* more than a 64 GiB window's ranges times the parts of one */
+
+/* A map is being sent: its memory region will come back to us (before or after the reply), recognised by its file
+ * and length. The oldest record goes when there is no room (a map QEMU refused announces nothing). */
+static void map_sent(struct vu_dev *dev, int fd, uint64_t len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return;
+	pthread_mutex_lock(&dev->window_lock);
+	if (dev->n_maps_sent == VU_MAPS_UNANNOUNCED) {
+		memmove(&dev->maps_sent[0], &dev->maps_sent[1], (VU_MAPS_UNANNOUNCED - 1) * sizeof(dev->maps_sent[0]));
+		dev->n_maps_sent--;
+	}
+	dev->maps_sent[dev->n_maps_sent].dev = st.st_dev;
+	dev->maps_sent[dev->n_maps_sent].ino = st.st_ino;
+	dev->maps_sent[dev->n_maps_sent].len = len;
+	dev->n_maps_sent++;
+	pthread_mutex_unlock(&dev->window_lock);
+}
+
+/* The map sent for this region, taken off the list; window_lock held. */
+static bool take_map_sent(struct vu_dev *dev, const struct stat *st, uint64_t size)
+{
+	for (unsigned i = 0; i < dev->n_maps_sent; i++) {
+		if (dev->maps_sent[i].dev == st->st_dev && dev->maps_sent[i].ino == st->st_ino &&
+		    dev->maps_sent[i].len == size) {
+			memmove(&dev->maps_sent[i], &dev->maps_sent[i + 1],
+			        (dev->n_maps_sent - i - 1) * sizeof(dev->maps_sent[0]));
+			dev->n_maps_sent--;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool vu_window_region_add(struct vu_dev *dev, uint64_t gpa, uint64_t size, int fd)
+{
+	struct stat st;
+	bool ours = false;
+
+	if (fstat(fd, &st) < 0)
+		return false;
+	pthread_mutex_lock(&dev->window_lock);
+	if (!dev->window_regions)
+		dev->window_regions = calloc(WINDOW_REGIONS_MAX, sizeof(*dev->window_regions));
+	if (dev->window_regions && dev->n_window_regions < WINDOW_REGIONS_MAX && take_map_sent(dev, &st, size)) {
+		dev->window_regions[dev->n_window_regions].gpa = gpa;
+		dev->window_regions[dev->n_window_regions].size = size;
+		dev->n_window_regions++;
+		ours = true;
+	}
+	pthread_mutex_unlock(&dev->window_lock);
+	return ours;
+}
+
+bool vu_window_region_remove(struct vu_dev *dev, uint64_t gpa, uint64_t size)
+{
+	bool found = false;
+	pthread_mutex_lock(&dev->window_lock);
+	for (unsigned i = 0; i < dev->n_window_regions && !found; i++) {
+		if (dev->window_regions[i].gpa == gpa && dev->window_regions[i].size == size) {
+			dev->window_regions[i] = dev->window_regions[--dev->n_window_regions];
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&dev->window_lock);
+	return found;
+}
+
 /* Sends one backend request (with at most one fd) and, when the frontend acknowledges requests, waits for it. */
-static int backend_request(struct vu_dev *dev, uint32_t request, const void *payload, uint32_t size, int fd)
+static int backend_request(struct vu_dev *dev, uint32_t request, const void *payload, uint32_t size, int fd,
+                           uint64_t map_len)
 {
 	struct vhu_msg *msg = calloc(1, sizeof(*msg));
 	bool ack = dev->protocol_features & (1ull << VHU_PROTOCOL_F_REPLY_ACK);
@@ -94,9 +166,13 @@ static int backend_request(struct vu_dev *dev, uint32_t request, const void *pay
 	pthread_mutex_lock(&dev->backend_lock);
 	if (dev->backend_req_fd < 0 || !(dev->protocol_features & (1ull << VHU_PROTOCOL_F_BACKEND_REQ)))
 		rc = -ENOTCONN;
-	else if ((rc = vhu_send(dev->backend_req_fd, msg)) == 0 && ack) {
-		dev->backend_unanswered++;
-		rc = await_reply(dev, request);
+	else {
+		if (map_len)
+			map_sent(dev, fd, map_len);
+		if ((rc = vhu_send(dev->backend_req_fd, msg)) == 0 && ack) {
+			dev->backend_unanswered++;
+			rc = await_reply(dev, request);
+		}
 	}
 	pthread_mutex_unlock(&dev->backend_lock);
 	free(msg);
@@ -133,7 +209,7 @@ static int services_shm_map(void *ctx, uint8_t shmid, int fd, uint64_t fd_offset
 	int rc = check_range(dev, shmid, shm_offset, len);
 	if (rc == 0 && (fd < 0 || fd_offset % PAGE))
 		rc = -EINVAL;
-	return rc < 0 ? rc : backend_request(dev, VHU_BACKEND_SHMEM_MAP, &m, sizeof(m), fd);
+	return rc < 0 ? rc : backend_request(dev, VHU_BACKEND_SHMEM_MAP, &m, sizeof(m), fd, len);
 }
 
 static int services_shm_unmap(void *ctx, uint8_t shmid, uint64_t shm_offset, uint64_t len)
@@ -141,7 +217,7 @@ static int services_shm_unmap(void *ctx, uint8_t shmid, uint64_t shm_offset, uin
 	struct vu_dev *dev = ctx;
 	struct vhu_shmem_map m = { .shmid = shmid, .shm_offset = shm_offset, .len = len };
 	int rc = check_range(dev, shmid, shm_offset, len);
-	return rc < 0 ? rc : backend_request(dev, VHU_BACKEND_SHMEM_UNMAP, &m, sizeof(m), -1);
+	return rc < 0 ? rc : backend_request(dev, VHU_BACKEND_SHMEM_UNMAP, &m, sizeof(m), -1, 0);
 }
 
 void vu_dev_services(struct vu_dev *dev, struct dev_services *out)

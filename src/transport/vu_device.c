@@ -102,6 +102,8 @@ static int on_add_mem_reg(struct vu_dev *dev, struct vhu_msg *msg)
 {
 	if (msg->nfds != 1)
 		return FATAL;
+	if (vu_window_region_add(dev, msg->p.memreg.region.gpa, msg->p.memreg.region.size, msg->fds[0]))
+		return 0; /* one of our own maps: nothing of the guest's to translate there */
 	if (dev->mem.n == GM_MAX_REGIONS) {
 		unsigned running = vu_queues_stop_all(dev);
 		gm_compact(&dev->mem);
@@ -114,6 +116,8 @@ static int on_rem_mem_reg(struct vu_dev *dev, struct vhu_msg *msg)
 {
 	if (msg->nfds > 1)
 		return FATAL;
+	if (vu_window_region_remove(dev, msg->p.memreg.region.gpa, msg->p.memreg.region.size))
+		return 0;
 	return gm_retire(&dev->mem, msg->p.memreg.region.gpa, msg->p.memreg.region.size);
 }
 
@@ -489,6 +493,7 @@ int vu_dev_init(struct vu_dev *dev, int sock, const struct vu_dev_config *cfg)
 	dev->backend_req_fd = -1;
 	pthread_rwlock_init(&dev->ctrl_lock, NULL);
 	pthread_mutex_init(&dev->backend_lock, NULL);
+	pthread_mutex_init(&dev->window_lock, NULL);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++) {
 		struct vu_queue *q = &dev->q[i];
 		q->dev = dev;
@@ -538,6 +543,8 @@ void vu_dev_destroy(struct vu_dev *dev)
 	gm_clear(&dev->mem);
 	pthread_rwlock_unlock(&dev->ctrl_lock);
 	pthread_mutex_destroy(&dev->backend_lock);
+	pthread_mutex_destroy(&dev->window_lock);
+	free(dev->window_regions);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
 		pthread_mutex_destroy(&dev->q[i].push_lock);
 	pthread_rwlock_destroy(&dev->ctrl_lock);

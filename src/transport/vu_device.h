@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include "common/dev_services.h"
+
+#include <sys/types.h>
 #include "transport/guest_mem.h"
 #include "transport/vhost_user.h"
 #include "transport/vq_device.h"
@@ -83,6 +85,18 @@ struct vu_dev {
 	pthread_mutex_t backend_lock;
 	int backend_req_fd;
 	unsigned backend_unanswered; /* requests sent with NEED_REPLY whose reply has not been read (backend_lock) */
+	/* The file ranges we map into a shared-memory region come back to us as memory regions (QEMU tells the
+	 * backend of every RAM section, ADD_MEM_REG/REM_MEM_REG), one pair per map. We never translate guest
+	 * addresses in our own window, so they are recorded, not mapped (vu_backend.c). window_lock guards these;
+	 * taken by the vhost-user thread and by the thread sending a map, never with another lock but backend_lock
+	 * (which nests outside it). */
+	pthread_mutex_t window_lock;
+	/* Maps sent whose region has not come back yet (QEMU announces it before or after its reply). */
+#define VU_MAPS_UNANNOUNCED 64
+	struct { dev_t dev; ino_t ino; uint64_t len; } maps_sent[VU_MAPS_UNANNOUNCED];
+	unsigned n_maps_sent;
+	unsigned n_window_regions;
+	struct { uint64_t gpa, size; } *window_regions;
 	struct vu_queue q[VU_MAX_QUEUES];
 };
 

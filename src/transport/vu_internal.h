@@ -12,4 +12,9 @@ void vu_queue_stop(struct vu_queue *q);
 unsigned vu_queues_stop_all(struct vu_dev *dev);
 void vu_queues_restart(struct vu_dev *dev, unsigned mask);
 
+/* vu_backend.c: a memory region the frontend adds for a map we are making (same file, same length) is recorded
+ * as ours instead of being mapped; true if so. Removing one of those: true if it was one. */
+bool vu_window_region_add(struct vu_dev *dev, uint64_t gpa, uint64_t size, int fd);
+bool vu_window_region_remove(struct vu_dev *dev, uint64_t gpa, uint64_t size);
+
 #endif

@@ -17,6 +17,7 @@
 # Boot 2, mounted dax=inode with vufsd's default --dax-files=page: a 16 MiB file (whole pages) is read through the
 # window (Cached grows < 8 MiB) and a 16 MiB + 1 byte file through the page cache (Cached grows > 12 MiB); both
 # read back with the host's sha256.
+# Boot 3, Debian sid's 7.2 kernel mounted dax=always: the files read back equal, shared mmap is coherent, fsx passes.
 # Skips when Debian sid's QEMU cannot be fetched (no network to the archive).
 # timeout: 600
 set -uo pipefail
@@ -65,13 +66,13 @@ host_side() {
   touch "$share/flags/host-wrote"
 }
 
-boot() {   # name mount-opts guest-script
-  local name=$1 opts=$2 script=$3
+boot() {   # name mount-opts guest-script [guest.sh options...]
+  local name=$1 opts=$2 script=$3; shift 3
   SOCK=$TESTDIR/$name.sock BACKEND_LOG=$TESTDIR/vufsd-$name.log
   start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --tag=myfs --dax-window=64M \
     --cache=auto --log-level=${VUFSD_LOG_LEVEL:-info} || { cat "$BACKEND_LOG"; fail "$name: vufsd did not start"; }
   local grc=0
-  "$GUEST" --qemu 11.1 --device generic --mount-opts "$opts" "$SOCK" "$script" "$DAXMAP" "$FSX" \
+  "$GUEST" --qemu 11.1 --device generic --mount-opts "$opts" "$@" "$SOCK" "$script" "$DAXMAP" "$FSX" \
     >"$TESTDIR/console-$name.txt" 2>"$TESTDIR/guest-$name.err" || grc=$?
   if [ $grc -ne 0 ]; then
     sed -n '/GUEST-MOUNT/,$p' "$TESTDIR/console-$name.txt" | tail -n 40; tail -n 20 "$TESTDIR/guest-$name.err"
@@ -148,6 +149,26 @@ gp=$(cached_kb inode pages16m) go=$(cached_kb inode odd16m)
 echo "== inode: page cache growth: 16 MiB file ${gp:-?} KiB (DAX), 16 MiB + 1 ${go:-?} KiB (not DAX)"
 [ -n "$gp" ] && [ "$gp" -lt 8192 ] || problems+=("inode: the whole-page file went through the page cache (${gp:-?} KiB)")
 [ -n "$go" ] && [ "$go" -gt 12288 ] || problems+=("inode: the odd-size file did not go through the page cache (${go:-?} KiB)")
+
+# ---- boot 3: the 7.2 kernel, dax=always -----------------------------------------------------------------------
+rm -f "$share/flags/"*; head -c 8192 /dev/zero >"$share/coh"; rm -rf "$share/fsx"; mkdir "$share/fsx"
+cat >"$TESTDIR/guest-sid.sh" <<'GEOF'
+cd /mnt
+echo "KERNEL $(uname -r)"
+echo SHA-BEGIN; sha256sum f_* pages16m odd16m; echo SHA-END
+vufs-daxmap /mnt/coh /mnt/flags 60
+vufs-fsx -q -n 2000 -s 11 /mnt/fsx; echo "FSX-EXIT $?"
+GEOF
+host_side & hs=$!
+boot sid dax=always "$TESTDIR/guest-sid.sh" --kernel sid
+wait $hs 2>/dev/null
+c=$TESTDIR/console-sid.txt
+echo "== sid: kernel $(sed -n 's/^KERNEL //p' "$c" | head -1)"
+sed -n '/^SHA-BEGIN/,/^SHA-END/p' "$c" | grep -v '^SHA-' | sed 's| /mnt/| |' >"$TESTDIR/guest-sid.sha256"
+diff <(sort "$TESTDIR/host.sha256") <(sort "$TESTDIR/guest-sid.sha256") || problems+=("sid: files read in the 7.2 guest differ")
+grep -q '^DAXMAP OK' "$c" || problems+=("sid: shared mmap not coherent: $(grep -m1 '^DAXMAP' "$c")")
+grep -q '^FSX OK' "$c" && grep -q '^FSX-EXIT 0' "$c" || problems+=("sid: fsx: $(grep -m1 '^FSX' "$c" || echo 'no FSX line')")
+echo "== sid: $(grep -m1 '^DAXMAP' "$c"); $(grep -m1 '^FSX' "$c")"
 
 echo "== total $((SECONDS - t0))s"
 if [ ${#problems[@]} -gt 0 ]; then

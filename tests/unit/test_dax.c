@@ -15,6 +15,7 @@
 #include "transport/shm_window.h"
 
 #include <errno.h>
+#include "common/util.h"
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -357,6 +358,55 @@ static void test_session_start_forgets_without_unmapping(void **state)
 	assert_int_equal(shm_window_unmap(&win, 0, 8192), 0);
 }
 
+/* A guest in miniature: one file, extending writes as FUSE_WRITE, stores below EOF straight into the window, stats
+ * and syncs in a random order; after every step the window shows what the guest wrote, and at the end the file. */
+static void test_random_growth_and_stores_match_a_model(void **state)
+{
+	(void)state;
+	enum { MAX = 3 * RANGE / 2 };
+	uint8_t *model = calloc(1, MAX);
+	uint64_t node = make_file("model", 0), fh = open_rw(node), size = 0, x = 12345;
+	assert_int_equal(fs_setupmapping(fs, node, 0, RANGE, 0, true), 0);
+	for (int step = 0; step < 3000; step++) {
+		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		unsigned op = x % 8, len = 1 + (unsigned)(x >> 8) % 3000;
+		if (op < 3 && size + len < RANGE) {             /* extending write */
+			uint8_t buf[3000];
+			uint64_t off = size - (size ? (x >> 20) % (size < 100 ? size : 100) : 0);
+			for (unsigned i = 0; i < len; i++)
+				buf[i] = model[off + i] = (uint8_t)(x >> 3) + (uint8_t)i;
+			struct iovec iov = { buf, len };
+			assert_int_equal(fs_write(fs, &root, fh, off, &iov, 1, false), (ssize_t)len);
+			if (off + len > size)
+				size = off + len;
+		} else if (op < 6 && size > 0) {                  /* a store below EOF through the window */
+			uint64_t off = (x >> 24) % size;
+			len = (unsigned)MIN((uint64_t)len, size - off);
+			for (unsigned i = 0; i < len; i++)
+				win.base[off + i] = model[off + i] = (uint8_t)(x >> 5) ^ (uint8_t)i;
+		} else if (op == 6) {
+			struct stat st;
+			assert_int_equal(fs_getattr(fs, node, FS_NO_HANDLE, &st), 0);
+			assert_int_equal((uint64_t)st.st_size, size);
+		} else {
+			assert_int_equal(fs_fsync(fs, node, fh, false), 0);
+		}
+		if (memcmp(win.base, model, size) != 0)
+			fail_msg("step %d (op %u): the window differs from what the guest wrote", step, op);
+	}
+	assert_int_equal(fs_fsync(fs, node, fh, false), 0);
+	uint8_t *file = malloc(size + 1);
+	int fd = open(hpath("model"), O_RDONLY);
+	assert_int_equal(pread(fd, file, size + 1, 0), (ssize_t)size);
+	close(fd);
+	for (uint64_t i = 0; i < size; i++)
+		if (file[i] != model[i])
+			fail_msg("file byte %llu is %u, the guest wrote %u", (unsigned long long)i, file[i], model[i]);
+	free(file);
+	free(model);
+	assert_int_equal(fs_release(fs, node, fh, false, 0), 0);
+}
+
 int main(void)
 {
 	log_init("test_dax", LOG_LVL_ERROR, false);
@@ -372,6 +422,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_device_failure_is_eio_never_eagain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forget_keeps_a_mapped_inode_until_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_start_forgets_without_unmapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_growth_and_stores_match_a_model, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
