@@ -87,6 +87,17 @@ int shm_window_unmap(struct shm_window *w, uint64_t off, uint64_t len)
 	return rc;
 }
 
+void shm_window_clear(struct shm_window *w)
+{
+	if (!w->base)
+		return;
+	pthread_mutex_lock(&w->lock);
+	/* One reserved hole over the whole window: cannot fail short of the address space being exhausted. */
+	if (mmap(w->base, w->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED)
+		w->n = 0;
+	pthread_mutex_unlock(&w->lock);
+}
+
 static uint64_t services_size(void *ctx, uint8_t shmid)
 {
 	struct shm_window *w = ctx;

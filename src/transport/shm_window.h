@@ -30,6 +30,8 @@ int shm_window_init(struct shm_window *w, uint64_t size);
 void shm_window_destroy(struct shm_window *w);
 int shm_window_map(struct shm_window *w, int fd, uint64_t fd_offset, uint64_t off, uint64_t len, bool writable);
 int shm_window_unmap(struct shm_window *w, uint64_t off, uint64_t len);
+/* Drops every mapping, as QEMU does at a device reset. */
+void shm_window_clear(struct shm_window *w);
 /* The window as device services (region 0 only). */
 void shm_window_services(struct shm_window *w, struct dev_services *out);
 

@@ -63,6 +63,7 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const s
 	int rc;
 	memset(fe, 0, sizeof(*fe));
 	fe->sock = fe->memfd = -1;
+	fe->be.fd = fe->be.stop_fd = -1;
 	pthread_mutex_init(&fe->alloc_lock, NULL);
 	for (unsigned i = 0; i < VU_FE_MAX_QUEUES; i++) {
 		fe->q[i].kick_fd = fe->q[i].call_fd = fe->q[i].err_fd = -1;
@@ -76,6 +77,7 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const s
 	fe->queue_size = cfg->queue_size;
 	fe->mem_size = cfg->mem_size;
 	fe->want_packed = cfg->packed;
+	fe->want_shmem = cfg->want_shmem;
 	if (cfg->no_event_idx)
 		fe->features = 1; /* marker read by start: never ask for EVENT_IDX */
 
@@ -102,33 +104,46 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const s
 	return fe->sock < 0 ? fe->sock : 0;
 }
 
+/* Builds and sends one request in msg. */
+static int send_request(struct vu_frontend *fe, uint32_t request, const void *payload, uint32_t size,
+                        const int *fds, unsigned nfds, uint32_t flags, struct vhu_msg *msg)
+{
+	msg->hdr = (struct vhu_hdr){ .request = request, .flags = VHU_VERSION | flags, .size = size };
+	if (size)
+		memcpy(&msg->p, payload, size);
+	if (nfds)
+		memcpy(msg->fds, fds, nfds * sizeof(int));
+	msg->nfds = nfds;
+	return vhu_send(fe->sock, msg);
+}
+
+/* Takes the backend's answer to request into msg (its size is the caller's to check). */
+static int recv_reply(struct vu_frontend *fe, uint32_t request, struct vhu_msg *msg)
+{
+	int rc = vhu_recv(fe->sock, msg);
+	if (rc < 0)
+		return rc;
+	vhu_close_fds(msg);
+	if (msg->hdr.request != request || !(msg->hdr.flags & VHU_FLAG_REPLY)) {
+		log_err("vhost-user: backend answered %s with %s", vhu_request_name(request),
+		        vhu_request_name(msg->hdr.request));
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /* Sends a request; with REPLY_ACK negotiated and no reply of its own, waits for the backend's status. */
 static int call(struct vu_frontend *fe, uint32_t request, const void *payload, uint32_t size, const int *fds,
                 unsigned nfds, void *reply, uint32_t reply_size)
 {
-	struct vhu_msg msg = { .hdr = { .request = request, .flags = VHU_VERSION, .size = size } };
+	struct vhu_msg msg;
 	bool ack = !reply && (fe->protocol_features & (1ull << VHU_PROTOCOL_F_REPLY_ACK));
-	int rc;
+	int rc = send_request(fe, request, payload, size, fds, nfds, ack ? VHU_FLAG_NEED_REPLY : 0, &msg);
 
-	if (ack)
-		msg.hdr.flags |= VHU_FLAG_NEED_REPLY;
-	if (size)
-		memcpy(&msg.p, payload, size);
-	if (nfds)
-		memcpy(msg.fds, fds, nfds * sizeof(int));
-	msg.nfds = nfds;
-	rc = vhu_send(fe->sock, &msg);
 	if (rc < 0 || (!reply && !ack))
 		return rc;
-	rc = vhu_recv(fe->sock, &msg);
-	if (rc < 0)
+	if ((rc = recv_reply(fe, request, &msg)) < 0)
 		return rc;
-	vhu_close_fds(&msg);
-	if (msg.hdr.request != request || !(msg.hdr.flags & VHU_FLAG_REPLY)) {
-		log_err("vhost-user: backend answered %s with %s", vhu_request_name(request),
-		        vhu_request_name(msg.hdr.request));
-		return -EPROTO;
-	}
 	if (ack) {
 		if (msg.hdr.size != sizeof(uint64_t))
 			return -EPROTO;
@@ -175,8 +190,53 @@ static int start_queue(struct vu_frontend *fe, unsigned i)
 	return rc;
 }
 
+/* Region 0's size from GET_SHMEM_CONFIG: 0 if there is none we can use as a window. */
+static uint64_t shmem_window_size(struct vu_frontend *fe)
+{
+	struct vhu_msg msg;
+	const struct vhu_shmem_config *sc = &msg.p.shmem;
+	if (send_request(fe, VHU_GET_SHMEM_CONFIG, NULL, 0, NULL, 0, 0, &msg) < 0 ||
+	    recv_reply(fe, VHU_GET_SHMEM_CONFIG, &msg) < 0)
+		return 0;
+	/* As QEMU 11.1.3 reads it: the count, then one size per region. */
+	if (msg.hdr.size < 8 || sc->nregions < 1 || sc->nregions > VHU_SHMEM_MAX || msg.hdr.size != 8 + sc->nregions * 8)
+		return 0;
+	uint64_t size = sc->sizes[0];
+	if (!size || size % (2u << 20) || size > VU_FE_MAX_WINDOW) {
+		log_warn("vhost-user: shared-memory region 0 of %llu bytes is not a window we take",
+		         (unsigned long long)size);
+		return 0;
+	}
+	return size;
+}
+
+/* The backend channel (a socketpair whose other end the backend takes) and the window it maps into. */
+static int setup_window(struct vu_frontend *fe)
+{
+	int sv[2], rc;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return neg_errno();
+	rc = call(fe, VHU_SET_BACKEND_REQ_FD, NULL, 0, &sv[1], 1, NULL, 0);
+	close(sv[1]);
+	if (rc < 0) {
+		close(sv[0]);
+		return rc;
+	}
+	uint64_t size = shmem_window_size(fe);
+	if (!size || shm_window_init(&fe->window, size) < 0) {
+		close(sv[0]);
+		return 0; /* no window: no DAX, the rest works */
+	}
+	rc = vu_fe_backend_start(&fe->be, sv[0], &fe->window);
+	if (rc == 0)
+		log_info("vhost-user: a DAX window of %llu MiB", (unsigned long long)(size >> 20));
+	return rc;
+}
+
 static int negotiate(struct vu_frontend *fe)
 {
+	const uint64_t shmem_features = 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_BACKEND_REQ |
+	                                1ull << VHU_PROTOCOL_F_SHMEM;
 	uint64_t offered, want, pf;
 	bool no_event_idx = fe->features == 1;
 	int rc;
@@ -198,7 +258,11 @@ static int negotiate(struct vu_frontend *fe)
 	if (offered & (1ull << VHU_F_PROTOCOL_FEATURES)) {
 		if ((rc = get_u64(fe, VHU_GET_PROTOCOL_FEATURES, &pf)) < 0)
 			return rc;
-		pf &= 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_CONFIG;
+		pf &= 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_CONFIG |
+		      (fe->want_shmem ? shmem_features : 0);
+		/* Maps are backend requests that must be acknowledged: the window needs all three. */
+		if ((pf & shmem_features) != shmem_features)
+			pf &= ~shmem_features;
 		if ((rc = call_u64(fe, VHU_SET_PROTOCOL_FEATURES, pf)) < 0)
 			return rc;
 		fe->protocol_features = pf;
@@ -212,6 +276,8 @@ static int negotiate(struct vu_frontend *fe)
 				return -EINVAL;
 			}
 		}
+		if ((pf & shmem_features) == shmem_features && (rc = setup_window(fe)) < 0)
+			return rc;
 	}
 	if ((rc = call(fe, VHU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0)) < 0)
 		return rc;
@@ -274,6 +340,20 @@ int vu_frontend_submit(struct vu_frontend *fe, unsigned qi, const struct vq_seg 
 	return rc;
 }
 
+/* The device is stopped: as QEMU at a reset, every mapping goes, and no more are taken. */
+static void drop_window(struct vu_frontend *fe)
+{
+	vu_fe_backend_stop(&fe->be);
+	if (!vu_frontend_has_window(fe))
+		return;
+	if (fe->be.maps)
+		log_info("DAX window: %llu SHMEM_MAP and %llu SHMEM_UNMAP done, %llu refused",
+		         (unsigned long long)fe->be.maps, (unsigned long long)fe->be.unmaps,
+		         (unsigned long long)fe->be.failed);
+	fe->be.maps = 0;
+	shm_window_clear(&fe->window);
+}
+
 void vu_frontend_stop(struct vu_frontend *fe)
 {
 	if (fe->sock < 0)
@@ -291,10 +371,13 @@ void vu_frontend_stop(struct vu_frontend *fe)
 		if (call(fe, VHU_GET_VRING_BASE, &st, sizeof(st), NULL, 0, &st, sizeof(st)) == 0)
 			fe->q[i].stop_base = st.num;
 	}
+	drop_window(fe);
 }
 
 void vu_frontend_close(struct vu_frontend *fe)
 {
+	drop_window(fe);
+	shm_window_destroy(&fe->window);
 	close_if_open(&fe->sock);
 	for (unsigned i = 0; i < VU_FE_MAX_QUEUES; i++) {
 		struct vu_fe_queue *q = &fe->q[i];

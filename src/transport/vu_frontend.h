@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transport/shm_window.h"
 #include "transport/vq_driver.h"
+#include "transport/vu_fe_backend.h"
 
 #define VU_FE_MAX_QUEUES 17
 
@@ -23,7 +25,11 @@ struct vu_frontend_config {
 	size_t mem_size;          /* bytes of shared memory, rings included */
 	bool no_event_idx;        /* do not negotiate EVENT_IDX even if offered */
 	bool packed;              /* packed virtqueues (VIRTIO_F_RING_PACKED); start fails if not offered */
+	bool want_shmem;          /* take the backend's shared-memory region 0 (F_SHMEM) as a DAX window */
 };
+
+/* The largest window we reserve address space for (vufsd's own bound). */
+#define VU_FE_MAX_WINDOW (64ull << 30)
 
 struct vu_fe_queue {
 	pthread_mutex_t lock;     /* guards vq: submitters and the completion side */
@@ -44,7 +50,10 @@ struct vu_frontend {
 	uint64_t features, protocol_features;
 	unsigned nqueues, queue_size, hiprio_size;
 	char tag[37];             /* the device's tag from its config space (F_CONFIG), or "" */
-	bool want_packed;
+	bool want_packed, want_shmem;
+	/* The DAX window (window.base NULL: none) and the backend channel that maps into it. */
+	struct shm_window window;
+	struct vu_fe_backend be;
 	struct vu_fe_queue q[VU_FE_MAX_QUEUES];
 };
 
@@ -58,7 +67,8 @@ static inline void *vu_frontend_host(const struct vu_frontend *fe, uint64_t gpa)
 /* Adds a chain to queue qi and kicks if the backend wants it. -ENOSPC when the ring is full. */
 int vu_frontend_submit(struct vu_frontend *fe, unsigned qi, const struct vq_seg *segs, unsigned n_rd,
                        unsigned n_wr, void *token);
-/* Stops the queues as QEMU does at shutdown (disable, GET_VRING_BASE) and closes the connection. */
+static inline bool vu_frontend_has_window(const struct vu_frontend *fe) { return fe->window.base != NULL; }
+/* Stops the queues as QEMU does at shutdown (disable, GET_VRING_BASE) and drops every DAX mapping. */
 void vu_frontend_stop(struct vu_frontend *fe);
 void vu_frontend_close(struct vu_frontend *fe);
 
