@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "mount/dax.h"
 #include "mount/forgets.h"
 #include "transport/fuse_dev.h"
 
@@ -27,6 +28,10 @@
 #define INIT_FLAGS_DROPPED ((uint64_t)FUSE_MAP_ALIGNMENT | FUSE_SUBMOUNTS | FUSE_SPLICE_READ | FUSE_SPLICE_WRITE | \
                             FUSE_SPLICE_MOVE | FUSE_HAS_INODE_DAX)
 
+/* The driver's own requests (SETUPMAPPING, REMOVEMAPPING of up to a page of entries) and their reply header. */
+#define CTL_REQ_BYTES (2 * PAGE_BYTES)
+#define CTL_BYTES (CTL_REQ_BYTES + PAGE_BYTES)
+
 enum slot_state { SLOT_IDLE, SLOT_IN_FLIGHT };
 
 struct slot {
@@ -35,6 +40,8 @@ struct slot {
 	int fuse_fd;
 	uint8_t *req, *rep;
 	uint64_t req_gpa, rep_gpa;
+	uint8_t *ctl;             /* with DAX: the driver's own requests, sent while req holds the kernel's */
+	uint64_t ctl_gpa;
 	size_t req_size, rep_size;
 	/* Under the lock of the queue it was submitted to. */
 	enum slot_state state;
@@ -81,11 +88,13 @@ struct bridge {
 	pthread_t completer[VU_FE_MAX_QUEUES];
 	pthread_t monitor;
 	bool started;
+	struct mdax *dax;         /* NULL: no DAX */
+	uint64_t ctl_unique;      /* atomic: unique numbers of the driver's own requests */
 };
 
 size_t bridge_memory_needed(const struct bridge_config *cfg)
 {
-	size_t per = 2 * ((size_t)cfg->max_write + 2 * PAGE_BYTES);
+	size_t per = 2 * ((size_t)cfg->max_write + 2 * PAGE_BYTES) + (cfg->dax ? CTL_BYTES : 0);
 	return per * cfg->threads + (size_t)cfg->hiprio_size * FORGET_BUF_BYTES;
 }
 
@@ -181,6 +190,16 @@ static void reply_error(struct slot *s, uint64_t unique, int error)
 	write_reply(s, &h, sizeof(h));
 }
 
+/* INIT's answer: the backend maps 2 MiB ranges (map_alignment <= 21, as Linux checks), or there is no DAX. */
+static void dax_init_reply(struct bridge *b, const struct fuse_init_out *o, size_t have)
+{
+	if (have < offsetof(struct fuse_init_out, map_alignment) + sizeof(o->map_alignment) ||
+	    !(o->flags & FUSE_MAP_ALIGNMENT))
+		mdax_disable(b->dax, "the backend's INIT has no map_alignment");
+	else if (o->map_alignment > MDAX_ALIGN_SHIFT)
+		mdax_disable(b->dax, "the backend's map_alignment is above 21");
+}
+
 /* Makes the backend's INIT answer one the host kernel and this bridge can both live with. */
 static void patch_init_reply(struct bridge *b, struct slot *s, uint64_t kernel_flags, uint32_t len)
 {
@@ -188,6 +207,8 @@ static void patch_init_reply(struct bridge *b, struct slot *s, uint64_t kernel_f
 	size_t have = len - sizeof(struct fuse_out_header);
 	if (have < offsetof(struct fuse_init_out, max_write) + sizeof(o->max_write))
 		return;
+	if (b->dax)
+		dax_init_reply(b, o, have);
 	uint64_t flags = o->flags;
 	bool ext = have >= offsetof(struct fuse_init_out, flags2) + sizeof(o->flags2);
 	if (ext && (flags & FUSE_INIT_EXT))
@@ -220,12 +241,12 @@ static uint64_t kernel_init_flags(const uint8_t *req, size_t len)
 }
 
 /* The checks the Linux driver leaves to the FUSE core: a reply must be whole and answer this request. */
-static int check_reply(const struct slot *s, uint64_t unique, uint32_t used_len)
+static int check_reply(const uint8_t *rep, size_t rep_size, uint64_t unique, uint32_t used_len)
 {
 	struct fuse_out_header h;
-	if (used_len < sizeof(h) || used_len > s->rep_size)
+	if (used_len < sizeof(h) || used_len > rep_size)
 		return -EIO;
-	memcpy(&h, s->rep, sizeof(h));
+	memcpy(&h, rep, sizeof(h));
 	if (h.len != used_len || h.unique != unique || h.error > 0 || h.error < -4095 ||
 	    (h.error != 0 && h.len != sizeof(h)))
 		return -EIO;
@@ -322,8 +343,11 @@ static size_t send_forgets(struct bridge *b, bool *kick)
 	return sent;
 }
 
-static void add_forget(struct hiprio *hp, uint64_t nodeid, uint64_t nlookup)
+typedef void forget_fn(void *ctx, uint64_t nodeid, uint64_t nlookup);
+
+static void add_forget(void *ctx, uint64_t nodeid, uint64_t nlookup)
 {
+	struct hiprio *hp = ctx;
 	int rc = forget_set_add(&hp->pending, nodeid, nlookup);
 	hp->nodes_in++;
 	if (rc > 0)
@@ -332,8 +356,8 @@ static void add_forget(struct hiprio *hp, uint64_t nodeid, uint64_t nlookup)
 		log_err("no memory to keep a forget: the backend keeps node %#llx", (unsigned long long)nodeid);
 }
 
-/* Adds the nodes of the kernel's FORGET or BATCH_FORGET in req to the pending set. Under the hiprio lock. */
-static void collect_forgets(struct hiprio *hp, const uint8_t *req, size_t len)
+/* Hands each node of the kernel's FORGET or BATCH_FORGET in req to fn. */
+static void each_forget(const uint8_t *req, size_t len, forget_fn *fn, void *ctx)
 {
 	struct fuse_in_header h;
 	struct fuse_forget_in one;
@@ -345,7 +369,7 @@ static void collect_forgets(struct hiprio *hp, const uint8_t *req, size_t len)
 	if (h.opcode == FUSE_FORGET) {
 		if (room >= sizeof(one)) {
 			memcpy(&one, p, sizeof(one));
-			add_forget(hp, h.nodeid, one.nlookup);
+			fn(ctx, h.nodeid, one.nlookup);
 		}
 		return;
 	}
@@ -356,7 +380,7 @@ static void collect_forgets(struct hiprio *hp, const uint8_t *req, size_t len)
 	for (size_t i = 0; i < n; i++) {
 		struct fuse_forget_one f;
 		memcpy(&f, p + sizeof(batch) + i * sizeof(f), sizeof(f));
-		add_forget(hp, f.nodeid, f.nlookup);
+		fn(ctx, f.nodeid, f.nlookup);
 	}
 }
 
@@ -371,7 +395,7 @@ static void queue_forgets(struct bridge *b, const uint8_t *req, size_t len)
 	pthread_mutex_lock(&q->lock);
 	/* Checked under the lock, as drop_forgets clears under it after dead is set: nothing is added after. */
 	if (!bridge_backend_dead(b)) {
-		collect_forgets(&b->hp, req, len);
+		each_forget(req, len, add_forget, &b->hp);
 		send_forgets(b, &kick);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -454,6 +478,120 @@ static void wait_reply(struct bridge *b, struct slot *s, unsigned qi)
 		;
 }
 
+/* Puts a chain on s's queue and waits for the answer: 0 (s->used_len bytes came back) or a negative errno. */
+static int roundtrip(struct bridge *b, struct slot *s, const struct vq_seg *segs, unsigned n_rd, unsigned n_wr)
+{
+	unsigned qi = pick_queue(b, s);
+	int rc = submit(b, s, qi, segs, n_rd, n_wr);
+	if (rc == 0) {
+		wait_reply(b, s, qi);
+		rc = s->status;
+	}
+	return rc;
+}
+
+/* The DAX driver's own requests (mdax_io), in the slot's ctl buffer: the kernel's request stays in req. */
+static int ctl_call(void *ctx, uint32_t opcode, uint64_t nodeid, const void *arg, uint32_t len)
+{
+	struct slot *s = ctx;
+	struct fuse_in_header h = { .len = (uint32_t)sizeof(h) + len, .opcode = opcode, .nodeid = nodeid,
+	                            .unique = __atomic_add_fetch(&s->b->ctl_unique, 2, __ATOMIC_RELAXED) };
+	struct fuse_out_header o;
+	uint8_t *rep = s->ctl + CTL_REQ_BYTES;
+
+	if (len > CTL_REQ_BYTES - sizeof(h))
+		return -EINVAL;
+	memcpy(s->ctl, &h, sizeof(h));
+	memcpy(s->ctl + sizeof(h), arg, len);
+	struct vq_seg segs[2] = { { s->ctl_gpa, h.len }, { s->ctl_gpa + CTL_REQ_BYTES, sizeof(o) } };
+	int rc = roundtrip(s->b, s, segs, 1, 1);
+	if (rc == 0)
+		rc = check_reply(rep, sizeof(o), h.unique, s->used_len);
+	if (rc < 0)
+		return rc;
+	memcpy(&o, rep, sizeof(o)); /* read once more from shared memory: checked again */
+	return o.error > 0 || o.error < -4095 ? -EIO : o.error;
+}
+
+/* READ served from the DAX window: true if answered. */
+static bool dax_read(struct bridge *b, struct slot *s, const struct fuse_in_header *h, size_t len)
+{
+	struct fuse_read_in in;
+	struct mdax_io io = { s, ctl_call };
+	struct fuse_out_header o = { .unique = h->unique };
+
+	if (len < sizeof(*h) + sizeof(in))
+		return false;
+	memcpy(&in, s->req + sizeof(*h), sizeof(in));
+	uint32_t room = (uint32_t)(s->rep_size - sizeof(o));
+	ssize_t n = mdax_read(b->dax, &io, h->nodeid, in.offset, MIN(in.size, room), s->rep + sizeof(o));
+	if (n < 0)
+		return false;
+	o.len = (uint32_t)(sizeof(o) + (size_t)n);
+	memcpy(s->rep, &o, sizeof(o));
+	write_reply(s, s->rep, o.len);
+	return true;
+}
+
+/* WRITE that does not extend the file, into the DAX window: true if answered. */
+static bool dax_write(struct bridge *b, struct slot *s, const struct fuse_in_header *h, size_t len)
+{
+	struct fuse_write_in in;
+	struct mdax_io io = { s, ctl_call };
+
+	if (len < sizeof(*h) + sizeof(in))
+		return false;
+	memcpy(&in, s->req + sizeof(*h), sizeof(in));
+	/* Killing suid/sgid is the backend's business: such a write goes to it. */
+	if ((in.write_flags & FUSE_WRITE_KILL_SUIDGID) || len - sizeof(*h) - sizeof(in) != in.size)
+		return false;
+	ssize_t n = mdax_write(b->dax, &io, h->nodeid, in.offset, in.size, s->req + sizeof(*h) + sizeof(in));
+	if (n < 0)
+		return false;
+	struct {
+		struct fuse_out_header o;
+		struct fuse_write_out w;
+	} r = { { .len = sizeof(r), .unique = h->unique }, { .size = (uint32_t)n } };
+	write_reply(s, &r, sizeof(r));
+	return true;
+}
+
+struct forget_ctx {
+	struct bridge *b;
+	struct mdax_io io;
+};
+
+static void dax_forget_one(void *ctx, uint64_t nodeid, uint64_t nlookup)
+{
+	struct forget_ctx *f = ctx;
+	mdax_forget(f->b->dax, &f->io, nodeid);
+}
+
+/* With DAX: READ and WRITE the window can serve, and ranges to remove before a FORGET. True if answered. */
+static bool dax_request(struct bridge *b, struct slot *s, const struct fuse_in_header *h, size_t len)
+{
+	if (h->opcode == FUSE_READ)
+		return dax_read(b, s, h, len);
+	if (h->opcode == FUSE_WRITE)
+		return dax_write(b, s, h, len);
+	if (h->opcode == FUSE_FORGET || h->opcode == FUSE_BATCH_FORGET) {
+		struct forget_ctx f = { b, { s, ctl_call } };
+		each_forget(s->req, len, dax_forget_one, &f);
+	}
+	return false;
+}
+
+/* INIT: ask for the window's alignment as the Linux driver does when it has a window. */
+static void dax_init_request(struct bridge *b, struct slot *s, size_t len)
+{
+	struct fuse_init_in in;
+	if (len < sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags2))
+		return;
+	memcpy(&in, s->req + sizeof(struct fuse_in_header), offsetof(struct fuse_init_in, flags2));
+	in.flags |= FUSE_MAP_ALIGNMENT;
+	memcpy(s->req + sizeof(struct fuse_in_header), &in, offsetof(struct fuse_init_in, flags2));
+}
+
 static void forward(struct bridge *b, struct slot *s, size_t len)
 {
 	struct fuse_in_header h;
@@ -461,6 +599,8 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 	unsigned n_wr;
 
 	memcpy(&h, s->req, sizeof(h));
+	if (b->dax && dax_request(b, s, &h, len))
+		return;
 	if (h.opcode == FUSE_FORGET || h.opcode == FUSE_BATCH_FORGET) {
 		queue_forgets(b, s->req, len);
 		return;
@@ -471,15 +611,13 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 		return;
 	}
 	uint64_t kflags = h.opcode == FUSE_INIT ? kernel_init_flags(s->req, len) : 0;
+	if (h.opcode == FUSE_INIT && b->dax)
+		dax_init_request(b, s, len);
+	uint64_t seq = b->dax ? mdax_seq(b->dax) : 0;
 	unsigned n = make_segments(s, h.opcode, len, segs, &n_wr);
-	unsigned qi = pick_queue(b, s);
-	int rc = submit(b, s, qi, segs, n - n_wr, n_wr);
-	if (rc == 0) {
-		wait_reply(b, s, qi);
-		rc = s->status;
-	}
+	int rc = roundtrip(b, s, segs, n - n_wr, n_wr);
 	if (rc == 0)
-		rc = check_reply(s, h.unique, s->used_len);
+		rc = check_reply(s->rep, s->rep_size, h.unique, s->used_len);
 	if (rc < 0) {
 		if (rc == -EIO)
 			log_warn("backend reply to request %llu (opcode %u) is malformed", (unsigned long long)h.unique,
@@ -489,6 +627,9 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 	}
 	if (h.opcode == FUSE_INIT)
 		patch_init_reply(b, s, kflags, s->used_len);
+	else if (b->dax && s->used_len > sizeof(struct fuse_out_header))
+		mdax_note_reply(b->dax, s->req, len, s->rep + sizeof(struct fuse_out_header),
+		                s->used_len - sizeof(struct fuse_out_header), seq);
 	write_reply(s, s->rep, s->used_len);
 }
 
@@ -618,6 +759,21 @@ static void hiprio_free(struct bridge *b)
 	free(hp->bufs);
 }
 
+/* dax=always: the window the frontend took, if the backend offered one. */
+static void dax_new(struct bridge *b)
+{
+	b->ctl_unique = 1ull << 62; /* far from the kernel's numbers, which count up from 0 */
+	if (!vu_frontend_has_window(b->fe)) {
+		log_warn("DAX is not available (the backend offers no shared-memory window): reads and writes go to "
+		         "the backend");
+		return;
+	}
+	b->dax = mdax_new(b->fe->window.base, b->fe->window.size);
+	if (!b->dax)
+		log_warn("DAX is not available (a window of %llu bytes has no 2 MiB range, or no memory)",
+		         (unsigned long long)b->fe->window.size);
+}
+
 int bridge_new(struct vu_frontend *fe, int fuse_fd, const struct bridge_config *cfg, struct bridge **out)
 {
 	struct bridge *b = calloc(1, sizeof(*b));
@@ -632,6 +788,8 @@ int bridge_new(struct vu_frontend *fe, int fuse_fd, const struct bridge_config *
 	b->done_fd = eventfd(0, EFD_CLOEXEC);
 	if (!b->slots || b->stop_fd < 0 || b->done_fd < 0 || hiprio_init(b) < 0)
 		goto fail;
+	if (cfg->dax)
+		dax_new(b);
 	for (unsigned i = 0; i < b->nslots; i++) {
 		struct slot *s = &b->slots[i];
 		s->b = b;
@@ -640,6 +798,8 @@ int bridge_new(struct vu_frontend *fe, int fuse_fd, const struct bridge_config *
 		s->req_size = s->rep_size = cfg->max_write + 2 * PAGE_BYTES;
 		s->req = vu_frontend_alloc(fe, s->req_size, PAGE_BYTES, &s->req_gpa);
 		s->rep = vu_frontend_alloc(fe, s->rep_size, PAGE_BYTES, &s->rep_gpa);
+		if (cfg->dax && !(s->ctl = vu_frontend_alloc(fe, CTL_BYTES, PAGE_BYTES, &s->ctl_gpa)))
+			goto fail;
 		if (!s->req || !s->rep || sem_init(&s->done, 0, 0) < 0)
 			goto fail;
 		s->fuse_fd = i == 0 ? fuse_fd : fuse_dev_clone(fuse_fd);
@@ -702,6 +862,7 @@ void bridge_free(struct bridge *b)
 	}
 	free(b->slots);
 	hiprio_free(b);
+	mdax_free(b->dax);
 	close_if_open(&b->stop_fd);
 	close_if_open(&b->done_fd);
 	free(b);

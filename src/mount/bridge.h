@@ -17,6 +17,7 @@ struct bridge_config {
 	uint32_t max_write;      /* bytes of data per READ/WRITE request */
 	unsigned poll_us;        /* a reader polls the used ring this long for its reply before sleeping */
 	unsigned hiprio_size;    /* entries on the hiprio queue: one forget buffer each */
+	bool dax;                /* dax=always: serve READ/WRITE through the frontend's DAX window (mount/dax.h) */
 };
 
 struct bridge;

@@ -30,6 +30,7 @@ struct mount_options {
 	unsigned poll_us;
 	bool no_event_idx;
 	bool packed;
+	bool dax;
 	enum log_level log_level;
 };
 
@@ -50,18 +51,37 @@ static void usage(FILE *out)
 	      "  --no-event-idx      do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
 	      "  --packed            packed virtqueues (VIRTIO_F_RING_PACKED); fails if the backend lacks them\n"
 	      "  --poll-us=N         poll for each reply N microseconds before sleeping (default 0)\n"
+	      "  --dax=never|always  serve reads and writes through the backend's DAX window (default never;\n"
+	      "                      also -o dax=...)\n"
 	      "  --log-level=LEVEL   error, warn, info (default), debug\n"
 	      "  -h, --help          this help\n",
 	      out);
 }
 
-/* Appends user options; default_permissions unless the user says no_default_permissions. */
+static int parse_dax(const char *v, bool *out)
+{
+	if (!strcmp(v, "never") || !strcmp(v, "always")) {
+		*out = !strcmp(v, "always");
+		return 0;
+	}
+	fprintf(stderr, "vufs-mount: dax=%s: never or always (dax=inode needs a guest kernel)\n", v);
+	return -1;
+}
+
+/* Appends user options; default_permissions unless the user says no_default_permissions; dax= is ours. */
 static int add_mount_options(struct mount_options *o, const char *opts)
 {
 	char *copy = strdup(opts), *save = NULL;
 	if (!copy)
 		return -1;
 	for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(item, "dax=", 4)) {
+			if (parse_dax(item + 4, &o->dax) < 0) {
+				free(copy);
+				return -1;
+			}
+			continue;
+		}
 		if (!strcmp(item, "no_default_permissions")) {
 			char *p = strstr(o->options, "default_permissions");
 			if (p)
@@ -86,7 +106,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		{ "threads", required_argument, NULL, 't' },
 		{ "memory", required_argument, NULL, 'm' }, { "max-write", required_argument, NULL, 'w' },
 		{ "no-event-idx", no_argument, NULL, 'E' }, { "packed", no_argument, NULL, 'K' },
-		{ "poll-us", required_argument, NULL, 'P' }, { "log-level", required_argument, NULL, 'L' },
+		{ "poll-us", required_argument, NULL, 'P' }, { "dax", required_argument, NULL, 'D' }, { "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -108,6 +128,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		case 'E': o->no_event_idx = true; break;
 		case 'K': o->packed = true; break;
 		case 'P': if (parse_u64(optarg, 1000000, &v)) return -1; o->poll_us = (unsigned)v; break;
+		case 'D': if (parse_dax(optarg, &o->dax) < 0) return -1; break;
 		case 'L': if (log_parse_level(optarg, &o->log_level)) return -1; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
@@ -198,10 +219,10 @@ int main(int argc, char **argv)
 	}
 	log_init("vufs-mount", o.log_level, false);
 	struct bridge_config bcfg = { .threads = o.threads, .max_write = o.max_write, .poll_us = o.poll_us,
-	                              .hiprio_size = o.hiprio_size };
+	                              .hiprio_size = o.hiprio_size, .dax = o.dax };
 	struct vu_frontend_config fcfg = { .nqueues = 1 + o.queues, .queue_size = o.queue_size,
 	                                   .hiprio_size = o.hiprio_size, .no_event_idx = o.no_event_idx,
-	                                   .packed = o.packed };
+	                                   .packed = o.packed, .want_shmem = o.dax };
 	size_t entries = (size_t)o.queues * o.queue_size + o.hiprio_size;
 	size_t rings = entries * 3 * 16 + (size_t)fcfg.nqueues * 3 * 8192; /* the old per-queue bound, summed */
 	fcfg.mem_size = o.memory ? o.memory : bridge_memory_needed(&bcfg) + rings;
