@@ -627,7 +627,7 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 	}
 	if (h.opcode == FUSE_INIT)
 		patch_init_reply(b, s, kflags, s->used_len);
-	else if (b->dax && s->used_len > sizeof(struct fuse_out_header))
+	else if (b->dax)
 		mdax_note_reply(b->dax, s->req, len, s->rep + sizeof(struct fuse_out_header),
 		                s->used_len - sizeof(struct fuse_out_header), seq);
 	write_reply(s, s->rep, s->used_len);

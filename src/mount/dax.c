@@ -180,6 +180,15 @@ void mdax_grew(struct mdax *d, uint64_t nodeid, uint64_t end)
 	pthread_mutex_unlock(&d->mu);
 }
 
+void mdax_eof(struct mdax *d, uint64_t nodeid, uint64_t end)
+{
+	pthread_mutex_lock(&d->mu);
+	struct mnode *n = find_node(d, nodeid);
+	if (n && n->size_known && end < n->size)
+		n->size = end;
+	pthread_mutex_unlock(&d->mu);
+}
+
 void mdax_size_unknown(struct mdax *d, uint64_t nodeid)
 {
 	pthread_mutex_lock(&d->mu);
@@ -344,7 +353,10 @@ static int copy_io(struct mdax *d, const struct mdax_io *io, uint64_t nodeid, ui
 		pthread_mutex_lock(&d->mu);
 		r->busy--;
 		if (rc < 0) {
+			/* The file shrank under the mapping: its size is not what we think until attributes say again. */
 			d->st.faults++;
+			if ((n = find_node(d, nodeid)))
+				n->size_known = false;
 			return rc;
 		}
 		done += chunk;

@@ -48,6 +48,8 @@ uint64_t mdax_seq(struct mdax *d);
 void mdax_attr(struct mdax *d, uint64_t nodeid, const struct fuse_attr *attr, uint64_t seq);
 /* A forwarded WRITE (or one served from the window) reached end. */
 void mdax_grew(struct mdax *d, uint64_t nodeid, uint64_t end);
+/* A forwarded READ came back short: the file ends at end (the backend's answer, newer than any attr we saw). */
+void mdax_eof(struct mdax *d, uint64_t nodeid, uint64_t end);
 /* The size changed in a way the reply does not tell (FALLOCATE, COPY_FILE_RANGE): reads forward until attrs come. */
 void mdax_size_unknown(struct mdax *d, uint64_t nodeid);
 

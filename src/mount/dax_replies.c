@@ -40,6 +40,17 @@ static void wrote(struct mdax *d, const struct fuse_in_header *h, const uint8_t 
 		mdax_grew(d, h->nodeid, in.offset + out.size);
 }
 
+static void read_short(struct mdax *d, const struct fuse_in_header *h, const uint8_t *req, size_t req_len,
+                       size_t rep_len)
+{
+	struct fuse_read_in in;
+	if (req_len < sizeof(*h) + sizeof(in))
+		return;
+	memcpy(&in, req + sizeof(*h), sizeof(in));
+	if (rep_len < in.size && in.offset <= UINT64_MAX - rep_len)
+		mdax_eof(d, h->nodeid, in.offset + rep_len);
+}
+
 void mdax_note_reply(struct mdax *d, const uint8_t *req, size_t req_len, const uint8_t *rep, size_t rep_len,
                      uint64_t seq)
 {
@@ -63,6 +74,9 @@ void mdax_note_reply(struct mdax *d, const uint8_t *req, size_t req_len, const u
 		break;
 	case FUSE_WRITE:
 		wrote(d, &h, req, req_len, rep, rep_len);
+		break;
+	case FUSE_READ:
+		read_short(d, &h, req, req_len, rep_len);
 		break;
 	case FUSE_FALLOCATE:
 		mdax_size_unknown(d, h.nodeid);
