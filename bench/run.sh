@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vufsd against its peers and the physical limit, measured in one run.
 #
-#   bench/run.sh [--quick] [--sections=abc] [--out=FILE]
+#   bench/run.sh [--quick] [--sections=abcd] [--out=FILE]
 #
 # (a) vufs-microbench: raw FUSE requests on the request queue of vufsd (defaults, and --poll-us=0), QEMU's C
 #     virtiofsd (--thread-pool-size=0 and its default pool of 64), the Rust virtiofsd, and the same system calls
@@ -11,6 +11,8 @@
 # (b) through the host mount: vufs-mount on each backend in each cache mode, and the native directory: fio
 #     (sequential and random read and write, 4 KiB and 1 MiB, psync and libaio), create/stat/`ls -l`/unlink of
 #     many files, untar/find/rm -rf of a real source tree (the files of Debian's cmake-data package).
+# (d) DAX through the host mount: fio 4 KiB random reads (psync) of a 64 MiB file through vufs-mount on
+#     vufsd --dax-window=64M, with --dax=never and --dax=always, in cache modes never and auto.
 # (c) in a real guest (tests/vm/guest.sh, QEMU TCG): create/stat/`ls -l`/unlink, untar/find/rm -rf of part of the
 #     tree, 64 MiB write and read, against vufsd, both virtiofsd and QEMU's virtio-9p, comparable cache modes.
 #
@@ -34,7 +36,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${VUFS_BUILD:-$ROOT/build}
 OUT=$BUILD/bench-results.md
-QUICK=0 SECTIONS=abc
+QUICK=0 SECTIONS=abcd
 for a in "$@"; do
   case $a in
     --quick) QUICK=1 ;;
@@ -116,6 +118,7 @@ start_backend() {
   rm -f "$sock"
   case $kind in
     vufsd)        cmd=("$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --cache="$cache") ;;
+    vufsd-dax)    cmd=("$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --cache="$cache" --dax-window=64M) ;;
     vufsd-nopoll) cmd=("$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --cache="$cache" --poll-us=0) ;;
     qemu)         cmd=("$QEMU_VIRTIOFSD" --socket-path="$sock" -o source="$SHARE" -o cache="${cache/never/none}"
                        --thread-pool-size=0) ;;
@@ -552,6 +555,49 @@ table_b() {
   done
 }
 
+# ---- (d) DAX through the host mount -------------------------------------------------------------------------
+section_d() {
+  local round c dax sock=$WORK/dax.sock i iops
+  : >"$WORK/dax.raw"
+  head -c $((FIO_MIB * 1048576)) /dev/urandom >"$SHARE/fio.dat"
+  printf '[randread-4k-psync]\nfilename=%s\nsize=%sm\nruntime=%sms\ntime_based=1\nrw=randread\nbs=4k\nioengine=psync\n' \
+    "$MNT/fio.dat" "$FIO_MIB" "$FIO_RUNTIME_MS" >"$WORK/dax.job"
+  for ((round = 1; round <= MOUNT_REPS; round++)); do
+    for c in never auto; do for dax in never always; do
+      note "(d) round $round/$MOUNT_REPS: cache=$c dax=$dax"
+      start_backend vufsd-dax "$c" "$sock" || continue
+      "$BUILD/vufs-mount" --socket="$sock" "$MNT" -f --dax="$dax" >>"$LOGS/mount-dax-$c-$dax.log" 2>&1 &
+      MPID=$!
+      for ((i = 0; i < 100; i++)); do mountpoint -q "$MNT" && break; sleep 0.1; done
+      if mountpoint -q "$MNT"; then
+        iops=$(timeout 120 fio --output-format=terse --terse-version=3 "$WORK/dax.job" 2>>"$LOGS/fio.err" | cut -d';' -f8)
+        [ -z "$iops" ] || echo "$c|$dax|$iops" >>"$WORK/dax.raw"
+        umount "$MNT" || umount -l "$MNT"
+      fi
+      for ((i = 0; i < 100; i++)); do kill -0 "$MPID" 2>/dev/null || break; sleep 0.1; done
+      kill "$MPID" 2>/dev/null; wait "$MPID" 2>/dev/null; MPID=''
+      stop_backend
+    done; done
+  done
+  rm -f "$SHARE/fio.dat"
+}
+
+table_d() {
+  local c dax row="| randread-4k-psync (IOPS) |"
+  for c in never auto; do for dax in never always; do
+    row+=" $(human "$(awk -F'|' -v c="$c" -v d="$dax" '$1==c && $2==d {print $3}' "$WORK/dax.raw" | median)") |"
+  done; done
+  echo
+  echo "## (d) DAX through the host mount (vufs-mount --dax on vufsd --dax-window=64M)"
+  echo
+  echo "fio: ${FIO_MIB} MiB file, ${FIO_RUNTIME_MS} ms, 4 KiB random reads, psync; median of $MOUNT_REPS rounds. With"
+  echo "--dax=always a READ is one copy out of the window instead of a round trip to vufsd."
+  echo
+  echo "| workload | cache=never, dax=never | cache=never, dax=always | cache=auto, dax=never | cache=auto, dax=always |"
+  echo "|---|---:|---:|---:|---:|"
+  echo "$row"
+}
+
 # ---- (c) in a real guest ------------------------------------------------------------------------------------
 section_c() {
   local gbin=$WORK/guest-bin t sock=$WORK/guest.sock out rc
@@ -648,6 +694,7 @@ prepare_tree
 [[ $SECTIONS != *a* ]] || { section_a; section_a3; }
 [[ $SECTIONS != *b* ]] || section_b
 [[ $SECTIONS != *c* ]] || section_c
+[[ $SECTIONS != *d* ]] || section_d
 load_check "end"
 mkdir -p "$(dirname "$OUT")"
 {
@@ -662,6 +709,7 @@ mkdir -p "$(dirname "$OUT")"
   [[ $SECTIONS != *a* ]] || { table_a; table_a2; table_a3; }
   [[ $SECTIONS != *b* ]] || table_b
   [[ $SECTIONS != *c* ]] || table_c
+  [[ $SECTIONS != *d* ]] || table_d
   echo
   if [[ $SECTIONS == *a* ]]; then summary; fi
 } | tee "$OUT"
