@@ -3,7 +3,7 @@
 # files of sizes around page and range edges written on the host read back equal through the mount; overwrites
 # through the mount that do not extend the file (served into the window) and appends (forwarded) are seen on the
 # host; a file shrunk on the host under its mapping reads as the host's (the bridge survives the SIGBUS and
-# forwards); fsx passes on the DAX mount; the logs show SETUPMAPPING, REMOVEMAPPING (reclaim and before FORGET),
+# forwards); fsx passes on the DAX mount (cache auto, always+writeback, never); the logs show SETUPMAPPING, REMOVEMAPPING (reclaim and before FORGET),
 # reads and writes from the window, and SHMEM_MAP/UNMAP served by the frontend. The same reads with --dax=never
 # use no window; vufsd without a window and --dax=always logs once that DAX is not available and works as without.
 # vufsd and vufs-mount (the sanitizer build when there is one) exit 0 with no report.
@@ -104,7 +104,21 @@ grep -q "refused" "$SCRATCH/mount.log" && ! grep -q " 0 refused" "$SCRATCH/mount
 grep -q "dax: a window of 32 MiB" "$SCRATCH/backend.log" || fail "vufsd did not offer the window"
 echo "dax=always: ok ($setups setups, $reclaimed reclaimed, $removed removed, $faults faults)"
 
-rm -f "$SHARE"/shrink
+# fsx in the other cache modes: writeback (the kernel's size leads the backend's) and direct I/O (no mmap ops).
+rm -f "$SHARE"/shrink "$SHARE"/rr*
+for mode in "--cache=always --writeback" "--cache=never"; do
+  # shellcheck disable=SC2086
+  start_vufsd --dax-window=32M $mode
+  mount_backend --dax=always
+  case $mode in *never*) nommap=-N ;; *) nommap= ;; esac
+  # shellcheck disable=SC2086
+  "$FSX" -q -n 5000 -s 13 $nommap "$MNT" >"$SCRATCH/fsx.txt" 2>&1 || { cat "$SCRATCH/fsx.txt"; fail "fsx, dax, $mode"; }
+  finish
+  grep -q "from the window: [1-9]" "$SCRATCH/mount.log" || fail "fsx, $mode: nothing served from the window"
+  echo "fsx $mode: $(tail -1 "$SCRATCH/fsx.txt")"
+done
+
+make_files
 start_vufsd --dax-window=32M
 mount_backend --dax=never
 read_sizes "dax=never"
