@@ -102,6 +102,12 @@ maps=$(counter "$SCRATCH/mount.log" SHMEM_MAP) unmaps=$(counter "$SCRATCH/mount.
 grep -q "refused" "$SCRATCH/mount.log" && ! grep -q " 0 refused" "$SCRATCH/mount.log" &&
   fail "the frontend refused a map vufsd sent"
 grep -q "dax: a window of 32 MiB" "$SCRATCH/backend.log" || fail "vufsd did not offer the window"
+grep "ranges mapped" "$SCRATCH/backend.log"
+vmapped=$(counter "$SCRATCH/backend.log" "ranges mapped") vremoved=$(counter "$SCRATCH/backend.log" removed)
+upgrades=$(counter "$SCRATCH/mount.log" "write upgrades")
+[ "${vmapped:-0}" -ge $((setups - ${upgrades:-0})) ] ||
+  fail "vufsd mapped ${vmapped:-0} ranges for $setups SETUPMAPPING (${upgrades:-0} of them upgrades)"
+[ "${vremoved:-0}" -ge "$removed" ] || fail "vufsd removed ${vremoved:-0} ranges, vufs-mount asked $removed"
 echo "dax=always: ok ($setups setups, $reclaimed reclaimed, $removed removed, $faults faults)"
 
 # fsx in the other cache modes: writeback (the kernel's size leads the backend's) and direct I/O (no mmap ops).
