@@ -260,9 +260,10 @@ static int negotiate(struct vu_frontend *fe)
 			return rc;
 		pf &= 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_CONFIG |
 		      (fe->want_shmem ? shmem_features : 0);
-		/* Maps are backend requests that must be acknowledged: the window needs all three. */
+		/* Maps are backend requests that must be acknowledged: the window needs all three (REPLY_ACK stays
+		 * whatever becomes of the other two). */
 		if ((pf & shmem_features) != shmem_features)
-			pf &= ~shmem_features;
+			pf &= ~(1ull << VHU_PROTOCOL_F_BACKEND_REQ | 1ull << VHU_PROTOCOL_F_SHMEM);
 		if ((rc = call_u64(fe, VHU_SET_PROTOCOL_FEATURES, pf)) < 0)
 			return rc;
 		fe->protocol_features = pf;
