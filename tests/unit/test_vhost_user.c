@@ -939,6 +939,7 @@ struct listener {
 	struct server *s;        /* sock[0] is the accepted connection */
 	char dir[64], path[128];
 	unsigned poll_us;
+	uint64_t shmem;          /* bytes of shared-memory region 0 the device offers (0: none) */
 };
 
 static void *accept_and_serve(void *arg)
@@ -950,11 +951,41 @@ static void *accept_and_serve(void *arg)
 		return NULL;
 	}
 	l->s->sock[0] = fd;
-	struct vu_dev_config cfg = { .max_queues = 2, .handle = echo_upper, .opaque = l->s, .poll_us = l->poll_us };
+	struct vu_dev_config cfg = { .max_queues = 2, .handle = echo_upper, .opaque = l->s, .poll_us = l->poll_us,
+	                             .n_shmem = l->shmem ? 1 : 0, .shmem_sizes = { l->shmem } };
 	l->s->rc = vu_dev_init(&l->s->dev, fd, &cfg);
 	if (l->s->rc == 0)
 		l->s->rc = vu_dev_serve(&l->s->dev);
 	return NULL;
+}
+
+static void listener_start(struct listener *l)
+{
+	strcpy(l->dir, "/tmp/vufs-vhu-XXXXXX");
+	assert_non_null(mkdtemp(l->dir));
+	snprintf(l->path, sizeof(l->path), "%s/sock", l->dir);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	strcpy(sa.sun_path, l->path);
+	l->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(l->lfd >= 0);
+	assert_int_equal(bind(l->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(l->lfd, 1), 0);
+	l->s = calloc(1, sizeof(*l->s));
+	assert_non_null(l->s);
+	l->s->sock[0] = l->s->sock[1] = -1;
+	assert_int_equal(pthread_create(&l->s->thread, NULL, accept_and_serve, l), 0);
+}
+
+/* After the frontend closed: the device's server ended cleanly. */
+static void listener_finish(struct listener *l)
+{
+	assert_int_equal(server_wait(l->s), 0);
+	vu_dev_destroy(&l->s->dev);
+	close_if_open(&l->s->sock[0]);
+	free(l->s);
+	close(l->lfd);
+	unlink(l->path);
+	rmdir(l->dir);
 }
 
 /* With poll_us, every tenth request comes after a pause longer than the polling window, so the queue thread both
@@ -963,19 +994,7 @@ static void frontend_round_trips(bool no_event_idx, unsigned poll_us, bool packe
 {
 	int before = count_fds();
 	struct listener l = { .lfd = -1, .poll_us = poll_us };
-	strcpy(l.dir, "/tmp/vufs-vhu-XXXXXX");
-	assert_non_null(mkdtemp(l.dir));
-	snprintf(l.path, sizeof(l.path), "%s/sock", l.dir);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	strcpy(sa.sun_path, l.path);
-	l.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(l.lfd >= 0);
-	assert_int_equal(bind(l.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(l.lfd, 1), 0);
-	l.s = calloc(1, sizeof(*l.s));
-	assert_non_null(l.s);
-	l.s->sock[0] = l.s->sock[1] = -1;
-	assert_int_equal(pthread_create(&l.s->thread, NULL, accept_and_serve, &l), 0);
+	listener_start(&l);
 
 	struct vu_frontend *fe = malloc(sizeof(*fe));
 	assert_non_null(fe);
@@ -1029,14 +1048,61 @@ static void frontend_round_trips(bool no_event_idx, unsigned poll_us, bool packe
 	assert_int_equal(fe->q[1].stop_base, packed ? 0x80048004u : 50u);
 	vu_frontend_close(fe);
 	free(fe);
-	assert_int_equal(server_wait(l.s), 0);
-	vu_dev_destroy(&l.s->dev);
-	close_if_open(&l.s->sock[0]);
-	free(l.s);
-	close(l.lfd);
-	unlink(l.path);
-	rmdir(l.dir);
+	listener_finish(&l);
 	assert_int_equal(count_fds(), before);
+}
+
+/* The frontend as a VMM with a DAX window: it takes region 0 and serves the device's maps into it (through
+ * vu_dev_services, as vufsd's file system sends them), and drops them all when it stops. */
+static void test_frontend_window_takes_the_device_maps(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	struct listener l = { .lfd = -1, .shmem = 4u << 20 };
+	listener_start(&l);
+	struct vu_frontend *fe = malloc(sizeof(*fe));
+	assert_non_null(fe);
+	struct vu_frontend_config cfg = { .nqueues = 2, .queue_size = 16, .mem_size = MEM_SIZE, .want_shmem = true };
+	assert_int_equal(vu_frontend_connect(fe, l.path, &cfg), 0);
+	assert_int_equal(vu_frontend_start(fe), 0);
+	assert_true(vu_frontend_has_window(fe));
+	assert_int_equal(fe->window.size, 4u << 20);
+	struct dev_services svc;
+	vu_dev_services(&l.s->dev, &svc);
+	int fd = memfd_create("dax", MFD_CLOEXEC);
+	assert_int_equal(ftruncate(fd, 8192), 0);
+	assert_int_equal(pwrite(fd, "page", 4, 4096), 4);
+	assert_int_equal(svc.shm_map(svc.ctx, 0, fd, 0, 2u << 20, 8192, true), 0);
+	assert_memory_equal(fe->window.base + (2u << 20) + 4096, "page", 4);
+	assert_int_equal(svc.shm_map(svc.ctx, 0, fd, 0, (2u << 20) + 4096, 8192, true), -EIO); /* overlaps: 1 */
+	assert_int_equal(svc.shm_unmap(svc.ctx, 0, 2u << 20, 8192), 0);
+	assert_int_equal(svc.shm_map(svc.ctx, 0, fd, 0, 0, 8192, false), 0);
+	assert_int_equal(fe->window.n, 1);
+	vu_frontend_stop(fe);
+	assert_int_equal(fe->window.n, 0); /* as QEMU at a reset: every mapping gone */
+	vu_frontend_close(fe);
+	free(fe);
+	close(fd);
+	listener_finish(&l);
+	assert_int_equal(count_fds(), before);
+}
+
+/* Without asking for a window the frontend takes none, and REPLY_ACK stays negotiated. */
+static void test_frontend_without_window(void **state)
+{
+	(void)state;
+	struct listener l = { .lfd = -1, .shmem = 4u << 20 };
+	listener_start(&l);
+	struct vu_frontend fe;
+	struct vu_frontend_config cfg = { .nqueues = 2, .queue_size = 16, .mem_size = MEM_SIZE };
+	assert_int_equal(vu_frontend_connect(&fe, l.path, &cfg), 0);
+	assert_int_equal(vu_frontend_start(&fe), 0);
+	assert_false(vu_frontend_has_window(&fe));
+	assert_true(fe.protocol_features & (1ull << VHU_PROTOCOL_F_REPLY_ACK));
+	assert_false(fe.protocol_features & (1ull << VHU_PROTOCOL_F_SHMEM));
+	vu_frontend_stop(&fe);
+	vu_frontend_close(&fe);
+	listener_finish(&l);
 }
 
 static void test_frontend_end_to_end_with_event_idx(void **state)
@@ -1234,6 +1300,8 @@ int main(void)
 		cmocka_unit_test(test_get_config_answers_the_config_space),
 		cmocka_unit_test(test_get_shmem_config_answers_region_sizes),
 		cmocka_unit_test(test_backend_shmem_map_request_and_reply),
+		cmocka_unit_test(test_frontend_window_takes_the_device_maps),
+		cmocka_unit_test(test_frontend_without_window),
 		cmocka_unit_test(test_set_features_with_unoffered_bits_is_refused),
 		cmocka_unit_test(test_malformed_wrong_payload_size_for_known_request),
 		cmocka_unit_test(test_malformed_fds_on_request_that_takes_none),
