@@ -159,11 +159,14 @@ void mdax_attr(struct mdax *d, uint64_t nodeid, const struct fuse_attr *attr, ui
 	}
 	if (n && !S_ISREG(attr->mode)) {
 		n->size_known = false; /* never served: only regular files have data in the window */
+	} else if (n && n->raised_seq > seq) {
+		/* The size changed after this request went out (a WRITE or FALLOCATE completed meanwhile): the kernel
+		 * keeps the larger size of a WRITE (attr_version), so do we, else a read clipped short would shrink its
+		 * i_size; a size we did not know stays unknown until an attr sent after the change. */
+		if (n->size_known)
+			n->size = MAX(n->size, attr->size);
 	} else if (n) {
-		/* The kernel keeps the larger size of a WRITE that completed after this reply was made (attr_version):
-		 * so do we, else a read clipped short would shrink the kernel's i_size. */
-		bool raced = n->size_known && n->raised_seq > seq;
-		n->size = raced ? MAX(n->size, attr->size) : attr->size;
+		n->size = attr->size;
 		n->size_known = true;
 	}
 	pthread_mutex_unlock(&d->mu);
@@ -173,8 +176,9 @@ void mdax_grew(struct mdax *d, uint64_t nodeid, uint64_t end)
 {
 	pthread_mutex_lock(&d->mu);
 	struct mnode *n = find_node(d, nodeid);
-	if (n && n->size_known && end > n->size) {
-		n->size = end;
+	if (n && (!n->size_known || end > n->size)) {
+		if (n->size_known)
+			n->size = end;
 		n->raised_seq = ++d->seq;
 	}
 	pthread_mutex_unlock(&d->mu);
