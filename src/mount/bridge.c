@@ -13,84 +13,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "mount/dax.h"
-#include "mount/forgets.h"
+#include "mount/bridge_internal.h"
 #include "transport/fuse_dev.h"
-
-#define PAGE_BYTES 4096u
-#define HIPRIO_QUEUE 0
-/* One page of shared memory per hiprio entry carries a FORGET or a BATCH_FORGET of up to this many nodes. */
-#define FORGET_BUF_BYTES PAGE_BYTES
-#define FORGETS_PER_BUF                                                                                         \
-	((FORGET_BUF_BYTES - sizeof(struct fuse_in_header) - sizeof(struct fuse_batch_forget_in)) /           \
-	 sizeof(struct fuse_forget_one))
-/* What we take out of the backend's INIT answer: features a userspace bridge cannot carry. */
-#define INIT_FLAGS_DROPPED ((uint64_t)FUSE_MAP_ALIGNMENT | FUSE_SUBMOUNTS | FUSE_SPLICE_READ | FUSE_SPLICE_WRITE | \
-                            FUSE_SPLICE_MOVE | FUSE_HAS_INODE_DAX)
-
-/* The driver's own requests (SETUPMAPPING, REMOVEMAPPING of up to a page of entries) and their reply header. */
-#define CTL_REQ_BYTES (2 * PAGE_BYTES)
-#define CTL_BYTES (CTL_REQ_BYTES + PAGE_BYTES)
-
-enum slot_state { SLOT_IDLE, SLOT_IN_FLIGHT };
-
-struct slot {
-	struct bridge *b;
-	unsigned index;
-	int fuse_fd;
-	uint8_t *req, *rep;
-	uint64_t req_gpa, rep_gpa;
-	uint8_t *ctl;             /* with DAX: the driver's own requests, sent while req holds the kernel's */
-	uint64_t ctl_gpa;
-	size_t req_size, rep_size;
-	/* Under the lock of the queue it was submitted to. */
-	enum slot_state state;
-	uint32_t used_len;
-	int status;
-	sem_t done;
-	pthread_t thread;
-	bool thread_started;
-};
-
-/* A forget message's buffer; while its chain is on the hiprio ring it is the chain's token. */
-struct forget_buf {
-	uint8_t *mem;
-	uint64_t gpa;
-	struct forget_buf *next_free;
-};
-
-/*
- * Forgets, the Linux driver's way: sent on the hiprio queue with no reply awaited, and what finds the queue full
- * waits in a set that is drained as used entries come back (reap_forgets). All under the hiprio queue's lock.
- * There are as many buffers as hiprio ring entries and a message takes one descriptor, so a free buffer means
- * room on the ring.
- */
-struct hiprio {
-	struct forget_buf *bufs, *free;
-	struct forget_set pending;
-	uint64_t unique;         /* for the messages we make up; see write_forget */
-	/* For the summary at exit: node ids taken from the kernel, merged into one pending, sent after waiting,
-	 * messages sent, lost (backend gone, or no memory). */
-	uint64_t nodes_in, merged, retried, messages, dropped;
-};
-
-struct bridge {
-	struct vu_frontend *fe;
-	int fuse_fd;
-	struct bridge_config cfg;
-	unsigned nslots;
-	struct slot *slots;
-	struct hiprio hp;
-	int stop_fd;              /* wakes completion and monitor threads to leave */
-	int done_fd;              /* counts readers that left */
-	unsigned readers_left;    /* atomic */
-	bool dead;                /* atomic: the backend is gone or broke the protocol */
-	pthread_t completer[VU_FE_MAX_QUEUES];
-	pthread_t monitor;
-	bool started;
-	struct mdax *dax;         /* NULL: no DAX */
-	uint64_t ctl_unique;      /* atomic: unique numbers of the driver's own requests */
-};
 
 size_t bridge_memory_needed(const struct bridge_config *cfg)
 {
@@ -172,7 +96,7 @@ static int submit(struct bridge *b, struct slot *s, unsigned qi, const struct vq
 	return rc;
 }
 
-static void write_reply(struct slot *s, const void *buf, size_t len)
+void bridge_write_reply(struct slot *s, const void *buf, size_t len)
 {
 	const struct fuse_in_header *rq = (const struct fuse_in_header *)s->req;
 	ssize_t n;
@@ -187,17 +111,7 @@ static void write_reply(struct slot *s, const void *buf, size_t len)
 static void reply_error(struct slot *s, uint64_t unique, int error)
 {
 	struct fuse_out_header h = { .len = sizeof(h), .error = error, .unique = unique };
-	write_reply(s, &h, sizeof(h));
-}
-
-/* INIT's answer: the backend maps 2 MiB ranges (map_alignment <= 21, as Linux checks), or there is no DAX. */
-static void dax_init_reply(struct bridge *b, const struct fuse_init_out *o, size_t have)
-{
-	if (have < offsetof(struct fuse_init_out, map_alignment) + sizeof(o->map_alignment) ||
-	    !(o->flags & FUSE_MAP_ALIGNMENT))
-		mdax_disable(b->dax, "the backend's INIT has no map_alignment");
-	else if (o->map_alignment > MDAX_ALIGN_SHIFT)
-		mdax_disable(b->dax, "the backend's map_alignment is above 21");
+	bridge_write_reply(s, &h, sizeof(h));
 }
 
 /* Makes the backend's INIT answer one the host kernel and this bridge can both live with. */
@@ -208,7 +122,7 @@ static void patch_init_reply(struct bridge *b, struct slot *s, uint64_t kernel_f
 	if (have < offsetof(struct fuse_init_out, max_write) + sizeof(o->max_write))
 		return;
 	if (b->dax)
-		dax_init_reply(b, o, have);
+		bridge_dax_init_reply(b, o, have);
 	uint64_t flags = o->flags;
 	bool ext = have >= offsetof(struct fuse_init_out, flags2) + sizeof(o->flags2);
 	if (ext && (flags & FUSE_INIT_EXT))
@@ -241,7 +155,7 @@ static uint64_t kernel_init_flags(const uint8_t *req, size_t len)
 }
 
 /* The checks the Linux driver leaves to the FUSE core: a reply must be whole and answer this request. */
-static int check_reply(const uint8_t *rep, size_t rep_size, uint64_t unique, uint32_t used_len)
+int bridge_check_reply(const uint8_t *rep, size_t rep_size, uint64_t unique, uint32_t used_len)
 {
 	struct fuse_out_header h;
 	if (used_len < sizeof(h) || used_len > rep_size)
@@ -343,7 +257,6 @@ static size_t send_forgets(struct bridge *b, bool *kick)
 	return sent;
 }
 
-typedef void forget_fn(void *ctx, uint64_t nodeid, uint64_t nlookup);
 
 static void add_forget(void *ctx, uint64_t nodeid, uint64_t nlookup)
 {
@@ -357,7 +270,7 @@ static void add_forget(void *ctx, uint64_t nodeid, uint64_t nlookup)
 }
 
 /* Hands each node of the kernel's FORGET or BATCH_FORGET in req to fn. */
-static void each_forget(const uint8_t *req, size_t len, forget_fn *fn, void *ctx)
+void bridge_each_forget(const uint8_t *req, size_t len, forget_fn *fn, void *ctx)
 {
 	struct fuse_in_header h;
 	struct fuse_forget_in one;
@@ -395,7 +308,7 @@ static void queue_forgets(struct bridge *b, const uint8_t *req, size_t len)
 	pthread_mutex_lock(&q->lock);
 	/* Checked under the lock, as drop_forgets clears under it after dead is set: nothing is added after. */
 	if (!bridge_backend_dead(b)) {
-		each_forget(req, len, add_forget, &b->hp);
+		bridge_each_forget(req, len, add_forget, &b->hp);
 		send_forgets(b, &kick);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -479,7 +392,7 @@ static void wait_reply(struct bridge *b, struct slot *s, unsigned qi)
 }
 
 /* Puts a chain on s's queue and waits for the answer: 0 (s->used_len bytes came back) or a negative errno. */
-static int roundtrip(struct bridge *b, struct slot *s, const struct vq_seg *segs, unsigned n_rd, unsigned n_wr)
+int bridge_roundtrip(struct bridge *b, struct slot *s, const struct vq_seg *segs, unsigned n_rd, unsigned n_wr)
 {
 	unsigned qi = pick_queue(b, s);
 	int rc = submit(b, s, qi, segs, n_rd, n_wr);
@@ -490,108 +403,6 @@ static int roundtrip(struct bridge *b, struct slot *s, const struct vq_seg *segs
 	return rc;
 }
 
-/* The DAX driver's own requests (mdax_io), in the slot's ctl buffer: the kernel's request stays in req. */
-static int ctl_call(void *ctx, uint32_t opcode, uint64_t nodeid, const void *arg, uint32_t len)
-{
-	struct slot *s = ctx;
-	struct fuse_in_header h = { .len = (uint32_t)sizeof(h) + len, .opcode = opcode, .nodeid = nodeid,
-	                            .unique = __atomic_add_fetch(&s->b->ctl_unique, 2, __ATOMIC_RELAXED) };
-	struct fuse_out_header o;
-	uint8_t *rep = s->ctl + CTL_REQ_BYTES;
-
-	if (len > CTL_REQ_BYTES - sizeof(h))
-		return -EINVAL;
-	memcpy(s->ctl, &h, sizeof(h));
-	memcpy(s->ctl + sizeof(h), arg, len);
-	struct vq_seg segs[2] = { { s->ctl_gpa, h.len }, { s->ctl_gpa + CTL_REQ_BYTES, sizeof(o) } };
-	int rc = roundtrip(s->b, s, segs, 1, 1);
-	if (rc == 0)
-		rc = check_reply(rep, sizeof(o), h.unique, s->used_len);
-	if (rc < 0)
-		return rc;
-	memcpy(&o, rep, sizeof(o)); /* read once more from shared memory: checked again */
-	return o.error > 0 || o.error < -4095 ? -EIO : o.error;
-}
-
-/* READ served from the DAX window: true if answered. */
-static bool dax_read(struct bridge *b, struct slot *s, const struct fuse_in_header *h, size_t len)
-{
-	struct fuse_read_in in;
-	struct mdax_io io = { s, ctl_call };
-	struct fuse_out_header o = { .unique = h->unique };
-
-	if (len < sizeof(*h) + sizeof(in))
-		return false;
-	memcpy(&in, s->req + sizeof(*h), sizeof(in));
-	uint32_t room = (uint32_t)(s->rep_size - sizeof(o));
-	ssize_t n = mdax_read(b->dax, &io, h->nodeid, in.offset, MIN(in.size, room), s->rep + sizeof(o));
-	if (n < 0)
-		return false;
-	o.len = (uint32_t)(sizeof(o) + (size_t)n);
-	memcpy(s->rep, &o, sizeof(o));
-	write_reply(s, s->rep, o.len);
-	return true;
-}
-
-/* WRITE that does not extend the file, into the DAX window: true if answered. */
-static bool dax_write(struct bridge *b, struct slot *s, const struct fuse_in_header *h, size_t len)
-{
-	struct fuse_write_in in;
-	struct mdax_io io = { s, ctl_call };
-
-	if (len < sizeof(*h) + sizeof(in))
-		return false;
-	memcpy(&in, s->req + sizeof(*h), sizeof(in));
-	/* Killing suid/sgid is the backend's business: such a write goes to it. */
-	if ((in.write_flags & FUSE_WRITE_KILL_SUIDGID) || len - sizeof(*h) - sizeof(in) != in.size)
-		return false;
-	ssize_t n = mdax_write(b->dax, &io, h->nodeid, in.offset, in.size, s->req + sizeof(*h) + sizeof(in));
-	if (n < 0)
-		return false;
-	struct {
-		struct fuse_out_header o;
-		struct fuse_write_out w;
-	} r = { { .len = sizeof(r), .unique = h->unique }, { .size = (uint32_t)n } };
-	write_reply(s, &r, sizeof(r));
-	return true;
-}
-
-struct forget_ctx {
-	struct bridge *b;
-	struct mdax_io io;
-};
-
-static void dax_forget_one(void *ctx, uint64_t nodeid, uint64_t nlookup)
-{
-	struct forget_ctx *f = ctx;
-	mdax_forget(f->b->dax, &f->io, nodeid);
-}
-
-/* With DAX: READ and WRITE the window can serve, and ranges to remove before a FORGET. True if answered. */
-static bool dax_request(struct bridge *b, struct slot *s, const struct fuse_in_header *h, size_t len)
-{
-	if (h->opcode == FUSE_READ)
-		return dax_read(b, s, h, len);
-	if (h->opcode == FUSE_WRITE)
-		return dax_write(b, s, h, len);
-	if (h->opcode == FUSE_FORGET || h->opcode == FUSE_BATCH_FORGET) {
-		struct forget_ctx f = { b, { s, ctl_call } };
-		each_forget(s->req, len, dax_forget_one, &f);
-	}
-	return false;
-}
-
-/* INIT: ask for the window's alignment as the Linux driver does when it has a window. */
-static void dax_init_request(struct bridge *b, struct slot *s, size_t len)
-{
-	struct fuse_init_in in;
-	if (len < sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags2))
-		return;
-	memcpy(&in, s->req + sizeof(struct fuse_in_header), offsetof(struct fuse_init_in, flags2));
-	in.flags |= FUSE_MAP_ALIGNMENT;
-	memcpy(s->req + sizeof(struct fuse_in_header), &in, offsetof(struct fuse_init_in, flags2));
-}
-
 static void forward(struct bridge *b, struct slot *s, size_t len)
 {
 	struct fuse_in_header h;
@@ -599,7 +410,7 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 	unsigned n_wr;
 
 	memcpy(&h, s->req, sizeof(h));
-	if (b->dax && dax_request(b, s, &h, len))
+	if (b->dax && bridge_dax_request(b, s, &h, len))
 		return;
 	if (h.opcode == FUSE_FORGET || h.opcode == FUSE_BATCH_FORGET) {
 		queue_forgets(b, s->req, len);
@@ -612,12 +423,12 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 	}
 	uint64_t kflags = h.opcode == FUSE_INIT ? kernel_init_flags(s->req, len) : 0;
 	if (h.opcode == FUSE_INIT && b->dax)
-		dax_init_request(b, s, len);
+		bridge_dax_init_request(b, s, len);
 	uint64_t seq = b->dax ? mdax_seq(b->dax) : 0;
 	unsigned n = make_segments(s, h.opcode, len, segs, &n_wr);
-	int rc = roundtrip(b, s, segs, n - n_wr, n_wr);
+	int rc = bridge_roundtrip(b, s, segs, n - n_wr, n_wr);
 	if (rc == 0)
-		rc = check_reply(s->rep, s->rep_size, h.unique, s->used_len);
+		rc = bridge_check_reply(s->rep, s->rep_size, h.unique, s->used_len);
 	if (rc < 0) {
 		if (rc == -EIO)
 			log_warn("backend reply to request %llu (opcode %u) is malformed", (unsigned long long)h.unique,
@@ -630,7 +441,7 @@ static void forward(struct bridge *b, struct slot *s, size_t len)
 	else if (b->dax)
 		mdax_note_reply(b->dax, s->req, len, s->rep + sizeof(struct fuse_out_header),
 		                s->used_len - sizeof(struct fuse_out_header), seq);
-	write_reply(s, s->rep, s->used_len);
+	bridge_write_reply(s, s->rep, s->used_len);
 }
 
 static void *reader_thread(void *arg)
@@ -759,21 +570,6 @@ static void hiprio_free(struct bridge *b)
 	free(hp->bufs);
 }
 
-/* dax=always: the window the frontend took, if the backend offered one. */
-static void dax_new(struct bridge *b)
-{
-	b->ctl_unique = 1ull << 62; /* far from the kernel's numbers, which count up from 0 */
-	if (!vu_frontend_has_window(b->fe)) {
-		log_warn("DAX is not available (the backend offers no shared-memory window): reads and writes go to "
-		         "the backend");
-		return;
-	}
-	b->dax = mdax_new(b->fe->window.base, b->fe->window.size);
-	if (!b->dax)
-		log_warn("DAX is not available (a window of %llu bytes has no 2 MiB range, or no memory)",
-		         (unsigned long long)b->fe->window.size);
-}
-
 int bridge_new(struct vu_frontend *fe, int fuse_fd, const struct bridge_config *cfg, struct bridge **out)
 {
 	struct bridge *b = calloc(1, sizeof(*b));
@@ -789,7 +585,7 @@ int bridge_new(struct vu_frontend *fe, int fuse_fd, const struct bridge_config *
 	if (!b->slots || b->stop_fd < 0 || b->done_fd < 0 || hiprio_init(b) < 0)
 		goto fail;
 	if (cfg->dax)
-		dax_new(b);
+		bridge_dax_new(b);
 	for (unsigned i = 0; i < b->nslots; i++) {
 		struct slot *s = &b->slots[i];
 		s->b = b;
