@@ -533,10 +533,21 @@ int vu_dev_serve(struct vu_dev *dev)
 	return rc;
 }
 
+/* Which queues the guest used, and how much: multiqueue is only real if the guest spreads its requests. */
+static void log_queue_counts(struct vu_dev *dev)
+{
+	for (unsigned i = 0; i < dev->cfg.max_queues; i++) {
+		uint64_t n = __atomic_load_n(&dev->q[i].requests, __ATOMIC_RELAXED);
+		if (n)
+			log_info("queue %u: %llu requests", i, (unsigned long long)n);
+	}
+}
+
 void vu_dev_destroy(struct vu_dev *dev)
 {
 	pthread_rwlock_wrlock(&dev->ctrl_lock);
 	reset_queues(dev);
+	log_queue_counts(dev);
 	pthread_mutex_lock(&dev->backend_lock);
 	close_if_open(&dev->backend_req_fd);
 	pthread_mutex_unlock(&dev->backend_lock);

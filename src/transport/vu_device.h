@@ -45,6 +45,7 @@ struct vu_dev_config {
 struct vu_queue {
 	struct vu_dev *dev;
 	unsigned index;
+	uint64_t requests;        /* chains handled since the device was created (atomic: logged at the end) */
 	/* Set by the vhost-user thread while the queue thread is stopped. */
 	unsigned num;
 	uint64_t desc_ua, avail_ua, used_ua;  /* packed: descriptor ring, driver and device event areas */

@@ -139,6 +139,7 @@ static int drain(struct vu_queue *q, struct vq_chain *chain, uint64_t *faults)
 		if (rc == -EIO)
 			return rc;
 		long len = rc == -EBADMSG ? 0 : q->dev->cfg.handle(q->dev->cfg.opaque, q, chain);
+		__atomic_add_fetch(&q->requests, 1, __ATOMIC_RELAXED);
 		if (memory_lost(faults))
 			return -EIO; /* the request read zeros where the guest's bytes were: its reply means nothing */
 		if (len == VU_DEFERRED)
