@@ -192,7 +192,8 @@ int main(int argc, char **argv)
 	if (sandbox_enter(&o) < 0)
 		return 1;
 	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .allow_direct_io = o.allow_direct_io,
-	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files };
+	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files,
+	                          .readonly = o.readonly };
 	rc = fs_new(&fcfg, &fs);
 	if (rc < 0) {
 		log_err("cannot share %s: %s", o.shared_dir, strerror(-rc));

@@ -13,7 +13,7 @@ enum {
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
-	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_UNSUPPORTED,
+	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_UNSUPPORTED,
 };
 
 static const struct option long_opts[] = {
@@ -50,7 +50,8 @@ static const struct option long_opts[] = {
 	{ "dax-window", required_argument, NULL, OPT_DAX_WINDOW },
 	{ "dax-files", required_argument, NULL, OPT_DAX_FILES },
 	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
-	{ "inode-file-handles", optional_argument, NULL, OPT_UNSUPPORTED },
+	{ "readonly", no_argument, NULL, OPT_READONLY },
+	{ "inode-file-handles", optional_argument, NULL, OPT_INODE_FILE_HANDLES },
 	{ "xattrmap", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "security-label", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
@@ -83,7 +84,11 @@ void vufsd_usage(FILE *out)
 	      "  --killpriv-v2             let the daemon clear setuid/setgid bits on write (FUSE_HANDLE_KILLPRIV_V2)\n"
 	      "  --announce-submounts      tell the guest which directories are mount points on the host, so it\n"
 	      "                            gives them their own st_dev (default off, as virtiofsd)\n"
-	      "  --thread-pool-size=0      requests are served on their queue's thread (only 0 is accepted)\n"
+	      "  --thread-pool-size=N      accepted for virtiofsd's command lines (Kata passes 1); requests are served\n"
+	      "                            on their queue's thread whatever N is (use --queues for parallelism)\n"
+	      "  --readonly                share read-only: every change fails with EROFS\n"
+	      "  --inode-file-handles=never  accepted (what vufsd does: an O_PATH fd per inode); prefer and\n"
+	      "                            mandatory are not implemented\n"
 	      "  --queues=N                request queues offered to the VMM (default 1, at most 16)\n"
 	      "  --poll-us=N               poll a queue up to N microseconds before sleeping, adaptively\n"
 	      "                            (default 50; 0: never)\n"
@@ -105,7 +110,8 @@ void vufsd_usage(FILE *out)
 	      "  -o OPT[,OPT...]           QEMU virtiofsd style: source=DIR, cache=, xattr, no_xattr, flock,\n"
 	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
 	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
-	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY\n"
+	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY, readonly,\n"
+	      "                            thread_pool_size=N, modcaps=+cap:-cap, sandbox=MODE\n"
 	      "  -V, --version             print the version\n"
 	      "  -h, --help                this help\n",
 	      out);
@@ -141,6 +147,16 @@ static int bad(const char *what, const char *value)
 {
 	fprintf(stderr, "vufsd: invalid %s '%s'\n", what, value);
 	return -1;
+}
+
+/* virtiofsd's worker pool size. Accepted whatever it is, so that its users' command lines work (Kata passes 1):
+ * vufsd serves each request on the thread of its queue; --queues is what gives it parallelism. */
+static int parse_thread_pool(const char *s)
+{
+	uint64_t v;
+	if (parse_u64(s, 1024, &v))
+		return bad("thread pool size", s);
+	return 0;
 }
 
 /* A size with an optional K, M or G suffix (powers of 1024). */
@@ -209,6 +225,7 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		{ "killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), true },
 		{ "no_killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), false },
 		{ "announce_submounts", offsetof(struct vufsd_options, announce_submounts), true },
+		{ "readonly", offsetof(struct vufsd_options, readonly), true },
 	};
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		if (!val && !strcmp(item, flags[i].name)) {
@@ -230,6 +247,16 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		return parse_dax_window(val, &o->dax_window);
 	if (val && !strcmp(item, "dax_files"))
 		return parse_dax_files(val, &o->dax_files);
+	if (val && !strcmp(item, "thread_pool_size"))
+		return parse_thread_pool(val);
+	if (val && !strcmp(item, "modcaps")) {
+		/* QEMU virtiofsd's -o modcaps separates with ':' (',' separates -o items) */
+		for (char *c = val; *c; c++)
+			if (*c == ':')
+				*c = ',';
+		o->modcaps = val;
+		return 0;
+	}
 	if (val && !strcmp(item, "sandbox"))
 		return parse_sandbox(val, &o->sandbox) ? bad("sandbox mode", val) : 0;
 	fprintf(stderr, "vufsd: -o %s%s%s is not supported\n", item, val ? "=" : "", val ? val : "");
@@ -280,12 +307,11 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_POSIX_ACL:
 		fprintf(stderr, "vufsd: --posix-acl is not implemented yet\n");
 		return -1;
-	case OPT_THREAD_POOL:
-		if (parse_u64(arg, 1024, &v))
-			return bad("thread pool size", arg);
-		if (v > 0) {
-			fprintf(stderr, "vufsd: --thread-pool-size=%s: requests are served on their queue's thread; "
-			                "only 0 is accepted\n", arg);
+	case OPT_THREAD_POOL: return parse_thread_pool(arg);
+	case OPT_READONLY: o->readonly = true; return 0;
+	case OPT_INODE_FILE_HANDLES:
+		if (arg && strcmp(arg, "never")) {
+			fprintf(stderr, "vufsd: --inode-file-handles=%s is not implemented yet (only never)\n", arg);
 			return -1;
 		}
 		return 0;

@@ -23,6 +23,7 @@ struct vufsd_options {
 	enum fuse_cache_mode cache;
 	bool writeback, readdirplus, xattr, posix_lock, flock, allow_direct_io, killpriv_v2;
 	bool announce_submounts;       /* FUSE_SUBMOUNTS, FUSE_ATTR_SUBMOUNT */
+	bool readonly;                 /* every change fails with EROFS */
 	enum log_level log_level;
 	bool syslog;
 	bool print_capabilities, version, help;

@@ -101,6 +101,8 @@ static int set_times(struct fs *fs, struct fs_inode *inode, int fd, const struct
 int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh, const struct fs_setattr *sa,
                struct stat *st)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_handle *h = NULL;
 	struct fs_inode *inode = NULL;
 	unsigned valid = sa->valid;
@@ -187,6 +189,8 @@ int fs_access(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int mask
 
 	if (mask & ~(R_OK | W_OK | X_OK))
 		return -EINVAL;
+	if ((mask & W_OK) && fs->cfg.readonly)
+		return -EROFS;
 	ret = inode_get(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;

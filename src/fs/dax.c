@@ -463,7 +463,7 @@ static int open_map_fd(struct fs *fs, struct fs_inode *inode)
 
 	if (inode->dax_fd >= 0)
 		return 0;
-	fd = inode_reopen(fs, inode, O_RDWR);
+	fd = fs->cfg.readonly ? -EROFS : inode_reopen(fs, inode, O_RDWR);
 	inode->dax_copy_only = fd < 0;
 	if (fd < 0)
 		fd = inode_reopen(fs, inode, O_RDONLY);

@@ -52,6 +52,8 @@ enum make_kind { MAKE_NOD, MAKE_DIR, MAKE_SYMLINK };
 static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name,
                      enum make_kind kind, mode_t mode, dev_t rdev, const char *target, struct fs_entry *e)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_inode *dir;
 	struct fs_creds creds;
 	int ret;
@@ -111,6 +113,8 @@ int fs_symlink(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const c
 int fs_link(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t newparent, const char *newname,
             struct fs_entry *e)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_inode *inode, *dir = NULL;
 	struct fs_creds creds;
 	char procname[16];
@@ -157,6 +161,8 @@ out:
 
 static int remove_name(struct fs *fs, uint64_t parent, const char *name, int flags)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_inode *dir;
 	int ret = fs_check_name(name);
 
@@ -188,6 +194,8 @@ int fs_rmdir(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const cha
 int fs_rename(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, uint64_t newparent,
               const char *newname, unsigned flags)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_inode *olddir, *newdir = NULL;
 	int ret;
 

@@ -45,6 +45,7 @@ struct fs_config {
 	uint64_t max_inodes;      /* bound on live inodes; lookups past it fail with -ENFILE (0 = default) */
 	uint64_t max_handles;     /* bound on open handles; opens past it fail with -EMFILE (0 = default) */
 	enum fs_dax_files dax_files;
+	bool readonly;            /* every change fails with -EROFS (virtiofsd's --readonly) */
 };
 
 /* Who asks: the caller's ids from the request, run as fsuid/fsgid for operations that create files. */

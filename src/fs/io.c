@@ -45,6 +45,8 @@ int fs_open(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int flags,
 	int fd, ret;
 
 	(void)ctx;
+	if (fs->cfg.readonly && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
+		return -EROFS;
 	ret = inode_get(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
@@ -117,6 +119,8 @@ static int register_open_file(struct fs *fs, int fd, int opath, int flags, struc
 int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode, int flags,
               struct fs_entry *e, uint64_t *fh)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_inode *dir;
 	struct fs_creds creds;
 	bool excl = flags & O_EXCL;
@@ -170,6 +174,8 @@ out:
 int fs_tmpfile(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t mode, int flags,
                struct fs_entry *e, uint64_t *fh)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_inode *dir;
 	struct fs_creds creds;
 	int fd, ret;
@@ -409,6 +415,8 @@ int fs_fsyncdir(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync)
 
 int fs_fallocate(struct fs *fs, uint64_t nodeid, uint64_t fh, int mode, uint64_t off, uint64_t len)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_handle *h;
 	uint64_t end;
 	int ret;
@@ -457,6 +465,8 @@ int64_t fs_lseek(struct fs *fs, uint64_t nodeid, uint64_t fh, int64_t off, int w
 ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint64_t fh_out, uint64_t off_out,
                            size_t len, unsigned flags)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct fs_handle *in, *out;
 	uint64_t end;
 	ssize_t ret;

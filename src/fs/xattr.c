@@ -150,6 +150,8 @@ static int xattr_begin(struct fs *fs, uint64_t nodeid, const char *name, struct 
 int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, const void *value,
                 size_t size, int flags)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	/* As the caller: permissions, and S_ISGID that setting an access ACL may clear (from the setter's groups
 	 * and CAP_FSETID), are then the host's. */
 	struct xcall c = { XOP_SET, name, (void *)value, size, flags, ctx };
@@ -253,6 +255,8 @@ ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, c
 
 int fs_removexattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name)
 {
+	if (fs->cfg.readonly)
+		return -EROFS;
 	struct xcall c = { XOP_REMOVE, name, NULL, 0, 0, ctx };
 	struct fs_inode *inode;
 	int ret;
