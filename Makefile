@@ -4,6 +4,8 @@
 #   make demo       share a sample directory with a real guest under QEMU (TCG)
 #   make bench      run the benchmarks
 #   make fuzz       run each libFuzzer harness for FUZZ_SECONDS
+#   make install    install the programs, man pages and the vhost-user backend descriptor libvirt and QEMU
+#                   read (PREFIX=/usr/local, DESTDIR, VHOST_USER_DIR=/usr/share/qemu/vhost-user); make uninstall
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -111,8 +113,27 @@ fuzz:
 	@scripts/deps.sh fuzz
 	fuzz/run.sh $(FUZZ_SECONDS)
 
+PREFIX ?= /usr/local
+VHOST_USER_DIR ?= /usr/share/qemu/vhost-user
+# 40- sorts before QEMU's 50-qemu-virtiofsd.json: libvirt takes the first "fs" backend it finds.
+VHOST_USER_JSON := 40-vufsd.json
+
+install: $(BUILD)/vufsd $(BUILD)/vufs-mount
+	install -D -m 0755 $(BUILD)/vufsd $(DESTDIR)$(PREFIX)/libexec/vufsd
+	install -D -m 0755 $(BUILD)/vufs-mount $(DESTDIR)$(PREFIX)/bin/vufs-mount
+	install -D -m 0644 man/vufsd.8 $(DESTDIR)$(PREFIX)/share/man/man8/vufsd.8
+	install -D -m 0644 man/vufs-mount.8 $(DESTDIR)$(PREFIX)/share/man/man8/vufs-mount.8
+	mkdir -p $(DESTDIR)$(VHOST_USER_DIR)
+	printf '{\n  "description": "vufs virtio-fs backend (vufsd)",\n  "type": "fs",\n  "binary": "%s"\n}\n' \
+	  '$(PREFIX)/libexec/vufsd' > $(DESTDIR)$(VHOST_USER_DIR)/$(VHOST_USER_JSON)
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/libexec/vufsd $(DESTDIR)$(PREFIX)/bin/vufs-mount \
+	  $(DESTDIR)$(PREFIX)/share/man/man8/vufsd.8 $(DESTDIR)$(PREFIX)/share/man/man8/vufs-mount.8 \
+	  $(DESTDIR)$(VHOST_USER_DIR)/$(VHOST_USER_JSON)
+
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all deps check check-extended demo bench fuzz clean
+.PHONY: all deps check check-extended demo install uninstall bench fuzz clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -6,14 +6,17 @@
 # /var/log/libvirt/qemu/DOMAIN-fs0-virtiofsd.log and gives QEMU the socket. The guest (Debian's kernel, direct
 # kernel boot with tests/vm/guest.sh's initrd) writes files, lists the share and runs the POSIX test program's
 # xattr and lock cases; the host sees the files; the guest powers off; vufsd must then have exited (cleanly:
-# its log ends with "exiting"). The same domain is then run with QEMU's C virtiofsd as the binary, to show that
-# the test itself works with the reference.
+# its log ends with "exiting"). Then `make install` (PREFIX in the test's directory) puts a vhost-user backend
+# descriptor in /etc/qemu/vhost-user/ (10-vufsd-test.json, removed at the end), and the same domain without any
+# <binary path=...> must get vufsd from libvirt by itself, as QEMU's virtiofsd is found through its
+# 50-qemu-virtiofsd.json. The same domain is then run with QEMU's C virtiofsd as the binary, to show that the test
+# itself works with the reference.
 # The test installs libvirt-daemon-system and libvirt-clients if missing and, without systemd, starts virtlogd and
 # libvirtd itself (libvirtd in a mount namespace whose /dev has no kvm node, see below) and stops them at the
 # end, unless they already run. It changes no libvirt configuration file: QEMU runs as libvirt-qemu and reads
 # the kernel and initrd from a world-readable directory; libvirt's debug log of process kills is turned on
 # through virt-admin for the test (it tells whether the daemon exited by itself) and restored after.
-# timeout: 420
+# timeout: 600
 set -uo pipefail
 TESTDIR_PREFIX=vufs-libvirt
 # shellcheck source=tests/vm/lib.sh
@@ -133,7 +136,8 @@ CLEANUP_CMDS+=('for d in ${DOMS[@]+"${DOMS[@]}"}; do virsh destroy "$d" >/dev/nu
 
 # run_domain LABEL BINARY: boots the domain, checks the guest's work, the daemon's exit. Fails the test on error.
 run_domain() {
-  local label=$1 binary=$2 t=$SECONDS
+  local label=$1 binary=$2 t=$SECONDS expect=${3:-$2} binattr=''
+  [ -n "$binary" ] && binattr=" path='$binary'"
   local name share console xml pidfile pid kids p i
   name=vufs-test-$label-$$ share=$TESTDIR/share-$label xml=$TESTDIR/$label.xml
   local serial=$TESTDIR/serial-$label.log console=$TESTDIR/console-$label.txt
@@ -159,7 +163,7 @@ run_domain() {
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <filesystem type='mount' accessmode='passthrough'>
       <driver type='virtiofs' queue='128'/>
-      <binary path='$binary' xattr='on'>
+      <binary$binattr xattr='on'>
         <cache mode='always'/>
         <lock posix='on' flock='on'/>
       </binary>
@@ -189,8 +193,8 @@ EOF
   for p in $pid $kids; do
     echo "   pid $p: $(grep -E '^Seccomp:' "/proc/$p/status" 2>/dev/null | tr -s '\t ' ' '), mnt ns $(readlink "/proc/$p/ns/mnt" 2>/dev/null) (host $(readlink /proc/self/ns/mnt)), uid $(awk '/^Uid:/ {print $2}' "/proc/$p/status" 2>/dev/null)"
   done
-  if [ "$label" = vufsd ]; then
-    [[ $cmdline == "$binary --fd="[0-9]*" -o source=$share,cache=always,xattr,flock,posix_lock"* ]] ||
+  if [ "$label" != reference ]; then
+    [[ $cmdline == "$expect --fd="[0-9]*" -o source=$share,cache=always,xattr,flock,posix_lock"* ]] ||
       fail "$label: unexpected command line from libvirt: $cmdline"
     [ -n "$kids" ] && grep -q '^Seccomp:[[:space:]]*2' "/proc/${kids%% *}/status" ||
       fail "$label: vufsd's sandboxed child is missing or has no seccomp filter"
@@ -239,7 +243,7 @@ EOF
   fi
   say "$label: daemon $how; its log:"
   sed 's/^/   | /' "$TESTDIR/daemon-$label.log"
-  if [ "$label" = vufsd ]; then
+  if [ "$label" != reference ]; then
     [ "$how" = "exited by itself" ] || fail "$label: vufsd did not exit when QEMU went away (libvirt had to stop it)"
     tail -n 1 "$TESTDIR/daemon-$label.log" | grep -qx 'vufsd: info: exiting' ||
       fail "$label: vufsd's log does not end with a clean exit"
@@ -252,6 +256,16 @@ EOF
 }
 
 run_domain vufsd "$VUFSD"
+
+# libvirt finds vufsd by itself through the descriptor `make install` writes
+PREFIX_DIR=$TESTDIR/prefix DESC=/etc/qemu/vhost-user/10-vufsd-test.json
+CLEANUP_CMDS+=("rm -f $DESC")
+make -s -C "$VUFS_ROOT" install PREFIX="$PREFIX_DIR" VHOST_USER_DIR=/etc/qemu/vhost-user \
+  VHOST_USER_JSON=10-vufsd-test.json >"$TESTDIR/install.log" 2>&1 || { cat "$TESTDIR/install.log"; fail "make install failed"; }
+chmod -R a+rX "$PREFIX_DIR"
+grep -q "\"binary\": \"$PREFIX_DIR/libexec/vufsd\"" "$DESC" || { cat "$DESC"; fail "the descriptor does not name the installed vufsd"; }
+run_domain descriptor "" "$PREFIX_DIR/libexec/vufsd"
+rm -f "$DESC"
 if [ -x "$REF" ]; then
   run_domain reference "$REF"
 else
