@@ -70,7 +70,7 @@ FAULT_WRAP := malloc calloc realloc free strdup open64 openat64 close statx fsta
               ftruncate64 futimens utimensat faccessat mkdirat mknodat symlinkat linkat unlinkat renameat2 \
               readlinkat preadv64 pwritev64 fcntl64 flock fsync fdatasync fallocate64 lseek64 copy_file_range \
               syncfs syscall fsetxattr fgetxattr flistxattr fremovexattr setxattr getxattr listxattr removexattr \
-              fchdir
+              fchdir memfd_create pread64 pwrite64
 comma := ,
 $(BUILD)/tests/test_fs_faults: tests/unit/test_fs_faults.c $(BUILD)/libvufs.a
 	@mkdir -p $(dir $@)

@@ -7,11 +7,12 @@
  * fd, as Linux does; setfsuid/setfsgid (through syscall(2)) are never failed or counted: the kernel has no
  * error return for them. free() is never failed.
  *
- * A scripted session of 196 requests (INIT, LOOKUP, MKDIR as another uid, CREATE, WRITE, READ, GETATTR,
+ * A scripted session of 201 requests (INIT, LOOKUP, MKDIR as another uid, CREATE, WRITE, READ, GETATTR,
  * SETATTR, FALLOCATE, LSEEK, FSYNC, FSYNCDIR, SYNCFS, xattrs on a file and a symlink, SYMLINK, READLINK, MKNOD,
  * LINK, RENAME, TMPFILE, COPY_FILE_RANGE, OPENDIR/READDIRPLUS/READDIR, a READDIRPLUS of 60 files and 66
  * directory handles at once so that the inode, hash and handle tables grow, OPEN, POSIX locks, flock, FLUSH,
- * RELEASE, ACCESS, STATFS, UNLINK, RMDIR, FORGET/BATCH_FORGET, DESTROY) is served through fuse_serve against a
+ * RELEASE, ACCESS, STATFS, UNLINK, RMDIR, FORGET/BATCH_FORGET, DESTROY, and a DAX range mapped, stored into, grown,
+ * synced and removed in an 8 MiB window: memfd_create, pread and pwrite too) is served through fuse_serve against a
  * real share in a fresh directory (on tmpfs when it takes user.* xattrs), on a thread of its own so that
  * creds.c's per-thread state starts over each time. VUFS_FAULTS_VERBOSE=1 prints what each N did. It runs once
  * without faults (every request must then get the reply the script expects) to count K armed calls, then for
@@ -36,6 +37,7 @@
 #include "common/util.h"
 #include "fs/fs.h"
 #include "protocol/fuse_server.h"
+#include "transport/shm_window.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,7 +64,8 @@ enum sym {
 	S_FCHOWNAT, S_FTRUNCATE, S_FUTIMENS, S_UTIMENSAT, S_FACCESSAT, S_MKDIRAT, S_MKNODAT, S_SYMLINKAT, S_LINKAT,
 	S_UNLINKAT, S_RENAMEAT2, S_READLINKAT, S_PREADV, S_PWRITEV, S_FCNTL, S_FLOCK, S_FSYNC, S_FDATASYNC,
 	S_FALLOCATE, S_LSEEK, S_COPY_FILE_RANGE, S_SYNCFS, S_SYSCALL, S_FSETXATTR, S_FGETXATTR, S_FLISTXATTR,
-	S_FREMOVEXATTR, S_SETXATTR, S_GETXATTR, S_LISTXATTR, S_REMOVEXATTR, S_FCHDIR, S_COUNT
+	S_FREMOVEXATTR, S_SETXATTR, S_GETXATTR, S_LISTXATTR, S_REMOVEXATTR, S_FCHDIR, S_MEMFD_CREATE, S_PREAD,
+	S_PWRITE, S_COUNT
 };
 
 static const char *const sym_name[S_COUNT] = {
@@ -70,7 +73,8 @@ static const char *const sym_name[S_COUNT] = {
 	"fchownat", "ftruncate", "futimens", "utimensat", "faccessat", "mkdirat", "mknodat", "symlinkat", "linkat",
 	"unlinkat", "renameat2", "readlinkat", "preadv", "pwritev", "fcntl", "flock", "fsync", "fdatasync",
 	"fallocate", "lseek", "copy_file_range", "syncfs", "syscall", "fsetxattr", "fgetxattr", "flistxattr",
-	"fremovexattr", "setxattr", "getxattr", "listxattr", "removexattr", "fchdir",
+	"fremovexattr", "setxattr", "getxattr", "listxattr", "removexattr", "fchdir", "memfd_create", "pread",
+	"pwrite",
 };
 
 /* Only the session thread touches these while armed; the main thread waits for it meanwhile. */
@@ -320,6 +324,10 @@ WRAP(S_GETXATTR, EIO, ssize_t, getxattr, (const char *p, const char *n, void *v,
 WRAP(S_LISTXATTR, EIO, ssize_t, listxattr, (const char *p, char *l, size_t s), (p, l, s))
 WRAP(S_REMOVEXATTR, EIO, int, removexattr, (const char *p, const char *n), (p, n))
 WRAP(S_FCHDIR, EIO, int, fchdir, (int fd), (fd))
+/* The DAX window's copies (src/fs/dax.c) */
+WRAP(S_MEMFD_CREATE, EMFILE, int, memfd_create, (const char *n, unsigned f), (n, f))
+WRAP(S_PREAD, EIO, ssize_t, pread64, (int fd, void *b, size_t n, off64_t o), (fd, b, n, o))
+WRAP(S_PWRITE, ENOSPC, ssize_t, pwrite64, (int fd, const void *b, size_t n, off64_t o), (fd, b, n, o))
 
 /* ---- one session ---- */
 
@@ -659,6 +667,44 @@ static void name_op(uint32_t op, const char *step, uint64_t parent, const char *
 	serve(step, 0, NULL, 0);
 }
 
+/*
+ * The DAX window (an 8 MiB shm_window attached to the fs): map the file, whose last page is then a copy, store into
+ * it as a guest would, grow the file past that page (the copy becomes file pages, a new copy follows), ask its
+ * attributes, sync (write-back), remove the range.
+ */
+static struct shm_window s_win;
+static bool s_dax;
+
+static void dax_steps(uint64_t f, uint64_t fh, const char *text)
+{
+	const uint64_t range = 2u << 20;
+	struct fuse_setupmapping_in si = { .fh = UINT64_MAX, .foffset = 0, .len = range,
+	                                   .flags = FUSE_SETUPMAPPING_FLAG_READ | FUSE_SETUPMAPPING_FLAG_WRITE };
+	begin(FUSE_SETUPMAPPING, f);
+	put(&si, sizeof(si));
+	if (serve("SETUPMAPPING", s_dax ? 0 : -ENOSYS, NULL, 0) == 0 && s_win.n > 0)
+		s_win.base[3] = 'X'; /* a store into the copied last page */
+	struct fuse_write_in wi = { .fh = fh, .offset = 5000, .size = (uint32_t)strlen(text) };
+	begin(FUSE_WRITE, f);
+	put(&wi, sizeof(wi));
+	put(text, strlen(text));
+	serve("WRITE growing the mapped file", 0, NULL, 0);
+	struct fuse_getattr_in gi = { 0 };
+	begin(FUSE_GETATTR, f);
+	put(&gi, sizeof(gi));
+	serve("GETATTR mapped", 0, NULL, 0);
+	struct fuse_fsync_in fi = { .fh = fh };
+	begin(FUSE_FSYNC, f);
+	put(&fi, sizeof(fi));
+	serve("FSYNC mapped", 0, NULL, 0);
+	struct fuse_removemapping_in ri = { .count = 1 };
+	struct fuse_removemapping_one one = { .moffset = 0, .len = range };
+	begin(FUSE_REMOVEMAPPING, f);
+	put(&ri, sizeof(ri));
+	put(&one, sizeof(one));
+	serve("REMOVEMAPPING", s_dax ? 0 : -ENOSYS, NULL, 0);
+}
+
 static void session(void)
 {
 	static const char text[] = "hello, fault injection\n";
@@ -686,6 +732,7 @@ static void session(void)
 	f = create(FUSE_CREATE, d, "f", O_RDWR | O_CREAT, &fh1);
 	rw(FUSE_WRITE, f, fh1, text, 0);
 	rw(FUSE_READ, f, fh1, NULL, 64);
+	dax_steps(f, fh1, text);
 	{
 		struct fuse_getattr_in gi = { 0 };
 		begin(FUSE_GETATTR, f);
@@ -864,11 +911,17 @@ static void session(void)
 	}
 	uint64_t ninodes, nhandles;
 	fs_counts(s_fs, &ninodes, &nhandles);
+	uint64_t ranges, parts, copies;
+	fs_dax_counts(s_fs, &ranges, &parts, &copies);
+	if (ranges)
+		BAD("%llu DAX ranges still mapped after REMOVEMAPPING", (unsigned long long)ranges);
 	if (ninodes != 1 || nhandles != 0)
 		BAD("after every handle was released and every lookup forgotten: %llu inodes (want the root only), "
 		    "%llu handles", (unsigned long long)ninodes, (unsigned long long)nhandles);
 	begin(FUSE_DESTROY, 0);
 	serve("DESTROY", 0, NULL, 0);
+	if (s_win.n)
+		BAD("%u mappings left in the DAX window after DESTROY", s_win.n);
 }
 
 /* ---- fds ---- */
@@ -952,6 +1005,10 @@ static void *session_thread(void *arg)
 
 	struct fs_config cfg = { .source = r->dir, .xattr = true, .posix_lock = true, .flock = true };
 	struct fuse_server_opts so = { .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = true, .flock = true };
+	struct dev_services svc;
+	if (shm_window_init(&s_win, 8u << 20) < 0)
+		abort();
+	shm_window_services(&s_win, &svc);
 	g_armed = true;
 	int rc = fs_new(&cfg, &s_fs);
 	if (rc == 0) {
@@ -961,6 +1018,8 @@ static void *session_thread(void *arg)
 			s_fs = NULL;
 		}
 	}
+	/* Without the window (its table could not be allocated) the session goes on: mapping is then ENOSYS. */
+	s_dax = rc == 0 && fs_dax_attach(s_fs, &svc) == 0 && fs_dax_window(s_fs) != 0;
 	g_armed = false;
 	if (rc < 0) {
 		if (r->baseline || !g_fired)
@@ -973,6 +1032,7 @@ static void *session_thread(void *arg)
 		fs_free(s_fs);
 		g_armed = false;
 	}
+	shm_window_destroy(&s_win);
 	g_track = false;
 	r->calls = g_calls;
 	r->fired = g_fired;
