@@ -643,9 +643,9 @@ static void session_start(uint8_t cfg)
 		.flock = !(cfg & 0x20),
 		.max_inodes = 100, /* above the tables' first size (64), so both growing and the bound are reachable */
 		.max_handles = 80,
+		.cache = (enum fs_cache_mode)(((cfg >> 1) & 3) % 3),
 	};
 	struct fuse_server_opts so = {
-		.cache = (enum fuse_cache_mode)(((cfg >> 1) & 3) % 3),
 		.writeback = cfg & 0x08,
 		.readdirplus = !(cfg & 0x40),
 		.posix_lock = fc.posix_lock,

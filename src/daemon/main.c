@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 	if (sandbox_enter(&o) < 0)
 		return 1;
 	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .allow_direct_io = o.allow_direct_io,
-	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files,
+	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files, .cache = o.cache,
 	                          .readonly = o.readonly };
 	rc = fs_new(&fcfg, &fs);
 	if (rc < 0) {
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
 		fs_free(fs);
 		return 1;
 	}
-	struct fuse_server_opts sopts = { .cache = o.cache, .writeback = o.writeback, .readdirplus = o.readdirplus,
+	struct fuse_server_opts sopts = { .writeback = o.writeback, .readdirplus = o.readdirplus,
 	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2,
 	                                  .announce_submounts = o.announce_submounts };
 	rc = fuse_server_new(fs, &sopts, &srv);

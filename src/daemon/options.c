@@ -117,14 +117,14 @@ void vufsd_usage(FILE *out)
 	      out);
 }
 
-static int parse_cache(const char *s, enum fuse_cache_mode *out)
+static int parse_cache(const char *s, enum fs_cache_mode *out)
 {
 	if (!strcmp(s, "never") || !strcmp(s, "none"))
-		*out = CACHE_NEVER;
+		*out = FS_CACHE_NEVER;
 	else if (!strcmp(s, "auto"))
-		*out = CACHE_AUTO;
+		*out = FS_CACHE_AUTO;
 	else if (!strcmp(s, "always"))
-		*out = CACHE_ALWAYS;
+		*out = FS_CACHE_ALWAYS;
 	else
 		return -1;
 	return 0;
@@ -356,7 +356,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 {
 	*o = (struct vufsd_options){
-		.fd = -1, .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = false, .flock = false,
+		.fd = -1, .cache = FS_CACHE_AUTO, .readdirplus = true, .posix_lock = false, .flock = false,
 		.log_level = LOG_LVL_INFO, .sandbox = SANDBOX_NAMESPACE, .seccomp = SECCOMP_KILL, .queues = 1, .poll_us = 50,
 		.rlimit_nofile = VUFSD_NOFILE_DEFAULT,
 	};
@@ -386,7 +386,7 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 	}
 	if (caps_check_modcaps(o->modcaps) < 0)
 		return -1;
-	if (o->writeback && o->cache == CACHE_NEVER) {
+	if (o->writeback && o->cache == FS_CACHE_NEVER) {
 		/* The guest would cache writes of files it opens for direct I/O: mtime and size go stale. */
 		fprintf(stderr, "vufsd: --writeback needs --cache=auto or --cache=always\n");
 		return -1;

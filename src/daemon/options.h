@@ -20,7 +20,7 @@ struct vufsd_options {
 	const char *socket_group;
 	int fd;                       /* inherited listening socket, or -1 */
 	const char *shared_dir;
-	enum fuse_cache_mode cache;
+	enum fs_cache_mode cache;
 	bool writeback, readdirplus, xattr, posix_lock, flock, allow_direct_io, killpriv_v2;
 	bool announce_submounts;       /* FUSE_SUBMOUNTS, FUSE_ATTR_SUBMOUNT */
 	bool readonly;                 /* every change fails with EROFS */

@@ -96,6 +96,49 @@ fail:
 	return ret;
 }
 
+void fs_session_start(struct fs *fs, bool guest_caches_writes)
+{
+	__atomic_store_n(&fs->guest_caches_writes, guest_caches_writes, __ATOMIC_RELEASE);
+	fs_dax_session_start(fs);
+}
+
+void fs_open_policy(const struct fs *fs, uint64_t nodeid, bool dir, struct fs_open_policy *out)
+{
+	(void)nodeid;
+	*out = (struct fs_open_policy){ 0 };
+	switch (fs->cfg.cache) {
+	case FS_CACHE_NEVER:
+		out->direct_io = !dir;
+		break;
+	case FS_CACHE_ALWAYS:
+		out->keep_cache = true;
+		out->cache_dir = dir;
+		break;
+	case FS_CACHE_AUTO:
+	default:
+		break;
+	}
+}
+
+struct timespec fs_cache_timeout(const struct fs *fs, uint64_t nodeid)
+{
+	(void)nodeid;
+	switch (fs->cfg.cache) {
+	case FS_CACHE_NEVER:
+		return (struct timespec){ 0, 0 };
+	case FS_CACHE_ALWAYS:
+		return (struct timespec){ 86400, 0 };
+	case FS_CACHE_AUTO:
+	default:
+		return (struct timespec){ 1, 0 };
+	}
+}
+
+bool fs_caches_data(const struct fs *fs)
+{
+	return fs->cfg.cache != FS_CACHE_NEVER;
+}
+
 void fs_reset(struct fs *fs)
 {
 	if (!fs)

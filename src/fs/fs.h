@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <fcntl.h>
+#include <time.h>
 
 #include "common/dev_services.h"
 
@@ -25,6 +26,10 @@
 #define FS_NO_HANDLE UINT64_MAX /* "no file handle given" */
 
 struct fs;
+
+/* How much the guest may cache (virtiofsd's --cache): the fs turns it into the policy of each open file and the
+ * timeouts of each entry (today the same for every inode; per inode later). */
+enum fs_cache_mode { FS_CACHE_NEVER, FS_CACHE_AUTO, FS_CACHE_ALWAYS };
 
 /* Which regular files the guest is told to access through the DAX window when it lets the server choose
  * (mounted dax=inode: FUSE_ATTR_DAX). Under dax=always the guest maps every file anyway. */
@@ -45,6 +50,7 @@ struct fs_config {
 	uint64_t max_inodes;      /* bound on live inodes; lookups past it fail with -ENFILE (0 = default) */
 	uint64_t max_handles;     /* bound on open handles; opens past it fail with -EMFILE (0 = default) */
 	enum fs_dax_files dax_files;
+	enum fs_cache_mode cache;
 	bool readonly;            /* every change fails with -EROFS (virtiofsd's --readonly) */
 };
 
@@ -165,6 +171,22 @@ int64_t fs_lseek(struct fs *fs, uint64_t nodeid, uint64_t fh, int64_t off, int w
 ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint64_t fh_out, uint64_t off_out,
                            size_t len, unsigned flags);
 int fs_syncfs(struct fs *fs);
+
+/* A new session (INIT) starts; guest_caches_writes: it negotiated writeback caching, so it also reads pages of
+ * files it opened write-only (those are then opened read-write on the host). */
+void fs_session_start(struct fs *fs, bool guest_caches_writes);
+
+/* What the guest may keep of an open file or directory (FUSE's FOPEN_* in the protocol's words). */
+struct fs_open_policy {
+	bool direct_io;           /* no page cache for this open file: every read and write comes to us */
+	bool keep_cache;          /* the page cache survives this open (nothing changes the file behind the guest) */
+	bool cache_dir;           /* the directory's listing may be cached */
+};
+void fs_open_policy(const struct fs *fs, uint64_t nodeid, bool dir, struct fs_open_policy *out);
+/* How long the guest may trust the entry and the attributes of nodeid (0: ask every time). */
+struct timespec fs_cache_timeout(const struct fs *fs, uint64_t nodeid);
+/* Whether the guest keeps file data between opens, and so should drop it when the mtime it sees changes. */
+bool fs_caches_data(const struct fs *fs);
 
 /* The DAX window (src/fs/dax.c). The device's shared-memory region 0, if it has one, becomes the window when a
  * device is attached; its mappings are made through svc (which must outlive the attachment). Detaching forgets

@@ -20,13 +20,21 @@
 #endif
 #define TMPFILE_BIT (O_TMPFILE & ~O_DIRECTORY)
 
-/* The guest's open flags, less what must never reach the host: creation (done explicitly), following symlinks
- * (the magic link is followed on purpose, and only it), controlling terminals, signals, O_PATH, O_TMPFILE. */
+/*
+ * The guest's open flags, less what must never reach the host: creation (done explicitly), following symlinks
+ * (the magic link is followed on purpose, and only it), controlling terminals, signals, O_PATH, O_TMPFILE.
+ * The host file is never opened O_APPEND either: the guest kernel computes append offsets itself, and it writes
+ * back mmap'ed pages through whichever writable handle it has, at their own offsets; pwrite on an O_APPEND fd
+ * would put such a page at the end of the file instead (found by vufs-fsx). With writeback caching the guest
+ * also reads pages of files opened write-only, so those are opened read-write.
+ */
 static int open_flags(const struct fs *fs, int flags)
 {
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_PATH | TMPFILE_BIT | O_ASYNC | O_CLOEXEC);
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_PATH | TMPFILE_BIT | O_ASYNC | O_CLOEXEC | O_APPEND);
 	if (!fs->cfg.allow_direct_io)
 		flags &= ~O_DIRECT;
+	if (__atomic_load_n(&fs->guest_caches_writes, __ATOMIC_ACQUIRE) && (flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
 	return flags;
 }
 

@@ -78,8 +78,9 @@ void reply_none(struct fuse_req *r);
 /* Encoders */
 void fill_attr(struct fuse_attr *a, const struct stat *st);
 void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const struct fs_entry *e);
-void fill_attr_out(const struct fuse_server *srv, struct fuse_attr_out *o, const struct stat *st);
-uint32_t open_reply_flags(const struct fuse_server *srv, bool dir);
+void fill_attr_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_attr_out *o, const struct stat *st);
+/* FOPEN_* for an open of nodeid, from the fs's policy. */
+uint32_t open_reply_flags(const struct fuse_server *srv, uint64_t nodeid, bool dir);
 
 typedef void (*fuse_op_fn)(struct fuse_req *r);
 

@@ -18,7 +18,7 @@ void op_opendir(struct fuse_req *r)
 	if (rc < 0)
 		return reply_err(r, rc);
 	out.fh = fh;
-	out.open_flags = open_reply_flags(r->srv, true);
+	out.open_flags = open_reply_flags(r->srv, r->in.nodeid, true);
 	reply_ok(r, &out, sizeof(out));
 }
 

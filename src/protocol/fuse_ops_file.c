@@ -8,18 +8,10 @@
 
 #define TAKE(r, type) ((const type *)req_take((r), sizeof(type)))
 
-/*
- * The host file is never opened O_APPEND: the guest kernel computes append offsets itself, and it writes back
- * mmap'ed pages through whichever writable handle it has, at their own offsets; pwrite on an O_APPEND fd
- * would put such a page at the end of the file instead (found by vufs-fsx). With writeback caching the guest
- * also reads pages of files opened write-only, so those are opened read-write.
- */
-static int host_open_flags(const struct fuse_server *srv, uint32_t flags)
+/* The guest's open flags go to the fs as they are: which of them reach the host is the fs's decision (io.c). */
+static int host_open_flags(uint32_t flags)
 {
-	int f = (int)flags & ~O_APPEND;
-	if ((srv->flags & FUSE_WRITEBACK_CACHE) && (f & O_ACCMODE) == O_WRONLY)
-		f = (f & ~O_ACCMODE) | O_RDWR;
-	return f;
+	return (int)flags;
 }
 
 static void reply_open(struct fuse_req *r, int rc, uint64_t fh, bool dir)
@@ -27,7 +19,7 @@ static void reply_open(struct fuse_req *r, int rc, uint64_t fh, bool dir)
 	struct fuse_open_out out = { .fh = fh };
 	if (rc < 0)
 		return reply_err(r, rc);
-	out.open_flags = open_reply_flags(r->srv, dir);
+	out.open_flags = open_reply_flags(r->srv, r->in.nodeid, dir);
 	reply_ok(r, &out, sizeof(out));
 }
 
@@ -37,7 +29,7 @@ void op_open(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!in)
 		return reply_err(r, -EINVAL);
-	int rc = fs_open(r->srv->fs, &r->ctx, r->in.nodeid, host_open_flags(r->srv, in->flags), &fh);
+	int rc = fs_open(r->srv->fs, &r->ctx, r->in.nodeid, host_open_flags(in->flags), &fh);
 	reply_open(r, rc, fh, false);
 }
 
@@ -52,7 +44,7 @@ static void reply_create(struct fuse_req *r, int rc, const struct fs_entry *e, u
 	fill_entry(r->srv, &out.entry, e);
 	memset(&out.open, 0, sizeof(out.open));
 	out.open.fh = fh;
-	out.open.open_flags = open_reply_flags(r->srv, false);
+	out.open.open_flags = open_reply_flags(r->srv, e->nodeid, false);
 	reply_ok(r, &out, sizeof(out));
 }
 
@@ -64,7 +56,7 @@ void op_create(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!name)
 		return reply_err(r, r->arg_err);
-	int rc = fs_create(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, host_open_flags(r->srv, in->flags),
+	int rc = fs_create(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, host_open_flags(in->flags),
 	                   &e, &fh);
 	reply_create(r, rc, &e, fh);
 }
@@ -76,7 +68,7 @@ void op_tmpfile(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!in)
 		return reply_err(r, -EINVAL);
-	int rc = fs_tmpfile(r->srv->fs, &r->ctx, r->in.nodeid, in->mode, host_open_flags(r->srv, in->flags), &e, &fh);
+	int rc = fs_tmpfile(r->srv->fs, &r->ctx, r->in.nodeid, in->mode, host_open_flags(in->flags), &e, &fh);
 	reply_create(r, rc, &e, fh);
 }
 

@@ -26,7 +26,7 @@ static void reply_attr(struct fuse_req *r, int rc, const struct stat *st)
 		reply_err(r, rc);
 		return;
 	}
-	fill_attr_out(r->srv, &out, st);
+	fill_attr_out(r->srv, r->in.nodeid, &out, st);
 	reply_ok(r, &out, sizeof(out));
 }
 

@@ -123,32 +123,14 @@ void fill_attr(struct fuse_attr *a, const struct stat *st)
 	a->blksize = (uint32_t)st->st_blksize;
 }
 
-struct timeouts {
-	uint64_t sec;
-	uint32_t nsec;
-};
-
-static struct timeouts cache_timeout(const struct fuse_server *srv)
-{
-	switch (srv->opts.cache) {
-	case CACHE_NEVER:
-		return (struct timeouts){ 0, 0 };
-	case CACHE_AUTO:
-		return (struct timeouts){ 1, 0 };
-	case CACHE_ALWAYS:
-	default:
-		return (struct timeouts){ 86400, 0 };
-	}
-}
-
 void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const struct fs_entry *e)
 {
-	struct timeouts t = cache_timeout(srv);
+	struct timespec t = fs_cache_timeout(srv->fs, e->nodeid);
 	memset(o, 0, sizeof(*o));
 	o->nodeid = e->nodeid;
 	o->generation = e->generation;
-	o->entry_valid = o->attr_valid = t.sec;
-	o->entry_valid_nsec = o->attr_valid_nsec = t.nsec;
+	o->entry_valid = o->attr_valid = (uint64_t)t.tv_sec;
+	o->entry_valid_nsec = o->attr_valid_nsec = (uint32_t)t.tv_nsec;
 	fill_attr(&o->attr, &e->st);
 	/* Only a kernel that offered FUSE_SUBMOUNTS (virtio-fs) knows the field; it then mounts the directory anew. */
 	if (e->submount && (srv->flags & FUSE_SUBMOUNTS))
@@ -157,26 +139,21 @@ void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const s
 		o->attr.flags |= FUSE_ATTR_DAX;
 }
 
-void fill_attr_out(const struct fuse_server *srv, struct fuse_attr_out *o, const struct stat *st)
+void fill_attr_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_attr_out *o, const struct stat *st)
 {
-	struct timeouts t = cache_timeout(srv);
+	struct timespec t = fs_cache_timeout(srv->fs, nodeid);
 	memset(o, 0, sizeof(*o));
-	o->attr_valid = t.sec;
-	o->attr_valid_nsec = t.nsec;
+	o->attr_valid = (uint64_t)t.tv_sec;
+	o->attr_valid_nsec = (uint32_t)t.tv_nsec;
 	fill_attr(&o->attr, st);
 	if ((srv->flags & FUSE_HAS_INODE_DAX) && fs_attr_dax(srv->fs, st))
 		o->attr.flags |= FUSE_ATTR_DAX;
 }
 
-uint32_t open_reply_flags(const struct fuse_server *srv, bool dir)
+uint32_t open_reply_flags(const struct fuse_server *srv, uint64_t nodeid, bool dir)
 {
-	switch (srv->opts.cache) {
-	case CACHE_NEVER:
-		return dir ? 0 : FOPEN_DIRECT_IO;
-	case CACHE_ALWAYS:
-		return dir ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : FOPEN_KEEP_CACHE;
-	case CACHE_AUTO:
-	default:
-		return 0;
-	}
+	struct fs_open_policy p;
+	fs_open_policy(srv->fs, nodeid, dir, &p);
+	return (p.direct_io ? FOPEN_DIRECT_IO : 0) | (p.keep_cache ? FOPEN_KEEP_CACHE : 0) |
+	       (p.cache_dir ? FOPEN_CACHE_DIR : 0);
 }

@@ -63,11 +63,12 @@ uint32_t fuse_server_minor(const struct fuse_server *srv)
 	return m;
 }
 
-static uint64_t supported_flags(const struct fuse_server_opts *o)
+static uint64_t supported_flags(const struct fuse_server *srv)
 {
+	const struct fuse_server_opts *o = &srv->opts;
 	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_ASYNC_DIO |
 	             FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_CACHE_SYMLINKS;
-	if (o->cache != CACHE_NEVER)
+	if (fs_caches_data(srv->fs))
 		f |= FUSE_AUTO_INVAL_DATA;
 	if (o->readdirplus)
 		f |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO;
@@ -109,12 +110,12 @@ static void op_init(struct fuse_req *r)
 		const uint32_t *flags2 = req_take(r, sizeof(uint32_t));
 		offered |= (uint64_t)*flags2 << 32;
 	}
-	uint64_t flags = offered & supported_flags(&srv->opts);
+	uint64_t flags = offered & supported_flags(srv);
 	uint32_t minor = MIN(in->minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
 	uint32_t max_write = srv->opts.max_write;
 
 	/* A new session: whatever the window held belonged to the last one (the device was reset since). */
-	fs_dax_session_start(srv->fs);
+	fs_session_start(srv->fs, flags & FUSE_WRITEBACK_CACHE);
 	if (fs_dax_window(srv->fs)) {
 		/* Every offset in the window and the file is then a multiple of 2 MiB: Linux's only unit. */
 		if (offered & FUSE_MAP_ALIGNMENT) {

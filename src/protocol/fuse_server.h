@@ -13,10 +13,8 @@
 
 #include "fs/fs.h"
 
-enum fuse_cache_mode { CACHE_NEVER, CACHE_AUTO, CACHE_ALWAYS };
-
+/* What the server offers at INIT. What the guest may cache is the file system's policy (fs_config.cache). */
 struct fuse_server_opts {
-	enum fuse_cache_mode cache;
 	bool writeback;       /* offer FUSE_WRITEBACK_CACHE */
 	bool readdirplus;     /* offer FUSE_DO_READDIRPLUS */
 	bool posix_lock;      /* offer FUSE_POSIX_LOCKS */

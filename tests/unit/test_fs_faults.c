@@ -1003,8 +1003,9 @@ static void *session_thread(void *arg)
 	live_reset();
 	g_track = true;
 
-	struct fs_config cfg = { .source = r->dir, .xattr = true, .posix_lock = true, .flock = true };
-	struct fuse_server_opts so = { .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = true, .flock = true };
+	struct fs_config cfg = { .source = r->dir, .xattr = true, .posix_lock = true, .flock = true,
+	                         .cache = FS_CACHE_AUTO };
+	struct fuse_server_opts so = { .readdirplus = true, .posix_lock = true, .flock = true };
 	struct dev_services svc;
 	if (shm_window_init(&s_win, 8u << 20) < 0)
 		abort();

@@ -53,12 +53,16 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return remove(path);
 }
 
+/* The fs's cache policy for the next setup_opts (the server's INIT offer follows it). */
+static enum fs_cache_mode g_cache = FS_CACHE_AUTO;
+
 static int setup_opts(const struct fuse_server_opts *opts)
 {
 	strcpy(dir, "/tmp/vufs-fuse-proto-XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
-	struct fs_config cfg = { .source = dir, .xattr = true, .posix_lock = true, .flock = true };
+	struct fs_config cfg = { .source = dir, .xattr = true, .posix_lock = true, .flock = true, .cache = g_cache };
+	g_cache = FS_CACHE_AUTO;
 	if (fs_new(&cfg, &fs) < 0)
 		return -1;
 	if (fuse_server_new(fs, opts, &srv) < 0)
@@ -70,7 +74,7 @@ static int setup_opts(const struct fuse_server_opts *opts)
 static int setup(void **state)
 {
 	(void)state;
-	struct fuse_server_opts opts = { .cache = CACHE_AUTO, .readdirplus = true, .posix_lock = true, .flock = true };
+	struct fuse_server_opts opts = { .readdirplus = true, .posix_lock = true, .flock = true };
 	return setup_opts(&opts);
 }
 
@@ -398,7 +402,8 @@ static void test_init_offers_options_we_enable(void **state)
 {
 	(void)state;
 	teardown(NULL);
-	struct fuse_server_opts opts = { .cache = CACHE_NEVER, .writeback = true, .max_write = 64 * 1024 };
+	struct fuse_server_opts opts = { .writeback = true, .max_write = 64 * 1024 };
+	g_cache = FS_CACHE_NEVER;
 	assert_int_equal(setup_opts(&opts), 0);
 	struct fuse_init_out o;
 	uint32_t offered = FUSE_WRITEBACK_CACHE | FUSE_DO_READDIRPLUS | FUSE_POSIX_LOCKS | FUSE_AUTO_INVAL_DATA;
@@ -1036,7 +1041,7 @@ static void test_write_larger_than_max_write_is_refused(void **state)
 {
 	(void)state;
 	teardown(NULL);
-	struct fuse_server_opts opts = { .cache = CACHE_AUTO, .max_write = 4096 };
+	struct fuse_server_opts opts = { .max_write = 4096 };
 	assert_int_equal(setup_opts(&opts), 0);
 	init_ok();
 	struct create_out co;
@@ -1129,7 +1134,7 @@ static void test_submounts_are_announced_when_negotiated(void **state)
 		skip();
 	}
 	teardown(NULL);
-	struct fuse_server_opts opts = { .cache = CACHE_AUTO, .readdirplus = true, .announce_submounts = true };
+	struct fuse_server_opts opts = { .readdirplus = true, .announce_submounts = true };
 	assert_int_equal(setup_opts(&opts), 0);
 	assert_int_equal(mkdir(hpath("plain"), 0755), 0);
 	assert_int_equal(mkdir(hpath("mnt"), 0755), 0);
