@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# guest_posix with Debian sid's 7.2 kernel (FUSE 7.45 client; vufsd answers 7.38) on QEMU 7.2: vufs-posix inside
+# equals the native run in every cache mode but for the known limits (shared writable mmap with cache=never needs
+# FUSE_DIRECT_IO_ALLOW_MMAP, which vufsd does not negotiate yet).
+# timeout: 720
+GUEST_KERNEL=sid exec "$(dirname "$0")/guest_posix.sh" "$@"
