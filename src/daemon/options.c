@@ -13,7 +13,7 @@ enum {
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
-	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_UNSUPPORTED,
+	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
 };
 
 static const struct option long_opts[] = {
@@ -51,6 +51,7 @@ static const struct option long_opts[] = {
 	{ "dax-files", required_argument, NULL, OPT_DAX_FILES },
 	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
 	{ "readonly", no_argument, NULL, OPT_READONLY },
+	{ "allow-mmap", no_argument, NULL, OPT_ALLOW_MMAP },
 	{ "inode-file-handles", optional_argument, NULL, OPT_INODE_FILE_HANDLES },
 	{ "xattrmap", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "security-label", no_argument, NULL, OPT_UNSUPPORTED },
@@ -87,6 +88,8 @@ void vufsd_usage(FILE *out)
 	      "  --thread-pool-size=N      accepted for virtiofsd's command lines (Kata passes 1); requests are served\n"
 	      "                            on their queue's thread whatever N is (use --queues for parallelism)\n"
 	      "  --readonly                share read-only: every change fails with EROFS\n"
+	      "  --allow-mmap              let the guest mmap files shared that it opened for direct I/O (cache=never;\n"
+	      "                            FUSE_DIRECT_IO_ALLOW_MMAP, guests from Linux 6.6)\n"
 	      "  --inode-file-handles=never  accepted (what vufsd does: an O_PATH fd per inode); prefer and\n"
 	      "                            mandatory are not implemented\n"
 	      "  --queues=N                request queues offered to the VMM (default 1, at most 16)\n"
@@ -223,6 +226,7 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		{ "allow_direct_io", offsetof(struct vufsd_options, allow_direct_io), true },
 		{ "no_allow_direct_io", offsetof(struct vufsd_options, allow_direct_io), false },
 		{ "killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), true },
+		{ "allow_mmap", offsetof(struct vufsd_options, allow_mmap), true },
 		{ "no_killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), false },
 		{ "announce_submounts", offsetof(struct vufsd_options, announce_submounts), true },
 		{ "readonly", offsetof(struct vufsd_options, readonly), true },
@@ -302,6 +306,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_NO_POSIX_LOCK: o->posix_lock = false; return 0;
 	case OPT_ALLOW_DIRECT_IO: o->allow_direct_io = true; return 0;
 	case OPT_KILLPRIV_V2: o->killpriv_v2 = true; return 0;
+	case OPT_ALLOW_MMAP: o->allow_mmap = true; return 0;
 	case OPT_NO_KILLPRIV_V2: o->killpriv_v2 = false; return 0;
 	case OPT_ANNOUNCE_SUBMOUNTS: o->announce_submounts = true; return 0;
 	case OPT_POSIX_ACL:

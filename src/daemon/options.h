@@ -21,7 +21,7 @@ struct vufsd_options {
 	int fd;                       /* inherited listening socket, or -1 */
 	const char *shared_dir;
 	enum fs_cache_mode cache;
-	bool writeback, readdirplus, xattr, posix_lock, flock, allow_direct_io, killpriv_v2;
+	bool writeback, readdirplus, xattr, posix_lock, flock, allow_direct_io, killpriv_v2, allow_mmap;
 	bool announce_submounts;       /* FUSE_SUBMOUNTS, FUSE_ATTR_SUBMOUNT */
 	bool readonly;                 /* every change fails with EROFS */
 	enum log_level log_level;

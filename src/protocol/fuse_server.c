@@ -10,6 +10,10 @@
 #define DEFAULT_MAX_WRITE (1u << 20)
 #define PAGE_BYTES 4096u
 #define DAX_MAP_ALIGNMENT 21 /* log2(FS_DAX_RANGE) */
+#ifndef FUSE_DIRECT_IO_ALLOW_MMAP
+/* FUSE 7.39 (Linux 6.6): bookworm's header is 7.38. The kernel reads the flag whatever minor we answer. */
+#define FUSE_DIRECT_IO_ALLOW_MMAP (1ULL << 36)
+#endif
 
 int fuse_server_new(struct fs *fs, const struct fuse_server_opts *opts, struct fuse_server **out)
 {
@@ -78,6 +82,8 @@ static uint64_t supported_flags(const struct fuse_server *srv)
 		f |= FUSE_POSIX_LOCKS;
 	if (o->flock)
 		f |= FUSE_FLOCK_LOCKS;
+	if (o->allow_mmap)
+		f |= FUSE_DIRECT_IO_ALLOW_MMAP;
 	if (o->killpriv_v2)
 		f |= FUSE_HANDLE_KILLPRIV_V2;
 	if (o->announce_submounts)

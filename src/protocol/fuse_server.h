@@ -21,6 +21,7 @@ struct fuse_server_opts {
 	bool flock;           /* offer FUSE_FLOCK_LOCKS */
 	bool posix_acl;       /* offer FUSE_POSIX_ACL */
 	bool killpriv_v2;     /* offer FUSE_HANDLE_KILLPRIV_V2 */
+	bool allow_mmap;      /* offer FUSE_DIRECT_IO_ALLOW_MMAP: shared mmap of files opened for direct I/O */
 	bool announce_submounts; /* offer FUSE_SUBMOUNTS: entries the fs marks submount get FUSE_ATTR_SUBMOUNT */
 	uint32_t max_write;   /* largest WRITE/READ we accept (bytes); 0 = 1 MiB */
 };

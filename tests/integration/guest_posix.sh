@@ -43,6 +43,10 @@ if [ -n "$PACKED" ]; then
   export DEVICE_OPTS=packed=on
   packed_opts=(--log-level=debug)   # "queue N: started (packed, ...)" is a debug line
 fi
+# Debian sid's 7.2 guest (GUEST_KERNEL=sid, guest_posix_sid.sh) offers FUSE_DIRECT_IO_ALLOW_MMAP: with vufsd's
+# --allow-mmap, shared writable mmap must then work in cache=never too.
+sid_opts=()
+[ "${GUEST_KERNEL:-}" = sid ] && sid_opts=(--allow-mmap)
 DAX=${VUFS_GUEST_DAX:-}
 dax_opts=() dax_guest=() dax_key=
 if [ -n "$DAX" ]; then
@@ -57,7 +61,7 @@ for cache in ${VUFS_GUEST_CACHES:-$([ -n "$DAX" ] && echo auto || echo never aut
   console=$TESTDIR/console-$cache.txt out=$TESTDIR/posix-$cache.txt
   mkdir -p "$share"
   start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --sandbox=none --seccomp=none \
-                --cache="$cache" --xattr --posix-lock --flock "${packed_opts[@]}" "${dax_opts[@]}" ||
+                --cache="$cache" --xattr --posix-lock --flock "${packed_opts[@]}" "${dax_opts[@]}" "${sid_opts[@]}" ||
     { cat "$BACKEND_LOG"; fail "cache=$cache: vufsd did not start"; }
   grc=0
   "$GUEST" "${dax_guest[@]}" "$SOCK" "$TESTDIR/guest-posix.sh" "$POSIX" >"$console" 2>"$TESTDIR/guest-$cache.err" || grc=$?
@@ -69,6 +73,9 @@ for cache in ${VUFS_GUEST_CACHES:-$([ -n "$DAX" ] && echo auto || echo never aut
   fi
   if ! "$VUFS_ROOT/tests/posix/compare.sh" "$TESTDIR/posix-native.txt" "$out" vufsd "vufsd:$cache" guest $dax_key; then
     problems+=("cache=$cache: results differ from the native reference (DIFFERENT lines above)")
+  fi
+  if [ ${#sid_opts[@]} -gt 0 ] && ! grep -q '^PASS file_mmap_shared' "$out"; then
+    problems+=("cache=$cache: shared writable mmap does not work in the 7.2 guest with --allow-mmap")
   fi
   # (the DAX window's "Cache len" line is the driver saying it found the window, not a complaint)
   if grep -E '^\[ *[0-9]+\.[0-9]+\] .*(BUG|WARNING|Oops|general protection|Call Trace|virtio_fs|virtiofs|fuse)' "$console" |

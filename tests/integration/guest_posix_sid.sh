@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # guest_posix with Debian sid's 7.2 kernel (FUSE 7.45 client; vufsd answers 7.38) on QEMU 7.2: vufs-posix inside
-# equals the native run in every cache mode but for the known limits (shared writable mmap with cache=never needs
-# FUSE_DIRECT_IO_ALLOW_MMAP, which vufsd does not negotiate yet).
+# equals the native run in every cache mode but for the known limits; vufsd runs with --allow-mmap, so shared
+# writable mmap works in cache=never too (FUSE_DIRECT_IO_ALLOW_MMAP, which the 7.2 guest offers).
 # timeout: 720
 GUEST_KERNEL=sid exec "$(dirname "$0")/guest_posix.sh" "$@"
