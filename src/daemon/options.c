@@ -75,7 +75,8 @@ void vufsd_usage(FILE *out)
 	      "  --socket-group=GROUP      give the socket to this group\n"
 	      "  --fd=N                    use the inherited listening socket N (as libvirt passes it)\n"
 	      "  --shared-dir=DIR          the directory to share (also -o source=DIR)\n"
-	      "  --cache=never|auto|always metadata and data caching in the guest (none = never; default auto)\n"
+	      "  --cache=never|auto|always|metadata  metadata and data caching in the guest (none = never;\n"
+	      "                            metadata: metadata for a day, no file data; default auto)\n"
 	      "  --writeback               let the guest cache writes (FUSE writeback cache)\n"
 	      "  --no-readdirplus          do not return attributes with directory listings\n"
 	      "  --xattr / --no-xattr      serve extended attributes (default off)\n"
@@ -128,6 +129,8 @@ static int parse_cache(const char *s, enum fs_cache_mode *out)
 		*out = FS_CACHE_AUTO;
 	else if (!strcmp(s, "always"))
 		*out = FS_CACHE_ALWAYS;
+	else if (!strcmp(s, "metadata"))
+		*out = FS_CACHE_METADATA;
 	else
 		return -1;
 	return 0;
@@ -391,7 +394,7 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 	}
 	if (caps_check_modcaps(o->modcaps) < 0)
 		return -1;
-	if (o->writeback && o->cache == FS_CACHE_NEVER) {
+	if (o->writeback && (o->cache == FS_CACHE_NEVER || o->cache == FS_CACHE_METADATA)) {
 		/* The guest would cache writes of files it opens for direct I/O: mtime and size go stale. */
 		fprintf(stderr, "vufsd: --writeback needs --cache=auto or --cache=always\n");
 		return -1;

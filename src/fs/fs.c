@@ -108,6 +108,7 @@ void fs_open_policy(const struct fs *fs, uint64_t nodeid, bool dir, struct fs_op
 	*out = (struct fs_open_policy){ 0 };
 	switch (fs->cfg.cache) {
 	case FS_CACHE_NEVER:
+	case FS_CACHE_METADATA:
 		out->direct_io = !dir;
 		break;
 	case FS_CACHE_ALWAYS:
@@ -127,6 +128,7 @@ struct timespec fs_cache_timeout(const struct fs *fs, uint64_t nodeid)
 	case FS_CACHE_NEVER:
 		return (struct timespec){ 0, 0 };
 	case FS_CACHE_ALWAYS:
+	case FS_CACHE_METADATA:
 		return (struct timespec){ 86400, 0 };
 	case FS_CACHE_AUTO:
 	default:
@@ -136,7 +138,7 @@ struct timespec fs_cache_timeout(const struct fs *fs, uint64_t nodeid)
 
 bool fs_caches_data(const struct fs *fs)
 {
-	return fs->cfg.cache != FS_CACHE_NEVER;
+	return fs->cfg.cache == FS_CACHE_AUTO || fs->cfg.cache == FS_CACHE_ALWAYS;
 }
 
 void fs_reset(struct fs *fs)

@@ -29,7 +29,12 @@ struct fs;
 
 /* How much the guest may cache (virtiofsd's --cache): the fs turns it into the policy of each open file and the
  * timeouts of each entry (today the same for every inode; per inode later). */
-enum fs_cache_mode { FS_CACHE_NEVER, FS_CACHE_AUTO, FS_CACHE_ALWAYS };
+enum fs_cache_mode {
+	FS_CACHE_NEVER,           /* nothing: every lookup, stat and read comes to us */
+	FS_CACHE_AUTO,            /* metadata for 1 s, data while open (re-checked at open) */
+	FS_CACHE_ALWAYS,          /* metadata for a day, data across opens: this guest is the only writer */
+	FS_CACHE_METADATA,        /* metadata for a day, no data (direct I/O), as virtiofsd's cache=metadata */
+};
 
 /* Which regular files the guest is told to access through the DAX window when it lets the server choose
  * (mounted dax=inode: FUSE_ATTR_DAX). Under dax=always the guest maps every file anyway. */
