@@ -18,8 +18,8 @@
  * Lock story: one mutex, dax.mu, guards the range table, every range and part, and the dax_* fields of every inode
  * (dax_ranges is also read without it, atomically, to skip the sync points of inodes that have no range). It is
  * held across the device requests (a map waits for the VMM's reply, bounded by the device): mappings are rare (one
- * per 2 MiB the guest touches) and must not interleave. No other lock of the room is taken under it: inode
- * references are dropped after unlocking (inode_put takes itab.mu).
+ * per 2 MiB the guest touches) and must not interleave. Of the room's other locks only itab.mu is taken under
+ * it (inode_put when every range goes at once); requests drop their references after unlocking.
  */
 #include "fs/fs_internal.h"
 
@@ -46,7 +46,6 @@ struct dax_part {
 struct dax_range {
 	struct fs_inode *inode;   /* NULL: free; else holds one reference */
 	uint64_t foffset;
-	bool writable;            /* the guest asked for write access (mappings are always sent read-write) */
 	unsigned nparts, cap;
 	struct dax_part *parts;   /* sorted by off, disjoint */
 };
@@ -67,10 +66,9 @@ static uint32_t within_range(uint64_t size, uint64_t foffset)
 	return size <= foffset ? 0 : (uint32_t)MIN(size - foffset, (uint64_t)DAX_RANGE);
 }
 
-int dax_init(struct fs *fs)
+void dax_init(struct fs *fs)
 {
 	pthread_mutex_init(&fs->dax.mu, NULL);
-	return 0;
 }
 
 static ssize_t pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
@@ -281,8 +279,15 @@ static int range_fit(struct fs *fs, struct dax_range *r, uint64_t size)
 	return ret;
 }
 
-static void range_write_back(struct dax_range *r, uint64_t size);
-static int part_unmap(struct fs *fs, struct dax_range *r, struct dax_part *p, bool unmap);
+static void range_write_back(struct dax_range *r, uint64_t size)
+{
+	if (r->inode->dax_copy_only)
+		return; /* opened read-only: stores through a copy of a file the guest cannot write are dropped */
+	for (unsigned i = 0; i < r->nparts; i++) {
+		if (r->parts[i].copy)
+			copy_write_back(r->inode->dax_fd, r->foffset + r->parts[i].off, &r->parts[i], size);
+	}
+}
 
 /*
  * Growth in small steps leaves a range in many small parts (each one a mapping QEMU keeps and a memory region it
@@ -300,16 +305,6 @@ static int range_rebuild(struct fs *fs, struct dax_range *r, uint64_t size)
 		part_unmap(fs, r, &r->parts[i], true);
 	r->nparts = 0;
 	return range_fit(fs, r, size);
-}
-
-static void range_write_back(struct dax_range *r, uint64_t size)
-{
-	if (r->inode->dax_copy_only)
-		return; /* opened read-only: stores through a copy of a file the guest cannot write are dropped */
-	for (unsigned i = 0; i < r->nparts; i++) {
-		if (r->parts[i].copy)
-			copy_write_back(r->inode->dax_fd, r->foffset + r->parts[i].off, &r->parts[i], size);
-	}
 }
 
 static void range_refresh(struct dax_range *r)
@@ -347,27 +342,20 @@ static int range_release(struct fs *fs, struct dax_range *r, bool unmap, struct 
 	return ret;
 }
 
-/* Releases every range; the inodes' references are dropped after unlocking. */
+/* Releases every range, with its inode reference (itab.mu nests inside dax.mu here, never the other way). */
 static void release_all(struct fs *fs, bool unmap)
 {
 	struct fs_dax *d = &fs->dax;
-	struct fs_inode **put;
-	unsigned n = 0;
 
 	pthread_mutex_lock(&d->mu);
-	put = calloc(d->nranges ? d->nranges : 1, sizeof(*put));
 	for (unsigned i = 0; i < d->nranges; i++) {
-		struct fs_inode *inode = NULL;
+		struct fs_inode *inode;
 		if (!d->ranges[i].inode)
 			continue;
 		range_release(fs, &d->ranges[i], unmap && d->attached, &inode);
-		if (put)
-			put[n++] = inode;
+		inode_put(fs, inode);
 	}
 	pthread_mutex_unlock(&d->mu);
-	for (unsigned i = 0; i < n; i++)
-		inode_put(fs, put[i]);
-	free(put);
 }
 
 /* ---- the device ---------------------------------------------------------------------------------------------- */
@@ -502,6 +490,7 @@ int fs_setupmapping(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t l
 	uint64_t end;
 	int ret = inode_get(fs, nodeid, &inode);
 
+	(void)write; /* QEMU needs a read-write fd and maps read-write whatever we ask: write changes nothing */
 	if (ret < 0)
 		return ret;
 	if (inode->type != S_IFREG) {
@@ -516,8 +505,7 @@ int fs_setupmapping(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t l
 	ret = check_mapping(d, moffset, len);
 	struct dax_range *r = ret == 0 ? &d->ranges[moffset / DAX_RANGE] : NULL;
 	if (r && r->inode == inode && r->foffset == foffset) {
-		/* Linux upgrades a read mapping to write by asking again: it already is writable for the VMM. */
-		r->writable |= write;
+		/* Linux upgrades a read mapping to write by asking again: every mapping is sent read-write already. */
 		pthread_mutex_unlock(&d->mu);
 		inode_put(fs, inode);
 		return 0;
@@ -527,7 +515,7 @@ int fs_setupmapping(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t l
 	if (ret == 0)
 		ret = open_map_fd(fs, inode);
 	if (ret == 0) {
-		*r = (struct dax_range){ .inode = inode, .foffset = foffset, .writable = write };
+		*r = (struct dax_range){ .inode = inode, .foffset = foffset };
 		__atomic_add_fetch(&inode->dax_ranges, 1, __ATOMIC_RELEASE);
 		ret = range_fit(fs, r, file_size(inode->dax_fd));
 		if (ret < 0) {
@@ -593,10 +581,13 @@ static void sync_ranges(struct fs *fs, struct fs_inode *inode, bool fit, bool gu
 		return;
 	pthread_mutex_lock(&d->mu);
 	uint64_t size = inode->dax_fd >= 0 ? file_size(inode->dax_fd) : 0;
-	for (unsigned i = 0; i < d->nranges && inode->dax_fd >= 0; i++) {
+	/* Stop at the inode's last range: a big window has thousands, a file a few. */
+	unsigned left = inode->dax_fd >= 0 ? inode->dax_ranges : 0;
+	for (unsigned i = 0; i < d->nranges && left > 0; i++) {
 		struct dax_range *r = &d->ranges[i];
 		if (r->inode != inode)
 			continue;
+		left--;
 		range_write_back(r, size);
 		if (!fit)
 			continue;

@@ -9,8 +9,8 @@
  *                              calls, e.g. fds of freed inodes are closed after unlocking; never nested in
  *                              each other)
  *     -> dax.mu  (the DAX window's ranges, dax.c: taken under dir_mu by READDIRPLUS lookups, never with lock_mu,
- *                 itab.mu or htab.mu held, and takes none of them: references are dropped after unlocking. The
- *                 device's own lock for backend requests nests inside it)
+ *                 itab.mu or htab.mu held; itab.mu may nest inside it (inode_put when every range goes at once).
+ *                 The device's own lock for backend requests nests inside it)
  *
  * An inode's immutable fields (fd, type, identity, slot, gen) may be read without a lock by anyone holding a
  * reference. nlookup, refs and hash_next belong to itab.mu. A handle's immutable fields (fd, inode, is_dir)
@@ -207,7 +207,7 @@ void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner);
 void locks_drop_handle(struct fs_inode *inode, uint64_t fh);
 
 /* dax.c */
-int dax_init(struct fs *fs);
+void dax_init(struct fs *fs);
 void dax_destroy(struct fs *fs);
 /* Unmaps every range (DESTROY). */
 void dax_reset(struct fs *fs);

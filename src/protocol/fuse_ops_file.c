@@ -8,12 +8,6 @@
 
 #define TAKE(r, type) ((const type *)req_take((r), sizeof(type)))
 
-/* The guest's open flags go to the fs as they are: which of them reach the host is the fs's decision (io.c). */
-static int host_open_flags(uint32_t flags)
-{
-	return (int)flags;
-}
-
 static void reply_open(struct fuse_req *r, int rc, uint64_t fh, bool dir)
 {
 	struct fuse_open_out out = { .fh = fh };
@@ -29,7 +23,7 @@ void op_open(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!in)
 		return reply_err(r, -EINVAL);
-	int rc = fs_open(r->srv->fs, &r->ctx, r->in.nodeid, host_open_flags(in->flags), &fh);
+	int rc = fs_open(r->srv->fs, &r->ctx, r->in.nodeid, (int)in->flags, &fh);
 	reply_open(r, rc, fh, false);
 }
 
@@ -56,7 +50,7 @@ void op_create(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!name)
 		return reply_err(r, r->arg_err);
-	int rc = fs_create(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, host_open_flags(in->flags),
+	int rc = fs_create(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, (int)in->flags,
 	                   &e, &fh);
 	reply_create(r, rc, &e, fh);
 }
@@ -68,7 +62,7 @@ void op_tmpfile(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!in)
 		return reply_err(r, -EINVAL);
-	int rc = fs_tmpfile(r->srv->fs, &r->ctx, r->in.nodeid, in->mode, host_open_flags(in->flags), &e, &fh);
+	int rc = fs_tmpfile(r->srv->fs, &r->ctx, r->in.nodeid, in->mode, (int)in->flags, &e, &fh);
 	reply_create(r, rc, &e, fh);
 }
 

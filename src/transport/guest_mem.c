@@ -20,7 +20,7 @@
  * and stops as broken (vu_device.c). A SIGBUS anywhere else is not ours: the default action runs.
  *
  * Process-wide because a signal handler can only find it there. Written under reg_lock by the thread that changes
- * guest memory (gm_add, gm_remove, gm_clear); read without a lock by the handler: a slot's length is published
+ * guest memory (gm_add, gm_compact, gm_clear); read without a lock by the handler: a slot's length is published
  * before its base, and a base of 0 means free.
  */
 #define REG_SLOTS (4 * GM_MAX_REGIONS)
@@ -181,18 +181,6 @@ unsigned gm_compact(struct guest_mem *gm)
 	}
 	__atomic_store_n(&gm->n, kept, __ATOMIC_RELEASE);
 	return gone;
-}
-
-int gm_remove(struct guest_mem *gm, uint64_t gpa, uint64_t size)
-{
-	for (unsigned i = 0; i < gm->n; i++) {
-		if (live(&gm->r[i]) && gm->r[i].gpa == gpa && gm->r[i].size == size) {
-			region_unmap(&gm->r[i]);
-			gm->r[i] = gm->r[--gm->n];
-			return 0;
-		}
-	}
-	return -ENOENT;
 }
 
 void gm_clear(struct guest_mem *gm)

@@ -4,7 +4,7 @@
  * one mapped region.
  * Changed only by the vhost-user thread. Queue threads may translate while it adds a region (gm_add fills the next
  * entry, then publishes the count) or retires one (gm_retire marks it dead: lookups skip it, its mapping stays, so
- * a pointer a request already holds stays valid); only gm_compact, gm_remove and gm_clear unmap, and they run while
+ * a pointer a request already holds stays valid); only gm_compact and gm_clear unmap, and they run while
  * no queue thread does. Adding and retiring without stopping the queues is what lets a queue thread wait for the
  * VMM's answer to a backend request (a DAX map) while the VMM tells us of the memory that map created.
  */
@@ -36,8 +36,6 @@ struct guest_mem {
 
 /* Maps size bytes of fd starting at mmap_offset. Refuses empty, overflowing or overlapping regions. */
 int gm_add(struct guest_mem *gm, uint64_t gpa, uint64_t size, uint64_t uaddr, uint64_t mmap_offset, int fd);
-/* Removes the region that starts at gpa with this size (no queue thread may run). */
-int gm_remove(struct guest_mem *gm, uint64_t gpa, uint64_t size);
 /* Marks that region dead without unmapping it (queue threads may run). */
 int gm_retire(struct guest_mem *gm, uint64_t gpa, uint64_t size);
 /* Unmaps the dead regions and packs the table (no queue thread may run). Returns how many went. */

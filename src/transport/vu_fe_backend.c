@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -111,6 +112,7 @@ void vu_fe_backend_stop(struct vu_fe_backend *be)
 {
 	if (be->running) {
 		eventfd_write(be->stop_fd, 1);
+		shutdown(be->fd, SHUT_RDWR); /* a backend that sent half a message must not hold the join */
 		pthread_join(be->thread, NULL);
 		be->running = false;
 	}

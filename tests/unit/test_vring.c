@@ -991,8 +991,9 @@ static void test_gm_add_refuses_overlap_and_bad_regions(void **state)
 	assert_int_equal(gm_add(&gm, 0xf000, 0x1000, 0xff000, 0, fd), 0);
 	assert_int_equal(gm_add(&gm, 0x14000, 0x1000, 0x104000, 0x4000, fd), 0);
 	assert_int_equal(gm.n, 3);
-	assert_int_equal(gm_remove(&gm, 0x10000, 0x1000), -ENOENT); /* size must match */
-	assert_int_equal(gm_remove(&gm, 0x10000, 0x4000), 0);
+	assert_int_equal(gm_retire(&gm, 0x10000, 0x1000), -ENOENT); /* size must match */
+	assert_int_equal(gm_retire(&gm, 0x10000, 0x4000), 0);
+	assert_int_equal(gm_compact(&gm), 1);
 	assert_int_equal(gm.n, 2);
 	assert_null(gm_gpa_ptr(&gm, 0x10000, 1));
 	gm_clear(&gm);
