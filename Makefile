@@ -61,6 +61,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvufs.a
 # Unit tests of vufs-mount parts, which are not in the library.
 $(BUILD)/tests/test_forgets: $(BUILD)/obj/src/mount/forgets.o
 $(BUILD)/tests/test_mount_dax: $(BUILD)/obj/src/mount/dax.o $(BUILD)/obj/src/mount/dax_guard.o
+# The protocol room over the stub file system (tests/unit/fs_stub.c), not the passthrough.
+$(BUILD)/tests/test_fuse_stub: $(BUILD)/obj/tests/unit/fs_stub.o
 
 # Fault injection (tests/unit/test_fs_faults.c): every system call and allocation function the fs and protocol
 # rooms call goes through the test's __wrap_SYM, which can fail the Nth one. The names are the ones the objects

@@ -70,6 +70,9 @@
 #include "protocol/fuse_internal.h" /* the worker's copy: how much of the request was copied */
 #include "protocol/fuse_server.h"
 #include "transport/shm_window.h"
+#ifdef VUFS_FUZZ_STUB
+#include "../tests/unit/fs_stub.h"
+#endif
 
 #define MAX_RECORDS 256
 #define MAX_CUTS 7
@@ -215,7 +218,7 @@ static void put_file(int dirfd, const char *name, const char *content, mode_t mo
  * so the same input sees the same ones each time. Else emptied, and its root back to mode 0777, root-owned,
  * without extended attributes.
  */
-static void populate(void)
+__attribute__((unused)) /* not in fuzz_fuse_stub */ static void populate(void)
 {
 	if (g_tmpfs) {
 		if (umount2(g_share, MNT_DETACH) < 0 ||
@@ -278,6 +281,8 @@ static bool same_stat(const struct stat *a, const struct stat *b)
 static void check_outside(void)
 {
 	struct stat st;
+	if (!g_base[0])
+		return; /* the stub: no scratch tree */
 	snap(g_canary, &st);
 	CHECK(same_stat(&st, &g_st_canary), "the canary file %s changed", g_canary);
 	snap(g_canary_dir, &st);
@@ -620,6 +625,39 @@ static size_t serve(const uint8_t *req, size_t len, const uint8_t *rcuts, unsign
 /* The DAX window a session's fs maps into (in-process, as vufs-mount's): remade with each session, since a
  * session's end forgets its ranges without unmapping them, as after a device reset. */
 #define FUZZ_DAX_WINDOW (8u << 20)
+
+#ifdef VUFS_FUZZ_STUB
+/* fuzz_fuse_stub: the protocol room alone, over the stub file system (tests/unit/fs_stub.h). The config byte
+ * picks the stub's answers: bits1-2 the open policy and timeouts, bit3 submounts, bit4 every third operation
+ * fails with -EIO, bit5 every operation fails with -ENOENT, bit7 FUSE_ATTR_DAX on every file. */
+static void session_end(void)
+{
+	fuse_server_free(g_srv);
+	g_srv = NULL;
+	fs_stub_free(g_fs);
+	g_fs = NULL;
+}
+
+static void fs_session_new(uint8_t cfg, const struct fuse_server_opts *so)
+{
+	struct fs_stub_config sc = {
+		.nodes = 64,
+		.dir_entries = 40,
+		.fail = cfg & 0x20 ? -ENOENT : cfg & 0x10 ? -EIO : 0,
+		.fail_every = cfg & 0x20 ? 1 : 3,
+		.dax_window = FUZZ_DAX_WINDOW,
+		.attr_dax = cfg & 0x80,
+		.policy = { .direct_io = cfg & 2, .keep_cache = cfg & 4, .cache_dir = cfg & 4 },
+		.timeout = { .tv_sec = (cfg >> 1) & 3, .tv_nsec = cfg & 2 ? 999999999 : 0 },
+		.caches_data = cfg & 4,
+		.submounts = cfg & 8,
+	};
+	if (fs_stub_new(&sc, &g_fs) < 0)
+		die("fs_stub_new");
+	if (fuse_server_new(&fs_stub_ops, g_fs, so, &g_srv) < 0)
+		die("fuse_server_new");
+}
+#else
 static struct shm_window g_win;
 static struct dev_services g_win_svc;
 
@@ -632,38 +670,45 @@ static void session_end(void)
 	shm_window_destroy(&g_win);
 }
 
-static void session_start(uint8_t cfg)
+static void fs_session_new(uint8_t cfg, const struct fuse_server_opts *so)
 {
 	struct fs_config fc = {
 		.source = g_share,
 		.xattr = cfg & 0x10,
-		.posix_acl = cfg & 0x80,
+		.posix_acl = so->posix_acl,
 		.allow_direct_io = false,
-		.posix_lock = !(cfg & 0x20),
-		.flock = !(cfg & 0x20),
+		.posix_lock = so->posix_lock,
+		.flock = so->flock,
 		.max_inodes = 100, /* above the tables' first size (64), so both growing and the bound are reachable */
 		.max_handles = 80,
 		.cache = (enum fs_cache_mode)(((cfg >> 1) & 3) % 3),
 	};
-	struct fuse_server_opts so = {
-		.writeback = cfg & 0x08,
-		.readdirplus = !(cfg & 0x40),
-		.posix_lock = fc.posix_lock,
-		.flock = fc.flock,
-		.posix_acl = fc.posix_acl,
-		.killpriv_v2 = true,
-		.max_write = 0,
-	};
 	populate();
 	if (fs_new(&fc, &g_fs) < 0)
 		die("fs_new");
-	if (fuse_server_new(g_fs, &so, &g_srv) < 0)
+	if (fuse_server_new(&fs_passthrough_ops, g_fs, so, &g_srv) < 0)
 		die("fuse_server_new");
 	if (shm_window_init(&g_win, FUZZ_DAX_WINDOW) < 0)
 		die("shm_window_init");
 	shm_window_services(&g_win, &g_win_svc);
 	if (fs_dax_attach(g_fs, &g_win_svc) < 0)
 		die("fs_dax_attach");
+}
+#endif
+
+static void session_start(uint8_t cfg)
+{
+	struct fuse_server_opts so = {
+		.writeback = cfg & 0x08,
+		.readdirplus = !(cfg & 0x40),
+		.posix_lock = !(cfg & 0x20),
+		.flock = !(cfg & 0x20),
+		.posix_acl = cfg & 0x80,
+		.killpriv_v2 = true,
+		.announce_submounts = true,
+		.max_write = 0,
+	};
+	fs_session_new(cfg, &so);
 	g_cfg = cfg;
 	if (cfg & 1)
 		return;
@@ -679,15 +724,9 @@ static void session_start(uint8_t cfg)
 		die("INIT failed");
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/* The scratch tree around the share (canaries, a private tmpfs): see the top of this file. */
+__attribute__((unused)) /* not in fuzz_fuse_stub */ static void scratch_init(void)
 {
-	(void)argc;
-	(void)argv;
-	const char *every = getenv("VUFS_FUZZ_RESET_EVERY");
-	g_trace = getenv("VUFS_FUZZ_TRACE") && getenv("VUFS_FUZZ_TRACE")[0] == '1';
-	if (every && atoi(every) > 0)
-		g_reset_every = (unsigned)atoi(every);
-
 	/* A crash leaves its scratch tree behind (no atexit then): remove those of processes that are gone. */
 	DIR *tmp = opendir("/tmp");
 	for (struct dirent *e; tmp && (e = readdir(tmp));) {
@@ -710,11 +749,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(g_canary_dir, sizeof(g_canary_dir), "%s/canary.d", g_base);
 	if (mkdir(g_share, 0777) < 0 || mkdir(g_canary_dir, 0755) < 0)
 		die("mkdir");
-	uint8_t rnd[16];
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		die("getrandom");
-	for (int i = 0; i < 16; i++)
-		snprintf(g_marker + 2 * i, 3, "%02x", rnd[i]);
 	char content[64];
 	snprintf(content, sizeof(content), "canary %s\n", g_marker);
 	int b = open(g_base, O_RDONLY | O_DIRECTORY | O_CLOEXEC), cd = open(g_canary_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -744,6 +778,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snap(g_canary, &g_st_canary);
 	snap(g_canary_dir, &g_st_canary_dir);
 
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	const char *every = getenv("VUFS_FUZZ_RESET_EVERY");
+	g_trace = getenv("VUFS_FUZZ_TRACE") && getenv("VUFS_FUZZ_TRACE")[0] == '1';
+	if (every && atoi(every) > 0)
+		g_reset_every = (unsigned)atoi(every);
+
+	uint8_t rnd[16];
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		die("getrandom");
+	for (int i = 0; i < 16; i++)
+		snprintf(g_marker + 2 * i, 3, "%02x", rnd[i]);
+#ifndef VUFS_FUZZ_STUB
+	scratch_init();
+#endif
 	g_worker = fuse_worker_new(WORKER_SEGS);
 	if (!g_worker)
 		die("fuse_worker_new");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (clang, into build-fuzz/) and runs them one after the other.
-#   fuzz/run.sh [SECONDS] [HARNESS...]   fuzz each harness SECONDS (default 60): fuzz_fuse_request, fuzz_vring,
-#                                        fuzz_vhost_user (all by default)
+#   fuzz/run.sh [SECONDS] [HARNESS...]   fuzz each harness SECONDS (default 60): fuzz_fuse_request,
+#                                        fuzz_fuse_stub, fuzz_vring, fuzz_vhost_user (all by default)
 #   fuzz/run.sh --build                  build only
 #   fuzz/run.sh --replay                 build, then run every input kept in fuzz/regressions/<harness>/ once
 # Each harness fuzzes a working copy of its seed corpus (build-fuzz/corpus/<name>/, seeded from fuzz/corpus/<name>/,
@@ -11,11 +11,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=build-fuzz
-ALL=(fuzz_fuse_request fuzz_vring fuzz_vhost_user)
+ALL=(fuzz_fuse_request fuzz_fuse_stub fuzz_vring fuzz_vhost_user)
 
 max_len() {
   case $1 in
-    fuzz_fuse_request) echo 16384 ;;
+    fuzz_fuse_request|fuzz_fuse_stub) echo 16384 ;;
     fuzz_vring) echo 16384 ;;
     fuzz_vhost_user) echo 40000 ;;
   esac
@@ -70,7 +70,9 @@ for h in "${harnesses[@]}"; do
   name=${h#fuzz_}
   corpus=$OUT/corpus/$name artifacts=$OUT/artifacts/$h/ log=$OUT/logs/$h.log
   mkdir -p "$corpus" "$artifacts"
-  [ -d "fuzz/corpus/$name" ] && cp -u fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null
+  seed=$name
+  [ "$name" = fuse_stub ] && seed=fuse_request   # the same input format, over the stub file system
+  [ -d "fuzz/corpus/$seed" ] && cp -u fuzz/corpus/"$seed"/* "$corpus"/ 2>/dev/null
   # shellcheck disable=SC2086
   "$OUT/$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -max_len="$(max_len "$h")" -artifact_prefix="$artifacts" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1

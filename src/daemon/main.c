@@ -207,7 +207,7 @@ int main(int argc, char **argv)
 	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2,
 	                                  .allow_mmap = o.allow_mmap,
 	                                  .announce_submounts = o.announce_submounts };
-	rc = fuse_server_new(fs, &sopts, &srv);
+	rc = fuse_server_new(&fs_passthrough_ops, fs, &sopts, &srv);
 	if (rc < 0) {
 		fs_free(fs);
 		return 1;

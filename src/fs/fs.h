@@ -211,6 +211,87 @@ int fs_removemapping(struct fs *fs, uint64_t nodeid, uint64_t moffset, uint64_t 
 bool fs_attr_dax(const struct fs *fs, const struct stat *st);
 void fs_dax_counts(struct fs *fs, uint64_t *ranges, uint64_t *parts, uint64_t *copies);
 
+/*
+ * The operations the protocol room calls, as one table: the passthrough file system above is one implementation
+ * (fs_passthrough_ops), a stub (tests/unit/fs_stub.c) is another, so protocol tests and the FUSE fuzzer can run
+ * without host system calls. Each member has the meaning of the fs_ function of the same name; fs is the
+ * implementation's own object (opaque here, cast back by the implementation).
+ */
+struct fs_ops {
+	/* session */
+	void (*session_start)(struct fs *fs, bool guest_caches_writes);
+	void (*reset)(struct fs *fs);
+	/* names and attributes */
+	int (*lookup)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, struct fs_entry *e);
+	void (*forget)(struct fs *fs, uint64_t nodeid, uint64_t nlookup);
+	int (*getattr)(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st);
+	int (*setattr)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh,
+	               const struct fs_setattr *sa, struct stat *st);
+	ssize_t (*readlink)(struct fs *fs, uint64_t nodeid, char *buf, size_t size);
+	int (*mknod)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode,
+	             dev_t rdev, struct fs_entry *e);
+	int (*mkdir)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode,
+	             struct fs_entry *e);
+	int (*symlink)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, const char *target,
+	               struct fs_entry *e);
+	int (*link)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t newparent, const char *newname,
+	            struct fs_entry *e);
+	int (*unlink)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name);
+	int (*rmdir)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name);
+	int (*rename)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, uint64_t newparent,
+	              const char *newname, unsigned flags);
+	int (*statfs)(struct fs *fs, uint64_t nodeid, struct statvfs *out);
+	int (*access)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int mask);
+	/* open files */
+	int (*open)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int flags, uint64_t *fh);
+	int (*create)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode,
+	              int flags, struct fs_entry *e, uint64_t *fh);
+	int (*tmpfile)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t mode, int flags,
+	               struct fs_entry *e, uint64_t *fh);
+	ssize_t (*read)(struct fs *fs, uint64_t fh, uint64_t off, size_t size, const struct iovec *dst, unsigned ndst);
+	ssize_t (*write)(struct fs *fs, const struct fs_ctx *ctx, uint64_t fh, uint64_t off, const struct iovec *src,
+	                 unsigned nsrc, bool kill_suidgid);
+	int (*flush)(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner);
+	int (*release)(struct fs *fs, uint64_t nodeid, uint64_t fh, bool release_flock, uint64_t lock_owner);
+	int (*fsync)(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync);
+	int (*fallocate)(struct fs *fs, uint64_t nodeid, uint64_t fh, int mode, uint64_t off, uint64_t len);
+	int64_t (*lseek)(struct fs *fs, uint64_t nodeid, uint64_t fh, int64_t off, int whence);
+	ssize_t (*copy_file_range)(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint64_t fh_out, uint64_t off_out,
+	                           size_t len, unsigned flags);
+	int (*syncfs)(struct fs *fs);
+	/* directories */
+	int (*opendir)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t *fh);
+	int (*readdir)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh, uint64_t offset,
+	               bool plus, fs_dirent_fn fill, void *arg);
+	int (*releasedir)(struct fs *fs, uint64_t nodeid, uint64_t fh);
+	int (*fsyncdir)(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync);
+	/* extended attributes */
+	int (*setxattr)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, const void *value,
+	                size_t size, int flags);
+	ssize_t (*getxattr)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, void *buf,
+	                    size_t size);
+	ssize_t (*listxattr)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, char *buf, size_t size);
+	int (*removexattr)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name);
+	/* locks */
+	int (*getlk)(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, struct flock *lk);
+	int (*setlk)(struct fs *fs, uint64_t nodeid, uint64_t fh, uint64_t lock_owner, const struct flock *lk,
+	             bool sleep);
+	int (*flock)(struct fs *fs, uint64_t nodeid, uint64_t fh, int op);
+	/* the DAX window */
+	uint64_t (*dax_window)(struct fs *fs);
+	int (*setupmapping)(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t len, uint64_t moffset,
+	                    bool write);
+	int (*removemapping)(struct fs *fs, uint64_t nodeid, uint64_t moffset, uint64_t len);
+	bool (*attr_dax)(const struct fs *fs, const struct stat *st);
+	/* caching policy */
+	void (*open_policy)(const struct fs *fs, uint64_t nodeid, bool dir, struct fs_open_policy *out);
+	struct timespec (*cache_timeout)(const struct fs *fs, uint64_t nodeid);
+	bool (*caches_data)(const struct fs *fs);
+};
+
+/* The passthrough file system's table (src/fs/fs_ops.c). */
+extern const struct fs_ops fs_passthrough_ops;
+
 /* Counters for tests and the resource-bound checks. */
 void fs_counts(struct fs *fs, uint64_t *inodes, uint64_t *handles);
 

@@ -17,6 +17,7 @@
 #define FUSE_REPLY_BUF_MAX (128u * 1024)
 
 struct fuse_server {
+	const struct fs_ops *ops;
 	struct fs *fs;
 	struct fuse_server_opts opts;
 	/* Written by INIT and DESTROY, which the kernel sends alone (nothing else is in flight); read by every
@@ -44,6 +45,9 @@ struct fuse_worker {
 	unsigned max_segs;
 	struct iovec *iov;    /* max_segs + 2 entries: WRITE payload or READ destination */
 };
+
+/* Calls operation op of the file system the server serves: FS_CALL(srv, lookup, ctx, parent, name, &e). */
+#define FS_CALL(srv, op, ...) ((srv)->ops->op((srv)->fs, ##__VA_ARGS__))
 
 /* One request being served. Arguments are read through a bounds-checked cursor over the private copy. */
 struct fuse_req {

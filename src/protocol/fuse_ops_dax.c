@@ -11,7 +11,7 @@ void op_setupmapping(struct fuse_req *r)
 {
 	const struct fuse_setupmapping_in *in = req_take(r, sizeof(*in));
 
-	if (!fs_dax_window(r->srv->fs)) {
+	if (!FS_CALL(r->srv, dax_window)) {
 		reply_err(r, -ENOSYS); /* no window: as a server without DAX */
 		return;
 	}
@@ -21,7 +21,7 @@ void op_setupmapping(struct fuse_req *r)
 		return;
 	}
 	/* in->fh is not used: Linux sends -1 and maps by inode; the range stays valid after the file is closed. */
-	int ret = fs_setupmapping(r->srv->fs, r->in.nodeid, in->foffset, in->len, in->moffset,
+	int ret = FS_CALL(r->srv, setupmapping, r->in.nodeid, in->foffset, in->len, in->moffset,
 	                          in->flags & FUSE_SETUPMAPPING_FLAG_WRITE);
 	reply_err(r, ret);
 }
@@ -31,7 +31,7 @@ void op_removemapping(struct fuse_req *r)
 	const struct fuse_removemapping_in *in = req_take(r, sizeof(*in));
 	int first = 0;
 
-	if (!fs_dax_window(r->srv->fs)) {
+	if (!FS_CALL(r->srv, dax_window)) {
 		reply_err(r, -ENOSYS);
 		return;
 	}
@@ -46,7 +46,7 @@ void op_removemapping(struct fuse_req *r)
 		struct fuse_removemapping_one one;
 		/* The entries follow a 4-byte count: copied out, not read in place (unaligned). */
 		memcpy(&one, req_take(r, sizeof(one)), sizeof(one));
-		int ret = fs_removemapping(r->srv->fs, r->in.nodeid, one.moffset, one.len);
+		int ret = FS_CALL(r->srv, removemapping, r->in.nodeid, one.moffset, one.len);
 		if (ret < 0 && first == 0)
 			first = ret; /* every entry is tried: the guest frees its ranges whatever we answer */
 	}

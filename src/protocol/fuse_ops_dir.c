@@ -14,7 +14,7 @@ void op_opendir(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!in)
 		return reply_err(r, -EINVAL);
-	int rc = fs_opendir(r->srv->fs, &r->ctx, r->in.nodeid, &fh);
+	int rc = FS_CALL(r->srv, opendir, &r->ctx, r->in.nodeid, &fh);
 	if (rc < 0)
 		return reply_err(r, rc);
 	out.fh = fh;
@@ -69,7 +69,7 @@ static void do_readdir(struct fuse_req *r, bool plus)
 		return reply_err(r, -EINVAL);
 	struct dir_sink s = { .r = r, .buf = r->w->out };
 	s.cap = MIN(MIN((size_t)in->size, r->wr_len - hdr), sizeof(r->w->out));
-	int rc = fs_readdir(r->srv->fs, &r->ctx, r->in.nodeid, in->fh, in->offset, plus, put_dirent, &s);
+	int rc = FS_CALL(r->srv, readdir, &r->ctx, r->in.nodeid, in->fh, in->offset, plus, put_dirent, &s);
 	/* Entries already encoded are worth more than an error about a later one. */
 	if (rc < 0 && s.used == 0)
 		return reply_err(r, rc);
@@ -91,7 +91,7 @@ void op_releasedir(struct fuse_req *r)
 	const struct fuse_release_in *in = TAKE(r, struct fuse_release_in);
 	if (!in)
 		return reply_err(r, -EINVAL);
-	reply_err(r, fs_releasedir(r->srv->fs, r->in.nodeid, in->fh));
+	reply_err(r, FS_CALL(r->srv, releasedir, r->in.nodeid, in->fh));
 }
 
 void op_fsyncdir(struct fuse_req *r)
@@ -99,5 +99,5 @@ void op_fsyncdir(struct fuse_req *r)
 	const struct fuse_fsync_in *in = TAKE(r, struct fuse_fsync_in);
 	if (!in)
 		return reply_err(r, -EINVAL);
-	reply_err(r, fs_fsyncdir(r->srv->fs, r->in.nodeid, in->fh, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
+	reply_err(r, FS_CALL(r->srv, fsyncdir, r->in.nodeid, in->fh, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
 }

@@ -23,7 +23,7 @@ void op_open(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!in)
 		return reply_err(r, -EINVAL);
-	int rc = fs_open(r->srv->fs, &r->ctx, r->in.nodeid, (int)in->flags, &fh);
+	int rc = FS_CALL(r->srv, open, &r->ctx, r->in.nodeid, (int)in->flags, &fh);
 	reply_open(r, rc, fh, false);
 }
 
@@ -50,7 +50,7 @@ void op_create(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!name)
 		return reply_err(r, r->arg_err);
-	int rc = fs_create(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, (int)in->flags,
+	int rc = FS_CALL(r->srv, create, &r->ctx, r->in.nodeid, name, in->mode, (int)in->flags,
 	                   &e, &fh);
 	reply_create(r, rc, &e, fh);
 }
@@ -62,7 +62,7 @@ void op_tmpfile(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!in)
 		return reply_err(r, -EINVAL);
-	int rc = fs_tmpfile(r->srv->fs, &r->ctx, r->in.nodeid, in->mode, (int)in->flags, &e, &fh);
+	int rc = FS_CALL(r->srv, tmpfile, &r->ctx, r->in.nodeid, in->mode, (int)in->flags, &e, &fh);
 	reply_create(r, rc, &e, fh);
 }
 
@@ -93,7 +93,7 @@ void op_read(struct fuse_req *r)
 		want -= take;
 		skip = 0;
 	}
-	ssize_t got = fs_read(r->srv->fs, in->fh, in->offset, size - want, dst, n);
+	ssize_t got = FS_CALL(r->srv, read, in->fh, in->offset, size - want, dst, n);
 	if (got < 0)
 		return reply_err(r, (int)got);
 	reply_with_placed_data(r, (size_t)got);
@@ -108,7 +108,7 @@ void op_write(struct fuse_req *r)
 	if (in->size != r->data_len || in->size > r->srv->max_write)
 		return reply_err(r, -EINVAL);
 	bool kill = in->write_flags & FUSE_WRITE_KILL_SUIDGID;
-	ssize_t n = fs_write(r->srv->fs, &r->ctx, in->fh, in->offset, r->data, r->ndata, kill);
+	ssize_t n = FS_CALL(r->srv, write, &r->ctx, in->fh, in->offset, r->data, r->ndata, kill);
 	if (n < 0)
 		return reply_err(r, (int)n);
 	out.size = (uint32_t)n;
@@ -120,7 +120,7 @@ void op_flush(struct fuse_req *r)
 	const struct fuse_flush_in *in = TAKE(r, struct fuse_flush_in);
 	if (!in)
 		return reply_err(r, -EINVAL);
-	reply_err(r, fs_flush(r->srv->fs, r->in.nodeid, in->fh, in->lock_owner));
+	reply_err(r, FS_CALL(r->srv, flush, r->in.nodeid, in->fh, in->lock_owner));
 }
 
 void op_release(struct fuse_req *r)
@@ -129,7 +129,7 @@ void op_release(struct fuse_req *r)
 	if (!in)
 		return reply_err(r, -EINVAL);
 	bool flock = in->release_flags & FUSE_RELEASE_FLOCK_UNLOCK;
-	reply_err(r, fs_release(r->srv->fs, r->in.nodeid, in->fh, flock, in->lock_owner));
+	reply_err(r, FS_CALL(r->srv, release, r->in.nodeid, in->fh, flock, in->lock_owner));
 }
 
 void op_fsync(struct fuse_req *r)
@@ -137,7 +137,7 @@ void op_fsync(struct fuse_req *r)
 	const struct fuse_fsync_in *in = TAKE(r, struct fuse_fsync_in);
 	if (!in)
 		return reply_err(r, -EINVAL);
-	reply_err(r, fs_fsync(r->srv->fs, r->in.nodeid, in->fh, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
+	reply_err(r, FS_CALL(r->srv, fsync, r->in.nodeid, in->fh, in->fsync_flags & FUSE_FSYNC_FDATASYNC));
 }
 
 void op_fallocate(struct fuse_req *r)
@@ -145,7 +145,7 @@ void op_fallocate(struct fuse_req *r)
 	const struct fuse_fallocate_in *in = TAKE(r, struct fuse_fallocate_in);
 	if (!in)
 		return reply_err(r, -EINVAL);
-	reply_err(r, fs_fallocate(r->srv->fs, r->in.nodeid, in->fh, (int)in->mode, in->offset, in->length));
+	reply_err(r, FS_CALL(r->srv, fallocate, r->in.nodeid, in->fh, (int)in->mode, in->offset, in->length));
 }
 
 void op_lseek(struct fuse_req *r)
@@ -154,7 +154,7 @@ void op_lseek(struct fuse_req *r)
 	struct fuse_lseek_out out = { 0 };
 	if (!in)
 		return reply_err(r, -EINVAL);
-	int64_t off = fs_lseek(r->srv->fs, r->in.nodeid, in->fh, (int64_t)in->offset, (int)in->whence);
+	int64_t off = FS_CALL(r->srv, lseek, r->in.nodeid, in->fh, (int64_t)in->offset, (int)in->whence);
 	if (off < 0)
 		return reply_err(r, (int)off);
 	out.offset = (uint64_t)off;
@@ -168,7 +168,7 @@ void op_copy_file_range(struct fuse_req *r)
 	if (!in)
 		return reply_err(r, -EINVAL);
 	size_t len = (size_t)MIN(in->len, (uint64_t)UINT32_MAX); /* the reply carries a 32-bit count */
-	ssize_t n = fs_copy_file_range(r->srv->fs, in->fh_in, in->off_in, in->fh_out, in->off_out, len,
+	ssize_t n = FS_CALL(r->srv, copy_file_range, in->fh_in, in->off_in, in->fh_out, in->off_out, len,
 	                               (unsigned)in->flags);
 	if (n < 0)
 		return reply_err(r, (int)n);
@@ -178,7 +178,7 @@ void op_copy_file_range(struct fuse_req *r)
 
 void op_syncfs(struct fuse_req *r)
 {
-	reply_err(r, fs_syncfs(r->srv->fs));
+	reply_err(r, FS_CALL(r->srv, syncfs));
 }
 
 /* FUSE ranges are inclusive [start, end] with end = OFFSET_MAX for "to EOF"; struct flock uses a length. */
@@ -216,7 +216,7 @@ void op_getlk(struct fuse_req *r)
 		return reply_err(r, -EINVAL);
 	int rc = to_flock(&in->lk, &lk);
 	if (rc == 0)
-		rc = fs_getlk(r->srv->fs, r->in.nodeid, in->fh, in->owner, &lk);
+		rc = FS_CALL(r->srv, getlk, r->in.nodeid, in->fh, in->owner, &lk);
 	if (rc < 0)
 		return reply_err(r, rc);
 	memset(&out, 0, sizeof(out));
@@ -239,10 +239,10 @@ void op_setlk(struct fuse_req *r)
 		case F_UNLCK: op = LOCK_UN; break;
 		default: return reply_err(r, -EINVAL);
 		}
-		return reply_err(r, fs_flock(r->srv->fs, r->in.nodeid, in->fh, sleep ? op : op | LOCK_NB));
+		return reply_err(r, FS_CALL(r->srv, flock, r->in.nodeid, in->fh, sleep ? op : op | LOCK_NB));
 	}
 	int rc = to_flock(&in->lk, &lk);
 	if (rc == 0)
-		rc = fs_setlk(r->srv->fs, r->in.nodeid, in->fh, in->owner, &lk, sleep);
+		rc = FS_CALL(r->srv, setlk, r->in.nodeid, in->fh, in->owner, &lk, sleep);
 	reply_err(r, rc);
 }

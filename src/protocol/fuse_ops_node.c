@@ -36,14 +36,14 @@ void op_lookup(struct fuse_req *r)
 	struct fs_entry e;
 	if (!name)
 		return reply_err(r, r->arg_err);
-	reply_entry(r, fs_lookup(r->srv->fs, &r->ctx, r->in.nodeid, name, &e), &e);
+	reply_entry(r, FS_CALL(r->srv, lookup, &r->ctx, r->in.nodeid, name, &e), &e);
 }
 
 void op_forget(struct fuse_req *r)
 {
 	const struct fuse_forget_in *in = TAKE(r, struct fuse_forget_in);
 	if (in)
-		fs_forget(r->srv->fs, r->in.nodeid, in->nlookup);
+		FS_CALL(r->srv, forget, r->in.nodeid, in->nlookup);
 	reply_none(r);
 }
 
@@ -55,7 +55,7 @@ void op_batch_forget(struct fuse_req *r)
 			const struct fuse_forget_one *one = TAKE(r, struct fuse_forget_one);
 			if (!one)
 				break; /* count larger than the bytes sent: forget what is there */
-			fs_forget(r->srv->fs, one->nodeid, one->nlookup);
+			FS_CALL(r->srv, forget, one->nodeid, one->nlookup);
 		}
 	}
 	reply_none(r);
@@ -68,7 +68,7 @@ void op_getattr(struct fuse_req *r)
 	if (!in)
 		return reply_err(r, -EINVAL);
 	uint64_t fh = (in->getattr_flags & FUSE_GETATTR_FH) ? in->fh : FS_NO_HANDLE;
-	reply_attr(r, fs_getattr(r->srv->fs, r->in.nodeid, fh, &st), &st);
+	reply_attr(r, FS_CALL(r->srv, getattr, r->in.nodeid, fh, &st), &st);
 }
 
 static void decode_setattr(const struct fuse_setattr_in *in, struct fs_setattr *sa)
@@ -105,13 +105,13 @@ void op_setattr(struct fuse_req *r)
 		return reply_err(r, -EINVAL);
 	decode_setattr(in, &sa);
 	uint64_t fh = (in->valid & FATTR_FH) ? in->fh : FS_NO_HANDLE;
-	reply_attr(r, fs_setattr(r->srv->fs, &r->ctx, r->in.nodeid, fh, &sa, &st), &st);
+	reply_attr(r, FS_CALL(r->srv, setattr, &r->ctx, r->in.nodeid, fh, &sa, &st), &st);
 }
 
 void op_readlink(struct fuse_req *r)
 {
 	char *buf = (char *)r->w->out;
-	ssize_t n = fs_readlink(r->srv->fs, r->in.nodeid, buf, PATH_MAX);
+	ssize_t n = FS_CALL(r->srv, readlink, r->in.nodeid, buf, PATH_MAX);
 	if (n < 0)
 		return reply_err(r, (int)n);
 	reply_ok(r, buf, (size_t)n);
@@ -124,7 +124,7 @@ void op_symlink(struct fuse_req *r)
 	struct fs_entry e;
 	if (!target || !*target)
 		return reply_err(r, target && !*target ? -EINVAL : r->arg_err);
-	reply_entry(r, fs_symlink(r->srv->fs, &r->ctx, r->in.nodeid, name, target, &e), &e);
+	reply_entry(r, FS_CALL(r->srv, symlink, &r->ctx, r->in.nodeid, name, target, &e), &e);
 }
 
 void op_mknod(struct fuse_req *r)
@@ -134,7 +134,7 @@ void op_mknod(struct fuse_req *r)
 	struct fs_entry e;
 	if (!name)
 		return reply_err(r, r->arg_err);
-	reply_entry(r, fs_mknod(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, in->rdev, &e), &e);
+	reply_entry(r, FS_CALL(r->srv, mknod, &r->ctx, r->in.nodeid, name, in->mode, in->rdev, &e), &e);
 }
 
 void op_mkdir(struct fuse_req *r)
@@ -144,19 +144,19 @@ void op_mkdir(struct fuse_req *r)
 	struct fs_entry e;
 	if (!name)
 		return reply_err(r, r->arg_err);
-	reply_entry(r, fs_mkdir(r->srv->fs, &r->ctx, r->in.nodeid, name, in->mode, &e), &e);
+	reply_entry(r, FS_CALL(r->srv, mkdir, &r->ctx, r->in.nodeid, name, in->mode, &e), &e);
 }
 
 void op_unlink(struct fuse_req *r)
 {
 	const char *name = req_take_name(r);
-	reply_err(r, name ? fs_unlink(r->srv->fs, &r->ctx, r->in.nodeid, name) : r->arg_err);
+	reply_err(r, name ? FS_CALL(r->srv, unlink, &r->ctx, r->in.nodeid, name) : r->arg_err);
 }
 
 void op_rmdir(struct fuse_req *r)
 {
 	const char *name = req_take_name(r);
-	reply_err(r, name ? fs_rmdir(r->srv->fs, &r->ctx, r->in.nodeid, name) : r->arg_err);
+	reply_err(r, name ? FS_CALL(r->srv, rmdir, &r->ctx, r->in.nodeid, name) : r->arg_err);
 }
 
 static void do_rename(struct fuse_req *r, uint64_t newdir, unsigned flags)
@@ -167,7 +167,7 @@ static void do_rename(struct fuse_req *r, uint64_t newdir, unsigned flags)
 		return reply_err(r, r->arg_err);
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
 		return reply_err(r, -EINVAL);
-	reply_err(r, fs_rename(r->srv->fs, &r->ctx, r->in.nodeid, name, newdir, newname, flags));
+	reply_err(r, FS_CALL(r->srv, rename, &r->ctx, r->in.nodeid, name, newdir, newname, flags));
 }
 
 void op_rename(struct fuse_req *r)
@@ -193,14 +193,14 @@ void op_link(struct fuse_req *r)
 	struct fs_entry e;
 	if (!name)
 		return reply_err(r, r->arg_err);
-	reply_entry(r, fs_link(r->srv->fs, &r->ctx, in->oldnodeid, r->in.nodeid, name, &e), &e);
+	reply_entry(r, FS_CALL(r->srv, link, &r->ctx, in->oldnodeid, r->in.nodeid, name, &e), &e);
 }
 
 void op_statfs(struct fuse_req *r)
 {
 	struct statvfs sv;
 	struct fuse_statfs_out out;
-	int rc = fs_statfs(r->srv->fs, r->in.nodeid, &sv);
+	int rc = FS_CALL(r->srv, statfs, r->in.nodeid, &sv);
 	if (rc < 0)
 		return reply_err(r, rc);
 	memset(&out, 0, sizeof(out));
@@ -220,5 +220,5 @@ void op_access(struct fuse_req *r)
 	const struct fuse_access_in *in = TAKE(r, struct fuse_access_in);
 	if (!in)
 		return reply_err(r, -EINVAL);
-	reply_err(r, fs_access(r->srv->fs, &r->ctx, r->in.nodeid, (int)in->mask));
+	reply_err(r, FS_CALL(r->srv, access, &r->ctx, r->in.nodeid, (int)in->mask));
 }

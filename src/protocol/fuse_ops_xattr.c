@@ -27,7 +27,7 @@ void op_setxattr(struct fuse_req *r)
 	const void *value = req_take(r, in->size);
 	if (!value)
 		return reply_err(r, -EINVAL);
-	reply_err(r, fs_setxattr(r->srv->fs, &r->ctx, r->in.nodeid, name, value, in->size, (int)in->flags));
+	reply_err(r, FS_CALL(r->srv, setxattr, &r->ctx, r->in.nodeid, name, value, in->size, (int)in->flags));
 }
 
 /* size 0 asks for the length only; otherwise the value itself, or ERANGE. */
@@ -53,7 +53,7 @@ void op_getxattr(struct fuse_req *r)
 	const char *name = in ? take_xattr_name(r) : NULL;
 	if (!name)
 		return reply_err(r, r->arg_err);
-	ssize_t n = fs_getxattr(r->srv->fs, &r->ctx, r->in.nodeid, name, in->size ? r->w->out : NULL,
+	ssize_t n = FS_CALL(r->srv, getxattr, &r->ctx, r->in.nodeid, name, in->size ? r->w->out : NULL,
 	                        value_room(r, in->size));
 	reply_xattr_value(r, in->size, n);
 }
@@ -63,7 +63,7 @@ void op_listxattr(struct fuse_req *r)
 	const struct fuse_getxattr_in *in = TAKE(r, struct fuse_getxattr_in);
 	if (!in)
 		return reply_err(r, -EINVAL);
-	ssize_t n = fs_listxattr(r->srv->fs, &r->ctx, r->in.nodeid, in->size ? (char *)r->w->out : NULL,
+	ssize_t n = FS_CALL(r->srv, listxattr, &r->ctx, r->in.nodeid, in->size ? (char *)r->w->out : NULL,
 	                         value_room(r, in->size));
 	reply_xattr_value(r, in->size, n);
 }
@@ -73,5 +73,5 @@ void op_removexattr(struct fuse_req *r)
 	const char *name = take_xattr_name(r);
 	if (!name)
 		return reply_err(r, r->arg_err);
-	reply_err(r, fs_removexattr(r->srv->fs, &r->ctx, r->in.nodeid, name));
+	reply_err(r, FS_CALL(r->srv, removexattr, &r->ctx, r->in.nodeid, name));
 }

@@ -125,7 +125,7 @@ void fill_attr(struct fuse_attr *a, const struct stat *st)
 
 void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const struct fs_entry *e)
 {
-	struct timespec t = fs_cache_timeout(srv->fs, e->nodeid);
+	struct timespec t = FS_CALL(srv, cache_timeout, e->nodeid);
 	memset(o, 0, sizeof(*o));
 	o->nodeid = e->nodeid;
 	o->generation = e->generation;
@@ -135,25 +135,25 @@ void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const s
 	/* Only a kernel that offered FUSE_SUBMOUNTS (virtio-fs) knows the field; it then mounts the directory anew. */
 	if (e->submount && (srv->flags & FUSE_SUBMOUNTS))
 		o->attr.flags = FUSE_ATTR_SUBMOUNT;
-	if ((srv->flags & FUSE_HAS_INODE_DAX) && fs_attr_dax(srv->fs, &e->st))
+	if ((srv->flags & FUSE_HAS_INODE_DAX) && FS_CALL(srv, attr_dax, &e->st))
 		o->attr.flags |= FUSE_ATTR_DAX;
 }
 
 void fill_attr_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_attr_out *o, const struct stat *st)
 {
-	struct timespec t = fs_cache_timeout(srv->fs, nodeid);
+	struct timespec t = FS_CALL(srv, cache_timeout, nodeid);
 	memset(o, 0, sizeof(*o));
 	o->attr_valid = (uint64_t)t.tv_sec;
 	o->attr_valid_nsec = (uint32_t)t.tv_nsec;
 	fill_attr(&o->attr, st);
-	if ((srv->flags & FUSE_HAS_INODE_DAX) && fs_attr_dax(srv->fs, st))
+	if ((srv->flags & FUSE_HAS_INODE_DAX) && FS_CALL(srv, attr_dax, st))
 		o->attr.flags |= FUSE_ATTR_DAX;
 }
 
 uint32_t open_reply_flags(const struct fuse_server *srv, uint64_t nodeid, bool dir)
 {
 	struct fs_open_policy p;
-	fs_open_policy(srv->fs, nodeid, dir, &p);
+	FS_CALL(srv, open_policy, nodeid, dir, &p);
 	return (p.direct_io ? FOPEN_DIRECT_IO : 0) | (p.keep_cache ? FOPEN_KEEP_CACHE : 0) |
 	       (p.cache_dir ? FOPEN_CACHE_DIR : 0);
 }

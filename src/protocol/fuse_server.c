@@ -15,11 +15,13 @@
 #define FUSE_DIRECT_IO_ALLOW_MMAP (1ULL << 36)
 #endif
 
-int fuse_server_new(struct fs *fs, const struct fuse_server_opts *opts, struct fuse_server **out)
+int fuse_server_new(const struct fs_ops *ops, struct fs *fs, const struct fuse_server_opts *opts,
+                    struct fuse_server **out)
 {
 	struct fuse_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return -ENOMEM;
+	srv->ops = ops;
 	srv->fs = fs;
 	srv->opts = *opts;
 	if (!srv->opts.max_write)
@@ -72,7 +74,7 @@ static uint64_t supported_flags(const struct fuse_server *srv)
 	const struct fuse_server_opts *o = &srv->opts;
 	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_ASYNC_DIO |
 	             FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_CACHE_SYMLINKS;
-	if (fs_caches_data(srv->fs))
+	if (FS_CALL(srv, caches_data))
 		f |= FUSE_AUTO_INVAL_DATA;
 	if (o->readdirplus)
 		f |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO;
@@ -121,8 +123,8 @@ static void op_init(struct fuse_req *r)
 	uint32_t max_write = srv->opts.max_write;
 
 	/* A new session: whatever the window held belonged to the last one (the device was reset since). */
-	fs_session_start(srv->fs, flags & FUSE_WRITEBACK_CACHE);
-	if (fs_dax_window(srv->fs)) {
+	FS_CALL(srv, session_start, flags & FUSE_WRITEBACK_CACHE);
+	if (FS_CALL(srv, dax_window)) {
 		/* Every offset in the window and the file is then a multiple of 2 MiB: Linux's only unit. */
 		if (offered & FUSE_MAP_ALIGNMENT) {
 			flags |= FUSE_MAP_ALIGNMENT;
@@ -158,7 +160,7 @@ static void op_destroy(struct fuse_req *r)
 	pthread_mutex_lock(&r->srv->state_lock);
 	__atomic_store_n(&r->srv->initialised, false, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->srv->state_lock);
-	fs_reset(r->srv->fs);
+	FS_CALL(r->srv, reset);
 	reply_ok(r, NULL, 0);
 }
 

@@ -30,7 +30,9 @@ struct fuse_server;
 /* Per-thread scratch space: one per thread that calls fuse_serve. */
 struct fuse_worker;
 
-int fuse_server_new(struct fs *fs, const struct fuse_server_opts *opts, struct fuse_server **out);
+/* Serves the file system fs through its operations ops (fs_passthrough_ops for the passthrough). */
+int fuse_server_new(const struct fs_ops *ops, struct fs *fs, const struct fuse_server_opts *opts,
+                    struct fuse_server **out);
 void fuse_server_free(struct fuse_server *srv);
 struct fuse_worker *fuse_worker_new(unsigned max_segs);
 void fuse_worker_free(struct fuse_worker *w);

@@ -1013,7 +1013,7 @@ static void *session_thread(void *arg)
 	g_armed = true;
 	int rc = fs_new(&cfg, &s_fs);
 	if (rc == 0) {
-		rc = fuse_server_new(s_fs, &so, &s_srv);
+		rc = fuse_server_new(&fs_passthrough_ops, s_fs, &so, &s_srv);
 		if (rc < 0) {
 			fs_free(s_fs);
 			s_fs = NULL;

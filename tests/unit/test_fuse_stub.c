@@ -1,0 +1,394 @@
+/*
+ * The FUSE protocol room over the stub file system (fs_stub.h), through the table of operations it binds:
+ * every opcode's arguments reach the file system as the request gave them, every error the file system returns
+ * reaches the guest alone in its reply, success replies have their opcode's size, and READDIRPLUS hands out
+ * exactly the references its reply carries however small the buffer.
+ */
+#include "fuse_wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+
+#include "common/log.h"
+#include "fs/fs.h"
+#include "fs_stub.h"
+
+#define FILE_NODE 2 /* the stub's node 2 is a regular file, 1 and 4 directories, 3 a symlink */
+#define DIR_NODE 4
+#define XATTR_CREATE_FLAG 1 /* <sys/xattr.h>'s XATTR_CREATE */
+
+static struct fs *fs;
+
+static int setup_cfg(const struct fs_stub_config *cfg)
+{
+	struct fuse_server_opts opts = { .readdirplus = true, .posix_lock = true, .flock = true };
+	if (fs_stub_new(cfg, &fs) < 0 || fuse_server_new(&fs_stub_ops, fs, &opts, &srv) < 0)
+		return -1;
+	worker = fuse_worker_new(WORKER_SEGS);
+	return worker ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+	struct fs_stub_config cfg = { .dax_window = 8u << 20 };
+	return setup_cfg(&cfg);
+}
+
+static int teardown(void **state)
+{
+	fuse_worker_free(worker);
+	fuse_server_free(srv);
+	fs_stub_free(fs);
+	worker = NULL;
+	srv = NULL;
+	fs = NULL;
+	return 0;
+}
+
+static void init_session(void)
+{
+	struct fuse_init_out o;
+	assert_int_equal(do_init_full(7, 38, FUSE_INIT_EXT | FUSE_DO_READDIRPLUS | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS |
+	                              FUSE_MAP_ALIGNMENT, 0, &o), 0);
+	assert_int_equal(o.map_alignment, fs_stub_ops.dax_window(fs) ? 21 : 0);
+}
+
+/* ---- one well-formed request per opcode that reaches the file system ---- */
+
+struct op_case {
+	uint32_t opcode;
+	size_t reply_size;   /* payload of a success reply; SIZE_MAX: varies */
+	void (*build)(uint32_t opcode);
+};
+
+static void build_name(uint32_t opcode)
+{
+	begin(opcode, DIR_NODE);
+	put_str("name");
+}
+
+static void build_nodeid_only(uint32_t opcode)
+{
+	begin(opcode, FILE_NODE);
+}
+
+#define BUILD_ARG(fn, node, type, ...)                                                                           \
+	static void fn(uint32_t opcode)                                                                         \
+	{                                                                                                       \
+		type in = { __VA_ARGS__ };                                                                      \
+		begin(opcode, node);                                                                            \
+		put(&in, sizeof(in));                                                                           \
+	}
+BUILD_ARG(build_getattr, FILE_NODE, struct fuse_getattr_in, .fh = 7)
+BUILD_ARG(build_setattr, FILE_NODE, struct fuse_setattr_in, .valid = FATTR_MODE | FATTR_SIZE, .mode = 0600,
+          .size = 12345)
+BUILD_ARG(build_open, FILE_NODE, struct fuse_open_in, .flags = O_RDWR | O_APPEND)
+BUILD_ARG(build_opendir, DIR_NODE, struct fuse_open_in, .flags = O_RDONLY)
+BUILD_ARG(build_read, FILE_NODE, struct fuse_read_in, .fh = 7, .offset = 4000, .size = 1000)
+BUILD_ARG(build_readdir, DIR_NODE, struct fuse_read_in, .fh = 7, .size = 4096)
+BUILD_ARG(build_release, FILE_NODE, struct fuse_release_in, .fh = 7, .lock_owner = 99,
+          .release_flags = FUSE_RELEASE_FLOCK_UNLOCK, .flags = FUSE_RELEASE_FLUSH)
+BUILD_ARG(build_releasedir, DIR_NODE, struct fuse_release_in, .fh = 7)
+BUILD_ARG(build_fsync, FILE_NODE, struct fuse_fsync_in, .fh = 7, .fsync_flags = 1)
+BUILD_ARG(build_flush, FILE_NODE, struct fuse_flush_in, .fh = 7, .lock_owner = 99)
+BUILD_ARG(build_statfs, FILE_NODE, struct fuse_getattr_in)
+BUILD_ARG(build_access, FILE_NODE, struct fuse_access_in, .mask = 4)
+BUILD_ARG(build_getlk, FILE_NODE, struct fuse_lk_in, .fh = 7, .owner = 99, .lk = { .type = F_RDLCK, .end = 9 })
+BUILD_ARG(build_setlk, FILE_NODE, struct fuse_lk_in, .fh = 7, .owner = 99, .lk = { .type = F_WRLCK, .end = 9 })
+BUILD_ARG(build_fallocate, FILE_NODE, struct fuse_fallocate_in, .fh = 7, .offset = 8192, .length = 4096,
+          .mode = 1)
+BUILD_ARG(build_lseek, FILE_NODE, struct fuse_lseek_in, .fh = 7, .offset = 100, .whence = SEEK_DATA)
+BUILD_ARG(build_copy_file_range, FILE_NODE, struct fuse_copy_file_range_in, .fh_in = 7, .off_in = 10,
+          .nodeid_out = FILE_NODE, .fh_out = 8, .off_out = 20, .len = 3000)
+BUILD_ARG(build_syncfs, FILE_NODE, struct fuse_syncfs_in)
+BUILD_ARG(build_setupmapping, FILE_NODE, struct fuse_setupmapping_in, .fh = 7, .foffset = 2u << 20,
+          .len = 2u << 20, .flags = FUSE_SETUPMAPPING_FLAG_READ, .moffset = 4u << 20)
+
+static void build_entry_maker(uint32_t opcode)
+{
+	begin(opcode, DIR_NODE);
+	if (opcode == FUSE_MKDIR) {
+		struct fuse_mkdir_in in = { .mode = 0755 };
+		put(&in, sizeof(in));
+	} else if (opcode == FUSE_MKNOD) {
+		struct fuse_mknod_in in = { .mode = S_IFIFO | 0644 };
+		put(&in, sizeof(in));
+	} else if (opcode == FUSE_CREATE) {
+		struct fuse_create_in in = { .flags = O_RDWR | O_CREAT, .mode = S_IFREG | 0644 };
+		put(&in, sizeof(in));
+	} else if (opcode == FUSE_LINK) {
+		struct fuse_link_in in = { .oldnodeid = FILE_NODE };
+		put(&in, sizeof(in));
+	}
+	put_str("name");
+	if (opcode == FUSE_SYMLINK)
+		put_str("target");
+}
+
+static void build_rename2(uint32_t opcode)
+{
+	struct fuse_rename2_in in = { .newdir = 1, .flags = RENAME_NOREPLACE };
+	begin(opcode, DIR_NODE);
+	put(&in, sizeof(in));
+	put_str("from");
+	put_str("to");
+}
+
+static void build_write(uint32_t opcode)
+{
+	struct fuse_write_in in = { .fh = 7, .offset = 500, .size = 3 };
+	begin(opcode, FILE_NODE);
+	put(&in, sizeof(in));
+	put("\x01\x02\x03", 3);
+}
+
+static void build_setxattr(uint32_t opcode)
+{
+	struct fuse_setxattr_in in = { .size = 5, .flags = XATTR_CREATE_FLAG };
+	begin(opcode, FILE_NODE);
+	put(&in, offsetof(struct fuse_setxattr_in, setxattr_flags)); /* no FUSE_SETXATTR_EXT: the short form */
+	put_str("user.stub");
+	put("value", 5);
+}
+
+static void build_getxattr(uint32_t opcode)
+{
+	struct fuse_getxattr_in in = { .size = 64 };
+	begin(opcode, FILE_NODE);
+	put(&in, sizeof(in));
+	if (opcode == FUSE_GETXATTR)
+		put_str("user.stub");
+}
+
+static void build_removemapping(uint32_t opcode)
+{
+	struct fuse_removemapping_in in = { .count = 1 };
+	struct fuse_removemapping_one one = { .moffset = 4u << 20, .len = 2u << 20 };
+	begin(opcode, FILE_NODE);
+	put(&in, sizeof(in));
+	put(&one, sizeof(one));
+}
+
+static const struct op_case cases[] = {
+	{ FUSE_LOOKUP, sizeof(struct fuse_entry_out), build_name },
+	{ FUSE_GETATTR, sizeof(struct fuse_attr_out), build_getattr },
+	{ FUSE_SETATTR, sizeof(struct fuse_attr_out), build_setattr },
+	{ FUSE_READLINK, sizeof("stub-target") - 1, build_nodeid_only },
+	{ FUSE_SYMLINK, sizeof(struct fuse_entry_out), build_entry_maker },
+	{ FUSE_MKNOD, sizeof(struct fuse_entry_out), build_entry_maker },
+	{ FUSE_MKDIR, sizeof(struct fuse_entry_out), build_entry_maker },
+	{ FUSE_LINK, sizeof(struct fuse_entry_out), build_entry_maker },
+	{ FUSE_CREATE, sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out), build_entry_maker },
+	{ FUSE_UNLINK, 0, build_name },
+	{ FUSE_RMDIR, 0, build_name },
+	{ FUSE_RENAME2, 0, build_rename2 },
+	{ FUSE_OPEN, sizeof(struct fuse_open_out), build_open },
+	{ FUSE_READ, 1000, build_read },
+	{ FUSE_WRITE, sizeof(struct fuse_write_out), build_write },
+	{ FUSE_STATFS, sizeof(struct fuse_statfs_out), build_statfs },
+	{ FUSE_RELEASE, 0, build_release },
+	{ FUSE_FSYNC, 0, build_fsync },
+	{ FUSE_SETXATTR, 0, build_setxattr },
+	{ FUSE_GETXATTR, sizeof("stubvalue") - 1, build_getxattr },
+	{ FUSE_LISTXATTR, sizeof("user.stub"), build_getxattr },
+	{ FUSE_REMOVEXATTR, 0, build_name },
+	{ FUSE_FLUSH, 0, build_flush },
+	{ FUSE_OPENDIR, sizeof(struct fuse_open_out), build_opendir },
+	{ FUSE_READDIR, SIZE_MAX, build_readdir },
+	{ FUSE_READDIRPLUS, SIZE_MAX, build_readdir },
+	{ FUSE_RELEASEDIR, 0, build_releasedir },
+	{ FUSE_FSYNCDIR, 0, build_fsync },
+	{ FUSE_GETLK, sizeof(struct fuse_lk_out), build_getlk },
+	{ FUSE_SETLK, 0, build_setlk },
+	{ FUSE_SETLKW, 0, build_setlk },
+	{ FUSE_ACCESS, 0, build_access },
+	{ FUSE_FALLOCATE, 0, build_fallocate },
+	{ FUSE_LSEEK, sizeof(struct fuse_lseek_out), build_lseek },
+	{ FUSE_COPY_FILE_RANGE, sizeof(struct fuse_write_out), build_copy_file_range },
+	{ FUSE_SYNCFS, 0, build_syncfs },
+	{ FUSE_SETUPMAPPING, 0, build_setupmapping },
+	{ FUSE_REMOVEMAPPING, 0, build_removemapping },
+};
+
+/* ---- tests ---- */
+
+static void test_every_fs_error_reaches_the_reply_alone(void **state)
+{
+	static const int errors[] = { -EIO, -ENOENT, -EACCES, -ENOSPC, -EOVERFLOW };
+	init_session();
+	for (size_t e = 0; e < sizeof(errors) / sizeof(errors[0]); e++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			fs_stub_fail(fs, errors[e], 1);
+			cases[i].build(cases[i].opcode);
+			uint64_t calls = fs_stub_calls(fs);
+			int err = call(NULL, 0);
+			if (err != errors[e])
+				fail_msg("opcode %u: reply error %d, the fs said %d", cases[i].opcode, err, errors[e]);
+			assert_true(fs_stub_calls(fs) > calls); /* it was the fs that said it */
+		}
+	}
+	fs_stub_fail(fs, 0, 0);
+	assert_int_equal(fs_stub_refs(fs), 0); /* no failed lookup left a reference behind */
+}
+
+static void test_every_success_reply_has_its_opcodes_size(void **state)
+{
+	init_session();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cases[i].build(cases[i].opcode);
+		int err = call(NULL, 0);
+		if (err)
+			fail_msg("opcode %u: error %d from a stub that says yes", cases[i].opcode, err);
+		if (cases[i].reply_size != SIZE_MAX && payload_len != cases[i].reply_size)
+			fail_msg("opcode %u: payload %zu bytes, expected %zu", cases[i].opcode, payload_len,
+			         cases[i].reply_size);
+	}
+}
+
+static void test_arguments_reach_the_fs_as_sent(void **state)
+{
+	const struct fs_stub_call *last = fs_stub_last(fs);
+	init_session();
+
+	build_setattr(FUSE_SETATTR);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_string_equal(last->op, "setattr");
+	assert_int_equal(last->flags, FS_SET_MODE | FS_SET_SIZE);
+	assert_int_equal(last->mode, 0600);
+	assert_int_equal(last->size, 12345);
+
+	build_read(FUSE_READ);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(last->fh, 7);
+	assert_int_equal(last->off, 4000);
+	assert_int_equal(last->size, 1000);
+	assert_int_equal(out[sizeof(struct fuse_out_header)], 4000 & 0xff); /* the stub's bytes, at their offset */
+
+	build_write(FUSE_WRITE);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(last->off, 500);
+	assert_int_equal(last->size, 3);
+	assert_int_equal(last->other, 1 + 2 + 3);
+
+	build_rename2(FUSE_RENAME2);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_string_equal(last->name, "from>to");
+	assert_int_equal(last->nodeid, DIR_NODE);
+	assert_int_equal(last->other, 1);
+	assert_int_equal(last->flags, RENAME_NOREPLACE);
+
+	build_fallocate(FUSE_FALLOCATE);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(last->off, 8192);
+	assert_int_equal(last->other, 4096);
+	assert_int_equal(last->flags, 1);
+
+	build_setlk(FUSE_SETLKW);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(last->flags, F_WRLCK | 0x100); /* SETLKW: may sleep */
+	assert_int_equal(last->other, 99);
+
+	build_setxattr(FUSE_SETXATTR);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_string_equal(last->name, "user.stub");
+	assert_int_equal(last->size, 5);
+	assert_int_equal(last->flags, XATTR_CREATE_FLAG);
+
+	build_access(FUSE_ACCESS);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(last->flags, 4);
+
+	build_setupmapping(FUSE_SETUPMAPPING);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(last->off, 2u << 20);
+	assert_int_equal(last->other, 4u << 20);
+	assert_int_equal(last->size, 2u << 20);
+}
+
+/* Counts the entries of a READDIRPLUS reply that carry a node id (each is one reference the guest holds). */
+static unsigned plus_entries_with_nodes(const uint8_t *p, size_t n, uint64_t *last_off)
+{
+	unsigned with_node = 0;
+	size_t pos = 0;
+	while (pos + sizeof(struct fuse_direntplus) <= n) {
+		const struct fuse_direntplus *d = (const void *)(p + pos);
+		assert_true(d->dirent.namelen > 0 && d->dirent.namelen <= 255);
+		with_node += d->entry_out.nodeid != 0;
+		*last_off = d->dirent.off;
+		pos += FUSE_DIRENTPLUS_SIZE(d);
+	}
+	assert_int_equal(pos, n);
+	return with_node;
+}
+
+static void test_readdirplus_references_match_the_reply_at_every_buffer_size(void **state)
+{
+	teardown(state);
+	struct fs_stub_config cfg = { .dir_entries = 40 };
+	assert_int_equal(setup_cfg(&cfg), 0);
+	init_session();
+	for (uint32_t size = 0; size <= 2048; size += 37) {
+		uint64_t off = 0, held = 0;
+		for (int rounds = 0; rounds < 100; rounds++) {
+			struct fuse_read_in in = { .fh = 7, .offset = off, .size = size };
+			begin(FUSE_READDIRPLUS, DIR_NODE);
+			put(&in, sizeof(in));
+			assert_int_equal(call(NULL, 0), 0);
+			if (payload_len == 0)
+				break;
+			held += plus_entries_with_nodes(out + sizeof(struct fuse_out_header), payload_len, &off);
+		}
+		assert_int_equal(fs_stub_refs(fs), (int64_t)held);
+		if (size >= sizeof(struct fuse_direntplus) + 8)
+			assert_int_equal(held, 38); /* every name once, "." and ".." without a reference */
+		struct fuse_forget_in fin = { .nlookup = held };
+		begin(FUSE_FORGET, FILE_NODE);
+		put(&fin, sizeof(fin));
+		end();
+		assert_int_equal(serve_ex(req_len, 0, OUT_SIZE, 0), 0); /* no reply */
+		assert_int_equal(fs_stub_refs(fs), 0);
+	}
+}
+
+static void test_cache_policy_of_the_fs_reaches_open_and_entry_replies(void **state)
+{
+	teardown(state);
+	struct fs_stub_config cfg = { .policy = { .direct_io = true, .cache_dir = true },
+	                              .timeout = { .tv_sec = 5, .tv_nsec = 250000000 }, .attr_dax = true };
+	assert_int_equal(setup_cfg(&cfg), 0);
+	init_session();
+	struct fuse_open_out o;
+	build_open(FUSE_OPEN);
+	assert_int_equal(call(&o, sizeof(o)), 0);
+	assert_true(o.open_flags & FOPEN_DIRECT_IO);
+	assert_false(o.open_flags & FOPEN_KEEP_CACHE);
+	build_opendir(FUSE_OPENDIR);
+	assert_int_equal(call(&o, sizeof(o)), 0);
+	assert_true(o.open_flags & FOPEN_CACHE_DIR);
+
+	struct fuse_entry_out e;
+	assert_int_equal(lookup(DIR_NODE, "x", &e), 0);
+	assert_int_equal(e.entry_valid, 5);
+	assert_int_equal(e.entry_valid_nsec, 250000000);
+	assert_int_equal(e.attr_valid, 5);
+	assert_int_equal(lookup(DIR_NODE, "missing", &e), -ENOENT);
+	assert_int_equal(fs_stub_refs(fs), 1);
+}
+
+int main(void)
+{
+	log_init("test_fuse_stub", LOG_LVL_ERROR, false);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_every_fs_error_reaches_the_reply_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_success_reply_has_its_opcodes_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_arguments_reach_the_fs_as_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readdirplus_references_match_the_reply_at_every_buffer_size,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_policy_of_the_fs_reaches_open_and_entry_replies, setup,
+		                                teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
