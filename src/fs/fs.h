@@ -45,6 +45,16 @@ enum fs_dax_files {
 };
 #define FS_DAX_RANGE (2u << 20) /* the unit of the window: Linux maps 2 MiB ranges, map_alignment 21 */
 
+/* Live migration (virtiofsd's --migration-mode and --migration-on-error; src/fs/migrate.c has the details). */
+enum fs_migration_mode {
+	FS_MIGRATE_FIND_PATHS,    /* nodes travel as paths beneath the shared directory */
+	FS_MIGRATE_FILE_HANDLES,  /* as file handles (same file system; unlinked open files too) */
+};
+enum fs_migration_on_error {
+	FS_MIGRATE_ABORT,         /* a node that cannot travel fails the migration (the source runs on) */
+	FS_MIGRATE_GUEST_ERROR,   /* that node alone answers errors on the destination */
+};
+
 struct fs_config {
 	const char *source;       /* the shared directory */
 	bool xattr;               /* serve extended attributes (else -ENOSYS for xattr ops) */
@@ -57,6 +67,8 @@ struct fs_config {
 	enum fs_dax_files dax_files;
 	enum fs_cache_mode cache;
 	bool readonly;            /* every change fails with -EROFS (virtiofsd's --readonly) */
+	enum fs_migration_mode migration_mode;
+	enum fs_migration_on_error migration_on_error;
 };
 
 /* Who asks: the caller's ids from the request, run as fsuid/fsgid for operations that create files. */
@@ -291,6 +303,12 @@ struct fs_ops {
 
 /* The passthrough file system's table (src/fs/fs_ops.c). */
 extern const struct fs_ops fs_passthrough_ops;
+
+/* Live migration: what the guest refers to (node ids, lookup counts, open handles), as bytes from a stopped
+ * device (*buf malloc'ed), and rebuilt from such bytes (hostile: checked) into a file system the guest has not
+ * used yet (-EBUSY otherwise). A failed load leaves the file system as fs_reset does. */
+int fs_state_save(struct fs *fs, void **buf, size_t *len);
+int fs_state_load(struct fs *fs, const void *buf, size_t len);
 
 /* Counters for tests and the resource-bound checks. */
 void fs_counts(struct fs *fs, uint64_t *inodes, uint64_t *handles);

@@ -61,6 +61,7 @@ struct inode_slot {
 	struct fs_inode *inode;   /* NULL: free */
 	uint32_t gen;             /* generation of the current (or next) occupant */
 	uint32_t next_free;       /* free list link (0 ends it; slot 0 is never used) */
+	bool lost;                /* a node the migration source could not hand over: never reused (-ESTALE) */
 };
 
 /*
@@ -104,6 +105,7 @@ struct handle_slot {
 	struct fs_handle *h;
 	uint32_t gen;
 	uint32_t next_free;       /* free list link, index + 1 (0 ends it) */
+	bool lost;                /* a handle the migration source could not hand over: never reused (-EBADF) */
 };
 
 /* The handle table: fh = gen << 32 | index; generations start at 1 so fh 0 is never valid. mu guards
@@ -170,6 +172,13 @@ int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e);
 int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags);
 /* Drops every inode but the root (fs_reset). */
 void itab_reset(struct fs *fs);
+/* Loading a migrated state (migrate.c), into a table that holds the root only: an inode at the node id the guest
+ * knows (slot, gen) with nlookup lookups (fd consumed; out: a reference, or NULL); a node id kept out of use
+ * (-ESTALE for ever); then the free list anew from every other slot. */
+int itab_place(struct fs *fs, uint32_t slot, uint32_t gen, int fd, const struct stat *st, uint64_t mnt_id,
+               uint64_t nlookup, struct fs_inode **out);
+int itab_reserve(struct fs *fs, uint32_t slot, uint32_t gen);
+void itab_rebuild_free(struct fs *fs);
 
 /* handles.c */
 int htab_init(struct handle_table *t, uint64_t max);
@@ -182,6 +191,11 @@ void handle_put(struct fs *fs, struct fs_handle *h);
 /* Removes fh from the table (the handle lives on until its last in-flight user puts it). */
 int handle_remove(struct fs *fs, uint64_t fh, struct fs_handle **out);
 void htab_reset(struct fs *fs);
+/* Loading a migrated state, as itab_place: a handle at the fh the guest knows (fd and the inode reference
+ * consumed, also on failure), a handle kept out of use (-EBADF), the free list anew. */
+int htab_place(struct fs *fs, uint32_t idx, uint32_t gen, int fd, int flags, struct fs_inode *inode, bool is_dir);
+int htab_reserve(struct fs *fs, uint32_t idx, uint32_t gen);
+void htab_rebuild_free(struct fs *fs);
 
 /* creds.c: run as the caller's fsuid/fsgid on this thread, without supplementary groups. */
 struct fs_creds {

@@ -57,6 +57,12 @@ void htab_reset(struct fs *fs)
 	pthread_mutex_lock(&t->mu);
 	for (uint32_t i = 0; i < t->high; i++) {
 		struct fs_handle *h = t->slots[i].h;
+		if (t->slots[i].lost) {
+			/* A new session: handles a migration could not bring are nobody's any more. */
+			uint32_t gen = t->slots[i].gen + 1;
+			t->slots[i] = (struct handle_slot){ .gen = gen ? gen : 1, .next_free = t->free_head };
+			t->free_head = i + 1;
+		}
 		if (h && unlink_handle(t, h)) {
 			h->kill_next = dead;
 			dead = h;
@@ -78,10 +84,52 @@ void htab_destroy(struct fs *fs)
 	memset(&fs->htab, 0, sizeof(fs->htab));
 }
 
+/* mu held: room for slots [0, need); new slots start at generation 1 (fh 0 is never valid). */
+static int slots_grow(struct handle_table *t, uint32_t need)
+{
+	uint32_t n = t->nslots;
+	while (n < need)
+		n *= 2;
+	if (n == t->nslots)
+		return 0;
+	struct handle_slot *s = realloc(t->slots, (size_t)n * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	for (uint32_t i = t->nslots; i < n; i++)
+		s[i] = (struct handle_slot){ .gen = 1 };
+	t->slots = s;
+	t->nslots = n;
+	return 0;
+}
+
+static struct fs_handle *handle_alloc(int fd, int flags, struct fs_inode *inode, bool is_dir)
+{
+	struct fs_handle *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->fd = fd;
+	h->flags = flags;
+	h->inode = inode;
+	h->is_dir = is_dir;
+	h->refs = 1;
+	pthread_mutex_init(&h->dir_mu, NULL);
+	return h;
+}
+
+/* mu held: h takes slot h->idx, whose generation it gets. */
+static uint64_t handle_install(struct handle_table *t, struct fs_handle *h)
+{
+	h->gen = t->slots[h->idx].gen;
+	t->slots[h->idx].h = h;
+	t->slots[h->idx].next_free = 0;
+	t->count++;
+	return (uint64_t)h->gen << 32 | h->idx;
+}
+
 int handle_new(struct fs *fs, int fd, int flags, struct fs_inode *inode, bool is_dir, uint64_t *fh)
 {
 	struct handle_table *t = &fs->htab;
-	struct fs_handle *h = calloc(1, sizeof(*h));
+	struct fs_handle *h = handle_alloc(fd, flags, inode, is_dir);
 	int ret = 0;
 
 	if (!h) {
@@ -89,46 +137,83 @@ int handle_new(struct fs *fs, int fd, int flags, struct fs_inode *inode, bool is
 		inode_put(fs, inode);
 		return -ENOMEM;
 	}
-	h->fd = fd;
-	h->flags = flags;
-	h->inode = inode;
-	h->is_dir = is_dir;
-	h->refs = 1;
-	pthread_mutex_init(&h->dir_mu, NULL);
-
 	pthread_mutex_lock(&t->mu);
 	if (t->count >= t->max) {
 		ret = -EMFILE;
 	} else if (t->free_head) {
 		h->idx = t->free_head - 1;
 		t->free_head = t->slots[h->idx].next_free;
-	} else {
-		if (t->high == t->nslots) {
-			uint32_t n = t->nslots * 2;
-			struct handle_slot *s = realloc(t->slots, (size_t)n * sizeof(*s));
-			if (!s) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			for (uint32_t i = t->nslots; i < n; i++)
-				s[i] = (struct handle_slot){ .gen = 1 };
-			t->slots = s;
-			t->nslots = n;
-		}
+	} else if ((ret = slots_grow(t, t->high + 1)) == 0) {
 		h->idx = t->high++;
 	}
-	if (ret == 0) {
-		h->gen = t->slots[h->idx].gen;
-		t->slots[h->idx].h = h;
-		t->slots[h->idx].next_free = 0;
-		t->count++;
-		*fh = (uint64_t)h->gen << 32 | h->idx;
-	}
-out:
+	if (ret == 0)
+		*fh = handle_install(t, h);
 	pthread_mutex_unlock(&t->mu);
 	if (ret < 0)
 		handle_destroy(fs, h);
 	return ret;
+}
+
+/* mu held: idx may take a migrated handle (free, within the bound; generation gen valid). */
+static int slot_claimable(struct handle_table *t, uint32_t idx, uint32_t gen)
+{
+	if (idx >= FS_MAX_TABLE_BOUND || idx >= t->max || gen == 0) /* bounded as itab's slot_claimable */
+		return -EINVAL;
+	if (idx < t->high && (t->slots[idx].h || t->slots[idx].lost))
+		return -EEXIST;
+	if (t->count >= t->max)
+		return -EMFILE;
+	int rc = slots_grow(t, idx + 1);
+	if (rc == 0 && idx >= t->high)
+		t->high = idx + 1;
+	return rc;
+}
+
+int htab_place(struct fs *fs, uint32_t idx, uint32_t gen, int fd, int flags, struct fs_inode *inode, bool is_dir)
+{
+	struct handle_table *t = &fs->htab;
+	struct fs_handle *h = handle_alloc(fd, flags, inode, is_dir);
+	if (!h) {
+		close(fd);
+		inode_put(fs, inode);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&t->mu);
+	int rc = slot_claimable(t, idx, gen);
+	if (rc == 0) {
+		h->idx = idx;
+		t->slots[idx].gen = gen;
+		handle_install(t, h);
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (rc < 0)
+		handle_destroy(fs, h);
+	return rc;
+}
+
+int htab_reserve(struct fs *fs, uint32_t idx, uint32_t gen)
+{
+	struct handle_table *t = &fs->htab;
+	pthread_mutex_lock(&t->mu);
+	int rc = slot_claimable(t, idx, gen);
+	if (rc == 0)
+		t->slots[idx] = (struct handle_slot){ .gen = gen, .lost = true };
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+void htab_rebuild_free(struct fs *fs)
+{
+	struct handle_table *t = &fs->htab;
+	pthread_mutex_lock(&t->mu);
+	t->free_head = 0;
+	for (uint32_t i = t->high; i-- > 0;) {
+		if (t->slots[i].h || t->slots[i].lost)
+			continue;
+		t->slots[i].next_free = t->free_head;
+		t->free_head = i + 1;
+	}
+	pthread_mutex_unlock(&t->mu);
 }
 
 /* mu held. */

@@ -116,6 +116,23 @@ static void hash_remove(struct inode_table *t, struct fs_inode *inode)
 	inode->hash_next = NULL;
 }
 
+/* mu held: room for slots [0, need). */
+static int slots_grow(struct inode_table *t, uint32_t need)
+{
+	uint32_t n = t->nslots;
+	while (n < need)
+		n *= 2;
+	if (n == t->nslots)
+		return 0;
+	struct inode_slot *s = realloc(t->slots, (size_t)n * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	memset(s + t->nslots, 0, (size_t)(n - t->nslots) * sizeof(*s));
+	t->slots = s;
+	t->nslots = n;
+	return 0;
+}
+
 /* mu held. Returns a free slot index (its generation is slots[i].gen), or 0 when out of memory. */
 static uint32_t slot_alloc(struct inode_table *t)
 {
@@ -125,15 +142,8 @@ static uint32_t slot_alloc(struct inode_table *t)
 		t->slots[i].next_free = 0;
 		return i;
 	}
-	if (t->high == t->nslots) {
-		uint32_t n = t->nslots * 2;
-		struct inode_slot *s = realloc(t->slots, (size_t)n * sizeof(*s));
-		if (!s)
-			return 0;
-		memset(s + t->nslots, 0, (size_t)(n - t->nslots) * sizeof(*s));
-		t->slots = s;
-		t->nslots = n;
-	}
+	if (slots_grow(t, t->high + 1) < 0)
+		return 0;
 	return t->high++;
 }
 
@@ -468,6 +478,11 @@ void itab_reset(struct fs *fs)
 	pthread_mutex_lock(&t->mu);
 	for (uint32_t i = 1; i < t->high; i++) {
 		struct fs_inode *inode = t->slots[i].inode;
+		if (t->slots[i].lost) {
+			/* A new session: the node ids a migration could not bring are nobody's any more. */
+			t->slots[i] = (struct inode_slot){ .gen = t->slots[i].gen + 1, .next_free = t->free_head };
+			t->free_head = i;
+		}
 		if (!inode)
 			continue;
 		inode->nlookup = 0;
@@ -484,6 +499,78 @@ void itab_reset(struct fs *fs)
 		dead = next;
 	}
 	drop_locks_in_use(fs);
+}
+
+/* mu held: slot may take a migrated node (free, not the root, within the table's bound). */
+static int slot_claimable(struct inode_table *t, uint32_t slot)
+{
+	/* A source's slots never pass its own bound (slots are reused before the table grows): nor may these, so
+	 * a hostile slot number cannot make the table huge. */
+	if (slot <= ROOT_SLOT || slot >= FS_MAX_TABLE_BOUND || slot > t->max + ROOT_SLOT)
+		return -EINVAL;
+	if (slot < t->high && (t->slots[slot].inode || t->slots[slot].lost))
+		return -EEXIST;
+	if (t->count >= t->max)
+		return -ENFILE;
+	int rc = slots_grow(t, slot + 1);
+	if (rc == 0 && slot >= t->high)
+		t->high = slot + 1;
+	return rc;
+}
+
+int itab_place(struct fs *fs, uint32_t slot, uint32_t gen, int fd, const struct stat *st, uint64_t mnt_id,
+               uint64_t nlookup, struct fs_inode **out)
+{
+	struct inode_table *t = &fs->itab;
+	struct fs_inode *inode = inode_alloc(fd, st, mnt_id);
+	if (!inode) {
+		close(fd);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&t->mu);
+	int rc = slot_claimable(t, slot);
+	if (rc == 0 && hash_find(t, st->st_dev, st->st_ino, mnt_id))
+		rc = -EEXIST; /* two node ids for one file: the state is not one a source made */
+	if (rc == 0) {
+		inode->slot = slot;
+		inode->gen = gen;
+		inode->nlookup = nlookup;
+		inode->refs = out ? 1 : 0;
+		t->slots[slot] = (struct inode_slot){ .inode = inode, .gen = gen };
+		hash_insert(t, inode);
+		t->count++;
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (rc < 0)
+		inode_destroy(inode);
+	else if (out)
+		*out = inode;
+	return rc;
+}
+
+int itab_reserve(struct fs *fs, uint32_t slot, uint32_t gen)
+{
+	struct inode_table *t = &fs->itab;
+	pthread_mutex_lock(&t->mu);
+	int rc = slot_claimable(t, slot);
+	if (rc == 0)
+		t->slots[slot] = (struct inode_slot){ .gen = gen, .lost = true };
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+void itab_rebuild_free(struct fs *fs)
+{
+	struct inode_table *t = &fs->itab;
+	pthread_mutex_lock(&t->mu);
+	t->free_head = 0;
+	for (uint32_t i = t->high; i-- > ROOT_SLOT + 1;) {
+		if (t->slots[i].inode || t->slots[i].lost)
+			continue;
+		t->slots[i].next_free = t->free_head;
+		t->free_head = i;
+	}
+	pthread_mutex_unlock(&t->mu);
 }
 
 int fs_check_name(const char *name)
