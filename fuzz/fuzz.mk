@@ -13,12 +13,13 @@ VU_SRC := $(VQ_SRC) src/transport/vu_device.c src/transport/vu_queue.c src/trans
 
 obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
 
-HARNESSES := fuzz_fuse_request fuzz_fuse_stub fuzz_vring fuzz_vhost_user
+HARNESSES := fuzz_fuse_request fuzz_fuse_stub fuzz_fs_state fuzz_vring fuzz_vhost_user
 all: $(addprefix $(FUZZ_BUILD)/,$(HARNESSES))
 
 $(FUZZ_BUILD)/fuzz_fuse_request: $(call obj,fuzz/fuzz_fuse_request.c fuzz/fuzz_log.c $(PROTO_SRC) $(FS_SRC) src/transport/shm_window.c)
 # The same harness over the stub file system (no host system calls): the protocol room only, many times faster.
 $(FUZZ_BUILD)/fuzz_fuse_stub: $(call obj,fuzz/fuzz_fuse_stub.c tests/unit/fs_stub.c fuzz/fuzz_log.c $(PROTO_SRC) $(FS_SRC) src/transport/shm_window.c)
+$(FUZZ_BUILD)/fuzz_fs_state: $(call obj,fuzz/fuzz_fs_state.c fuzz/fuzz_log.c $(PROTO_SRC) $(FS_SRC) src/transport/shm_window.c)
 $(FUZZ_BUILD)/fuzz_vring: $(call obj,fuzz/fuzz_vring.c fuzz/fuzz_log.c $(VQ_SRC))
 $(FUZZ_BUILD)/fuzz_vhost_user: $(call obj,fuzz/fuzz_vhost_user.c fuzz/fuzz_log.c $(VU_SRC))
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (clang, into build-fuzz/) and runs them one after the other.
 #   fuzz/run.sh [SECONDS] [HARNESS...]   fuzz each harness SECONDS (default 60): fuzz_fuse_request,
-#                                        fuzz_fuse_stub, fuzz_vring, fuzz_vhost_user (all by default)
+#                                        fuzz_fuse_stub, fuzz_fs_state, fuzz_vring, fuzz_vhost_user (all by
+#                                        default)
 #   fuzz/run.sh --build                  build only
 #   fuzz/run.sh --replay                 build, then run every input kept in fuzz/regressions/<harness>/ once
 # Each harness fuzzes a working copy of its seed corpus (build-fuzz/corpus/<name>/, seeded from fuzz/corpus/<name>/,
@@ -11,12 +12,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=build-fuzz
-ALL=(fuzz_fuse_request fuzz_fuse_stub fuzz_vring fuzz_vhost_user)
+ALL=(fuzz_fuse_request fuzz_fuse_stub fuzz_fs_state fuzz_vring fuzz_vhost_user)
 
 max_len() {
   case $1 in
     fuzz_fuse_request|fuzz_fuse_stub) echo 16384 ;;
     fuzz_vring) echo 16384 ;;
+    fuzz_fs_state) echo 4096 ;;
     fuzz_vhost_user) echo 40000 ;;
   esac
 }

@@ -295,6 +295,9 @@ struct fs_ops {
 	                    bool write);
 	int (*removemapping)(struct fs *fs, uint64_t nodeid, uint64_t moffset, uint64_t len);
 	bool (*attr_dax)(const struct fs *fs, const struct stat *st);
+	/* live migration */
+	int (*state_save)(struct fs *fs, void **buf, size_t *len);
+	int (*state_load)(struct fs *fs, const void *buf, size_t len);
 	/* caching policy */
 	void (*open_policy)(const struct fs *fs, uint64_t nodeid, bool dir, struct fs_open_policy *out);
 	struct timespec (*cache_timeout)(const struct fs *fs, uint64_t nodeid);

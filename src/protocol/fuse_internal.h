@@ -83,6 +83,8 @@ void reply_none(struct fuse_req *r);
 void fill_attr(struct fuse_attr *a, const struct stat *st);
 void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const struct fs_entry *e);
 void fill_attr_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_attr_out *o, const struct stat *st);
+/* Every FUSE_* INIT flag this server may agree to (what it offers, plus the DAX window's when it has one). */
+uint64_t fuse_session_flags_allowed(const struct fuse_server *srv);
 /* FOPEN_* for an open of nodeid, from the fs's policy. */
 uint32_t open_reply_flags(const struct fuse_server *srv, uint64_t nodeid, bool dir);
 

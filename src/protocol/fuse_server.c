@@ -93,6 +93,14 @@ static uint64_t supported_flags(const struct fuse_server *srv)
 	return f;
 }
 
+uint64_t fuse_session_flags_allowed(const struct fuse_server *srv)
+{
+	uint64_t f = supported_flags(srv);
+	if (FS_CALL(srv, dax_window))
+		f |= FUSE_MAP_ALIGNMENT | FUSE_HAS_INODE_DAX;
+	return f;
+}
+
 static void op_init(struct fuse_req *r)
 {
 	struct fuse_server *srv = r->srv;

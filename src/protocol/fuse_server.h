@@ -62,6 +62,12 @@ size_t fuse_request_save(const struct fuse_worker *w, void *buf, size_t max);
 /* Writes an error reply (negative errno) to the copied request without serving it; returns the reply's size. */
 size_t fuse_reply_error(const struct fuse_worker *w, const struct iovec *wr, unsigned nwr, size_t wr_len, int error);
 
+/* Live migration (fuse_state.c): the session and the file system's state as bytes, from a server whose device
+ * is stopped (*buf malloc'ed); and loaded into a server the guest has not used yet (hostile bytes: checked).
+ * A failed load leaves the server and its file system as new. */
+int fuse_server_state_save(struct fuse_server *srv, void **buf, size_t *len);
+int fuse_server_state_load(struct fuse_server *srv, const void *buf, size_t len);
+
 /* The negotiated FUSE minor version (0 before INIT). */
 uint32_t fuse_server_minor(const struct fuse_server *srv);
 

@@ -519,6 +519,31 @@ static int stub_removemapping(struct fs *fs, uint64_t nodeid, uint64_t moffset, 
 	return rc;
 }
 
+/* The stub's whole state: the references it counts. */
+static int stub_state_save(struct fs *fs, void **buf, size_t *len)
+{
+	int rc = enter(fs, "state_save", 0, 0);
+	int64_t *p = rc ? NULL : malloc(sizeof(*p));
+	if (rc || !p)
+		return rc ? rc : -ENOMEM;
+	*p = stub(fs)->refs;
+	*buf = p;
+	*len = sizeof(*p);
+	return 0;
+}
+
+static int stub_state_load(struct fs *fs, const void *buf, size_t len)
+{
+	int rc = enter(fs, "state_load", 0, 0);
+	stub(fs)->last.size = len;
+	if (rc)
+		return rc;
+	if (len != sizeof(int64_t))
+		return -EINVAL;
+	memcpy(&stub(fs)->refs, buf, sizeof(int64_t));
+	return 0;
+}
+
 static bool stub_attr_dax(const struct fs *fs, const struct stat *st)
 {
 	return cstub(fs)->cfg.attr_dax && S_ISREG(st->st_mode);
@@ -583,6 +608,8 @@ const struct fs_ops fs_stub_ops = {
 	.setupmapping = stub_setupmapping,
 	.removemapping = stub_removemapping,
 	.attr_dax = stub_attr_dax,
+	.state_save = stub_state_save,
+	.state_load = stub_state_load,
 	.open_policy = stub_open_policy,
 	.cache_timeout = stub_cache_timeout,
 	.caches_data = stub_caches_data,

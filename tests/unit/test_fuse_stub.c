@@ -378,6 +378,51 @@ static void test_cache_policy_of_the_fs_reaches_open_and_entry_replies(void **st
 	assert_int_equal(fs_stub_refs(fs), 1);
 }
 
+/* The session travels with the fs's state: the destination serves the guest's requests without an INIT. */
+static void test_session_state_travels_and_is_checked(void **state)
+{
+	init_session();
+	assert_int_equal(lookup(DIR_NODE, "x", &(struct fuse_entry_out){ 0 }), 0);
+	void *st;
+	size_t len;
+	assert_int_equal(fuse_server_state_save(srv, &st, &len), 0);
+
+	/* A destination like the source: the guest's next request is served. */
+	struct fuse_server *source = srv;
+	struct fs *source_fs = fs;
+	struct fs_stub_config cfg = { .dax_window = 8u << 20 };
+	struct fuse_server_opts opts = { .readdirplus = true, .posix_lock = true, .flock = true };
+	assert_int_equal(fs_stub_new(&cfg, &fs), 0);
+	assert_int_equal(fuse_server_new(&fs_stub_ops, fs, &opts, &srv), 0);
+	build_getattr(FUSE_GETATTR);
+	assert_int_equal(call(NULL, 0), -EIO); /* before the state: no session */
+	assert_int_equal(fuse_server_state_load(srv, st, len), 0);
+	assert_int_equal(fs_stub_refs(fs), 1);
+	assert_int_equal(fuse_server_minor(srv), 38);
+	build_getattr(FUSE_GETATTR);
+	assert_int_equal(call(NULL, 0), 0);
+
+	/* Every truncation and a bad magic are refused before the fs sees anything. */
+	uint64_t calls = fs_stub_calls(fs);
+	for (size_t cut = 0; cut < len; cut++)
+		assert_int_equal(fuse_server_state_load(srv, st, cut), -EINVAL);
+	((uint8_t *)st)[0] ^= 1;
+	assert_int_equal(fuse_server_state_load(srv, st, len), -EINVAL);
+	((uint8_t *)st)[0] ^= 1;
+	assert_int_equal(fs_stub_calls(fs), calls);
+	fuse_server_free(srv);
+
+	/* A destination started without locks cannot serve a guest that was promised them. */
+	struct fuse_server_opts fewer = { .readdirplus = true };
+	assert_int_equal(fuse_server_new(&fs_stub_ops, fs, &fewer, &srv), 0);
+	assert_int_equal(fuse_server_state_load(srv, st, len), -EINVAL);
+	fuse_server_free(srv);
+	fs_stub_free(fs);
+	srv = source;
+	fs = source_fs;
+	free(st);
+}
+
 int main(void)
 {
 	log_init("test_fuse_stub", LOG_LVL_ERROR, false);
@@ -387,6 +432,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_arguments_reach_the_fs_as_sent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readdirplus_references_match_the_reply_at_every_buffer_size,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_state_travels_and_is_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_policy_of_the_fs_reaches_open_and_entry_replies, setup,
 		                                teardown),
 	};
