@@ -32,6 +32,8 @@
  * without writing; 2 defers and completes at once (vu_queue_defer, vu_pending_complete); 3 defers and keeps the chain, which is
  * completed only after vu_dev_serve() returned (every queue stopped since: the completion must do nothing).
  *
+ * The device has state hooks, so SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE run their transfer threads on
+ * whatever fds the input attaches (eventfds, memfds, pipe ends).
  * Checked: vu_dev_serve() returns; every reply is a well-formed reply header (flags VERSION|REPLY, a payload of
  * 8 bytes); late completions leave the used ring alone; the backend-request fd the device keeps is still open
  * when vu_dev_serve() returns (nothing closed it behind the device's back); after vu_dev_destroy() no fd opened
@@ -271,6 +273,19 @@ static void check_replies(int sock)
 	CHECK(have == 0, "%zu bytes of a partial reply", have);
 }
 
+/* Device state (SET_DEVICE_STATE_FD, CHECK_DEVICE_STATE): a small state out, anything accepted in. */
+static int state_save(void *opaque, void **buf, size_t *len)
+{
+	*buf = strdup("vufs fuzz device state");
+	*len = *buf ? strlen(*buf) : 0;
+	return *buf ? 0 : -ENOMEM;
+}
+
+static int state_load(void *opaque, const void *buf, size_t len)
+{
+	return len && ((const char *)buf)[0] == 'v' ? 0 : -EINVAL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	int sv[2];
@@ -353,7 +368,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint8_t fs_config[40] = { 'f', 'u', 'z', 'z', [36] = 1 };
 	struct vu_dev_config cfg = { .max_queues = 2 + (data[0] & 15), .handle = handle, .opaque = &g_dev,
 	                             .config = fs_config, .config_len = sizeof(fs_config), .n_shmem = 1,
-	                             .shmem_sizes = { 1ull << 30 }, .backend_timeout_ms = 1 };
+	                             .shmem_sizes = { 1ull << 30 }, .backend_timeout_ms = 1,
+	                             .state_save = state_save, .state_load = state_load };
 	if (vu_dev_init(&g_dev, sv[0], &cfg) < 0)
 		die("vu_dev_init");
 	g_nstash = 0;

@@ -161,6 +161,33 @@ void fs_device_config(const char *tag, unsigned request_queues, struct virtio_fs
 	out->num_request_queues = htole32(request_queues);
 }
 
+/* Whether a request still waits (SETLKW): its chain is the guest's, and its lock is not migrated. */
+static bool anyone_waiting(struct fs_device *d)
+{
+	bool busy = false;
+	pthread_mutex_lock(&d->waiting_lock);
+	for (unsigned i = 0; i < FS_DEVICE_MAX_WAITING; i++)
+		busy |= d->waiting[i] && !__atomic_load_n(&d->waiting[i]->done, __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&d->waiting_lock);
+	return busy;
+}
+
+int fs_device_state_save(void *opaque, void **buf, size_t *len)
+{
+	struct fs_device *d = opaque;
+	if (anyone_waiting(d)) {
+		log_err("migration: a lock request is still waiting on the host: its state cannot be moved");
+		return -EBUSY;
+	}
+	return fuse_server_state_save(d->srv, buf, len);
+}
+
+int fs_device_state_load(void *opaque, const void *buf, size_t len)
+{
+	struct fs_device *d = opaque;
+	return fuse_server_state_load(d->srv, buf, len);
+}
+
 long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *c)
 {
 	struct fs_device *d = opaque;

@@ -31,6 +31,9 @@ void fs_device_cancel_waiting(struct fs_device *d);
 void fs_device_destroy(struct fs_device *d);
 /* The virtio-fs config space: the tag the guest mounts by, and how many request queues there are. */
 void fs_device_config(const char *tag, unsigned request_queues, struct virtio_fs_config *out);
+/* The vu_dev_config state hooks for live migration: the FUSE session and the file system's state. */
+int fs_device_state_save(void *opaque, void **buf, size_t *len);
+int fs_device_state_load(void *opaque, const void *buf, size_t len);
 /* The vu_handle_fn for vufsd's device. */
 long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *chain);
 

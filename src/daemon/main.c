@@ -123,7 +123,8 @@ static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv
 	}
 	frontend_sock = sock;
 	struct vu_dev_config cfg = { .max_queues = nqueues, .handle = fs_device_handle, .opaque = &fdev,
-	                             .poll_us = o->poll_us };
+	                             .poll_us = o->poll_us, .state_save = fs_device_state_save,
+	                             .state_load = fs_device_state_load };
 	struct virtio_fs_config vcfg;
 	if (o->tag) {
 		fs_device_config(o->tag, o->queues, &vcfg);
@@ -193,7 +194,9 @@ int main(int argc, char **argv)
 		return 1;
 	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .allow_direct_io = o.allow_direct_io,
 	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files, .cache = o.cache,
-	                          .readonly = o.readonly };
+	                          .readonly = o.readonly, .migration_mode = o.migration_mode,
+	                          .migration_on_error = o.migration_on_error,
+	                          .migration_verify_handles = o.migration_verify_handles };
 	rc = fs_new(&fcfg, &fs);
 	if (rc < 0) {
 		log_err("cannot share %s: %s", o.shared_dir, strerror(-rc));

@@ -14,6 +14,7 @@ enum {
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
 	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
+	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
 };
 
 static const struct option long_opts[] = {
@@ -56,8 +57,10 @@ static const struct option long_opts[] = {
 	{ "xattrmap", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "security-label", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
-	{ "migration-mode", required_argument, NULL, OPT_UNSUPPORTED },
-	{ "migration-on-error", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "migration-mode", required_argument, NULL, OPT_MIGRATION_MODE },
+	{ "migration-on-error", required_argument, NULL, OPT_MIGRATION_ON_ERROR },
+	{ "migration-verify-handles", no_argument, NULL, OPT_MIGRATION_VERIFY_HANDLES },
+	{ "migration-confirm-paths", no_argument, NULL, OPT_MIGRATION_CONFIRM_PATHS },
 	{ "translate-uid", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "translate-gid", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "uid-map", required_argument, NULL, OPT_UNSUPPORTED },
@@ -103,6 +106,13 @@ void vufsd_usage(FILE *out)
 	      "                            vhost-user-test-device-pci); the guest mounts with -o dax=always|inode\n"
 	      "  --dax-files=page|all|none which files a dax=inode guest maps (default page: sizes that are a\n"
 	      "                            multiple of 4 KiB)\n"
+	      "  --migration-mode=find-paths|file-handles  how the guest's files are found again on a live\n"
+	      "                            migration's destination (default find-paths; file-handles: same file\n"
+	      "                            system, CAP_DAC_READ_SEARCH, also unlinked open files)\n"
+	      "  --migration-on-error=abort|guest-error  a file that cannot be migrated fails the migration\n"
+	      "                            (default abort: the source runs on) or answers errors on that file only\n"
+	      "  --migration-verify-handles  find-paths: also check each file's handle (same file system)\n"
+	      "  --migration-confirm-paths accepted: vufsd always finds and checks paths at the switch-over\n"
 	      "  --sandbox=namespace|chroot|none  confinement (default namespace: mount, pid and net namespaces\n"
 	      "                            and pivot_root into the shared directory)\n"
 	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
@@ -316,6 +326,24 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 		fprintf(stderr, "vufsd: --posix-acl is not implemented yet\n");
 		return -1;
 	case OPT_THREAD_POOL: return parse_thread_pool(arg);
+	case OPT_MIGRATION_MODE:
+		if (!strcmp(arg, "find-paths"))
+			o->migration_mode = FS_MIGRATE_FIND_PATHS;
+		else if (!strcmp(arg, "file-handles"))
+			o->migration_mode = FS_MIGRATE_FILE_HANDLES;
+		else
+			return bad("migration mode", arg);
+		return 0;
+	case OPT_MIGRATION_ON_ERROR:
+		if (!strcmp(arg, "abort"))
+			o->migration_on_error = FS_MIGRATE_ABORT;
+		else if (!strcmp(arg, "guest-error"))
+			o->migration_on_error = FS_MIGRATE_GUEST_ERROR;
+		else
+			return bad("migration error mode", arg);
+		return 0;
+	case OPT_MIGRATION_VERIFY_HANDLES: o->migration_verify_handles = true; return 0;
+	case OPT_MIGRATION_CONFIRM_PATHS: return 0; /* always so: paths are found and checked at switch-over */
 	case OPT_READONLY: o->readonly = true; return 0;
 	case OPT_INODE_FILE_HANDLES:
 		if (arg && strcmp(arg, "never")) {

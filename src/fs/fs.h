@@ -69,6 +69,7 @@ struct fs_config {
 	bool readonly;            /* every change fails with -EROFS (virtiofsd's --readonly) */
 	enum fs_migration_mode migration_mode;
 	enum fs_migration_on_error migration_on_error;
+	bool migration_verify_handles; /* find-paths: the destination checks each file's handle too (same fs) */
 };
 
 /* Who asks: the caller's ids from the request, run as fsuid/fsgid for operations that create files. */

@@ -11,6 +11,8 @@
  *                 (open_by_handle_at, CAP_DAC_READ_SEARCH, same file system) and checks that the file is the one
  *                 at the recorded path beneath the share, unless it has no name left (unlinked but open): those
  *                 are what this mode is for.
+ * With migration_verify_handles, find-paths records carry the file handle too, and the destination checks that
+ * the file it opened by path has it (the very same file, not one put at that path meanwhile).
  * A node the source cannot describe (deleted in find-paths mode, outside the share) and a node or handle the
  * destination cannot open follow migration_on_error: abort (saving or loading fails; the VMM keeps the source
  * running) or guest-error (that node id answers -ESTALE and that handle -EBADF, for ever; the rest works).
@@ -59,7 +61,7 @@ struct wbuf {
 
 static void put(struct wbuf *b, const void *src, size_t n)
 {
-	if (b->err)
+	if (b->err || n == 0)
 		return;
 	if (b->cap - b->len < n) {
 		size_t cap = MAX(b->cap * 2, b->len + n + 4096);
@@ -174,6 +176,8 @@ static int save_inode(struct fs *fs, struct wbuf *b, const struct fs_inode *inod
 	bool handles = fs->cfg.migration_mode == FS_MIGRATE_FILE_HANDLES;
 	int prc = path_of(fs, inode, rel, sizeof(rel));
 	int rc = handles ? handle_of(inode, &h.fh) : prc;
+	if (!handles && rc == 0 && fs->cfg.migration_verify_handles)
+		rc = handle_of(inode, &h.fh); /* for the destination to check it opened the very same file */
 	if (rc < 0) {
 		log_warn("migration: node %#llx (inode %llu) cannot be found again on the destination (%s)%s",
 		         (unsigned long long)inode_nodeid(inode), (unsigned long long)inode->ino, strerror(-rc),
@@ -378,6 +382,22 @@ static int read_inode_rec(struct rbuf *b, struct inode_rec *r)
 	return 0;
 }
 
+/* --migration-verify-handles: the file opened by path is the very file the source had (same handle). */
+static int same_handle(int fd, const struct file_handle *want)
+{
+	struct {
+		struct file_handle fh;
+		unsigned char bytes[STATE_MAX_HANDLE_BYTES];
+	} h = { .fh.handle_bytes = STATE_MAX_HANDLE_BYTES };
+	int mnt;
+	if (name_to_handle_at(fd, "", &h.fh, &mnt, AT_EMPTY_PATH) < 0)
+		return neg_errno();
+	if (h.fh.handle_type != want->handle_type || h.fh.handle_bytes != want->handle_bytes ||
+	    memcmp(h.fh.f_handle, want->f_handle, want->handle_bytes) != 0)
+		return -ESTALE;
+	return 0;
+}
+
 /* Opens the file a record describes, by the state's mode. */
 static int open_record(struct fs *fs, uint32_t mode, struct inode_rec *r, struct stat *st, uint64_t *mnt_id)
 {
@@ -390,6 +410,8 @@ static int open_record(struct fs *fs, uint32_t mode, struct inode_rec *r, struct
 	int rc = fs_statx(fd, "", AT_EMPTY_PATH, st, mnt_id);
 	if (rc == 0 && (uint32_t)(st->st_mode & S_IFMT) != r->type)
 		rc = -ESTALE; /* not the file the guest knows */
+	if (rc == 0 && mode == MODE_PATHS && r->h.fh.handle_bytes && fs->cfg.migration_verify_handles)
+		rc = same_handle(fd, &r->h.fh);
 	if (rc < 0) {
 		close(fd);
 		return rc;

@@ -37,6 +37,8 @@ enum vhu_request {
 	VHU_REM_MEM_REG = 38,
 	VHU_SET_STATUS = 39,
 	VHU_GET_STATUS = 40,
+	VHU_SET_DEVICE_STATE_FD = 42,
+	VHU_CHECK_DEVICE_STATE = 43,
 	VHU_GET_SHMEM_CONFIG = 44,  /* QEMU 11.1.3's number */
 	VHU_REQUEST_MAX = 64,
 };
@@ -65,6 +67,7 @@ enum vhu_backend_request {
 #define VHU_PROTOCOL_F_BACKEND_REQ 5
 #define VHU_PROTOCOL_F_CONFIG 9
 #define VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
+#define VHU_PROTOCOL_F_DEVICE_STATE 19
 #define VHU_PROTOCOL_F_SHMEM 22   /* QEMU 11.1.3's bit (early spec drafts said 20) */
 
 #define VHU_VRING_IDX_MASK 0xffu
@@ -141,6 +144,12 @@ struct vhu_shmem_map {
 	uint64_t flags;
 };
 
+/* SET_DEVICE_STATE_FD: direction 0 save (source), 1 load (destination); phase 0 (stopped) is the only one. */
+struct vhu_device_state {
+	uint32_t direction;
+	uint32_t phase;
+};
+
 struct vhu_msg {
 	struct vhu_hdr hdr;
 	union {
@@ -152,6 +161,7 @@ struct vhu_msg {
 		struct vhu_config config;
 		struct vhu_shmem_config shmem;
 		struct vhu_shmem_map map;
+		struct vhu_device_state dstate;
 		uint8_t raw[512];
 	} p;
 	int fds[VHU_MAX_FDS];

@@ -35,6 +35,8 @@ uint64_t vu_dev_offered_protocol_features(const struct vu_dev *dev)
 		f |= 1ull << VHU_PROTOCOL_F_CONFIG;
 	if (dev->cfg.n_shmem)
 		f |= 1ull << VHU_PROTOCOL_F_SHMEM;
+	if (dev->cfg.state_save && dev->cfg.state_load)
+		f |= 1ull << VHU_PROTOCOL_F_DEVICE_STATE;
 	return f;
 }
 
@@ -336,6 +338,20 @@ static void reset_queues(struct vu_dev *dev)
 	}
 }
 
+static int on_set_device_state_fd(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
+{
+	if (!negotiated(dev, VHU_PROTOCOL_F_DEVICE_STATE))
+		return -ENOSYS;
+	if (msg->nfds != 1)
+		return FATAL;
+	int fd = msg->fds[0];
+	msg->fds[0] = -1; /* vu_state_set_fd owns it now */
+	uint64_t r = vu_state_set_fd(dev, msg->p.dstate.direction, msg->p.dstate.phase, fd);
+	*has_reply = true;
+	reply_u64(msg, r);
+	return 0;
+}
+
 static int on_message(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
 {
 	*has_reply = false;
@@ -357,6 +373,7 @@ static int on_message(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
 		return 0;
 	case VHU_RESET_OWNER:
 	case VHU_RESET_DEVICE:
+		vu_state_cancel(dev);
 		reset_queues(dev);
 		dev->features = 0;
 		return 0;
@@ -401,6 +418,14 @@ static int on_message(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
 	case VHU_GET_SHMEM_CONFIG:
 		*has_reply = true;
 		return on_get_shmem_config(dev, msg);
+	case VHU_SET_DEVICE_STATE_FD:
+		return on_set_device_state_fd(dev, msg, has_reply);
+	case VHU_CHECK_DEVICE_STATE:
+		if (!negotiated(dev, VHU_PROTOCOL_F_DEVICE_STATE))
+			return -ENOSYS;
+		*has_reply = true;
+		reply_u64(msg, vu_state_check(dev));
+		return 0;
 	default:
 		log_warn("vhost-user: %s (%u) is not supported", vhu_request_name(msg->hdr.request), msg->hdr.request);
 		return -ENOSYS;
@@ -413,8 +438,10 @@ static int expected_size(uint32_t request)
 	switch (request) {
 	case VHU_GET_FEATURES: case VHU_GET_PROTOCOL_FEATURES: case VHU_SET_OWNER: case VHU_RESET_OWNER:
 	case VHU_GET_QUEUE_NUM: case VHU_GET_MAX_MEM_SLOTS: case VHU_SET_BACKEND_REQ_FD: case VHU_RESET_DEVICE:
-	case VHU_GET_SHMEM_CONFIG:
+	case VHU_GET_SHMEM_CONFIG: case VHU_CHECK_DEVICE_STATE:
 		return 0;
+	case VHU_SET_DEVICE_STATE_FD:
+		return sizeof(struct vhu_device_state);
 	case VHU_SET_FEATURES: case VHU_SET_PROTOCOL_FEATURES:
 	case VHU_SET_VRING_KICK: case VHU_SET_VRING_CALL: case VHU_SET_VRING_ERR:
 		return sizeof(uint64_t);
@@ -435,7 +462,7 @@ static bool takes_fds(uint32_t request)
 {
 	switch (request) {
 	case VHU_SET_MEM_TABLE: case VHU_ADD_MEM_REG: case VHU_REM_MEM_REG: case VHU_SET_VRING_KICK:
-	case VHU_SET_VRING_CALL: case VHU_SET_VRING_ERR: case VHU_SET_BACKEND_REQ_FD:
+	case VHU_SET_VRING_CALL: case VHU_SET_VRING_ERR: case VHU_SET_BACKEND_REQ_FD: case VHU_SET_DEVICE_STATE_FD:
 		return true;
 	default:
 		return false;
@@ -546,6 +573,7 @@ static void log_queue_counts(struct vu_dev *dev)
 void vu_dev_destroy(struct vu_dev *dev)
 {
 	pthread_rwlock_wrlock(&dev->ctrl_lock);
+	vu_state_cancel(dev);
 	reset_queues(dev);
 	log_queue_counts(dev);
 	pthread_mutex_lock(&dev->backend_lock);

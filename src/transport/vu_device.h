@@ -40,6 +40,10 @@ struct vu_dev_config {
 	unsigned n_shmem;         /* shared-memory regions (GET_SHMEM_CONFIG, F_SHMEM offered when > 0) */
 	uint64_t shmem_sizes[VHU_SHMEM_MAX];
 	unsigned backend_timeout_ms; /* how long a backend request waits for its reply (0: 5000), then -ETIMEDOUT */
+	/* Live migration (VHOST_USER_PROTOCOL_F_DEVICE_STATE, offered when both are set; vu_state.c): the device's
+	 * state as bytes while its queues are stopped (*buf malloc'ed), and loaded from such bytes (hostile). */
+	int (*state_save)(void *opaque, void **buf, size_t *len);
+	int (*state_load)(void *opaque, const void *buf, size_t len);
 };
 
 struct vu_queue {
@@ -98,6 +102,8 @@ struct vu_dev {
 	unsigned n_maps_sent;
 	unsigned n_window_regions;
 	struct { uint64_t gpa, size; } *window_regions;
+	/* A device-state transfer between SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE (vu_state.c; ctrl_lock). */
+	struct vu_state_xfer *state_xfer;
 	struct vu_queue q[VU_MAX_QUEUES];
 };
 

@@ -17,4 +17,10 @@ void vu_queues_restart(struct vu_dev *dev, unsigned mask);
 bool vu_window_region_add(struct vu_dev *dev, uint64_t gpa, uint64_t size, int fd);
 bool vu_window_region_remove(struct vu_dev *dev, uint64_t gpa, uint64_t size);
 
+/* vu_state.c, under ctrl_lock: SET_DEVICE_STATE_FD (takes fd; returns the reply's u64), CHECK_DEVICE_STATE
+ * (0 when the transfer worked, 1 when not), and the end of a transfer nobody checked (reset, disconnect). */
+uint64_t vu_state_set_fd(struct vu_dev *dev, uint32_t direction, uint32_t phase, int fd);
+uint64_t vu_state_check(struct vu_dev *dev);
+void vu_state_cancel(struct vu_dev *dev);
+
 #endif

@@ -337,6 +337,32 @@ static void test_crafted_paths_cannot_leave_the_share(void **state)
 	assert_int_equal(st.st_ino, host.st_ino);
 }
 
+/* --migration-verify-handles: a file put at the path meanwhile is not the one the guest knows. */
+static void test_verify_handles_catches_a_replaced_file(void **state)
+{
+	struct fs_config cfg = { .source = share, .migration_verify_handles = true };
+	assert_int_equal(fs_new(&cfg, &src), 0);
+	uint64_t a = lookup(src, FS_ROOT_ID, "a");
+	void *st;
+	size_t len;
+	int rc = fs_state_save(src, &st, &len);
+	if (rc == -EOPNOTSUPP)
+		skip();
+	assert_int_equal(rc, 0);
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/a", share);
+	assert_int_equal(unlink(p), 0);
+	put_file("a", "another file");
+	assert_int_equal(fs_state_load(dst = new_fs(FS_MIGRATE_FIND_PATHS, FS_MIGRATE_ABORT), st, len), 0);
+	fs_free(dst);
+	cfg.migration_verify_handles = true;
+	assert_int_equal(fs_new(&cfg, &dst), 0);
+	assert_int_equal(fs_state_load(dst, st, len), -ESTALE);
+	struct stat sb;
+	assert_int_equal(fs_getattr(dst, a, FS_NO_HANDLE, &sb), -ESTALE);
+	free(st);
+}
+
 int main(void)
 {
 	log_init("test_fs_migrate", getenv("VUFS_TEST_LOG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR, false);
@@ -349,6 +375,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_held_lock_aborts_the_save, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_bytes_fail_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crafted_paths_cannot_leave_the_share, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_handles_catches_a_replaced_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

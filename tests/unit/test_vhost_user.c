@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -95,7 +96,40 @@ static void *serve_thread(void *arg)
 	return NULL;
 }
 
+/* Device-state hooks for the migration tests: the state is STATE_TEST_LEN bytes of a pattern, more than a pipe
+ * holds, so the transfer must run beside the control plane. */
+#define STATE_TEST_LEN (300u * 1024)
+static int state_save_hook(void *opaque, void **buf, size_t *len)
+{
+	uint8_t *b = malloc(STATE_TEST_LEN);
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < STATE_TEST_LEN; i++)
+		b[i] = (uint8_t)(i * 7 + 1);
+	*buf = b;
+	*len = STATE_TEST_LEN;
+	return 0;
+}
+
+static int state_load_hook(void *opaque, const void *buf, size_t len)
+{
+	const uint8_t *b = buf;
+	if (len != STATE_TEST_LEN)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != (uint8_t)(i * 7 + 1))
+			return -EINVAL;
+	return 0;
+}
+
+static struct server *server_start_cfg(unsigned max_queues, bool state_hooks);
+
 static struct server *server_start(unsigned max_queues)
+{
+	return server_start_cfg(max_queues, false);
+}
+
+static struct server *server_start_cfg(unsigned max_queues, bool state_hooks)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	assert_non_null(s);
@@ -104,6 +138,10 @@ static struct server *server_start(unsigned max_queues)
 	struct timeval tv = { .tv_sec = WAIT_MS / 1000 };
 	assert_int_equal(setsockopt(s->sock[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 	struct vu_dev_config cfg = { .max_queues = max_queues, .handle = echo_upper, .opaque = s };
+	if (state_hooks) {
+		cfg.state_save = state_save_hook;
+		cfg.state_load = state_load_hook;
+	}
 	assert_int_equal(vu_dev_init(&s->dev, s->sock[0], &cfg), 0);
 	assert_int_equal(pthread_create(&s->thread, NULL, serve_thread, s), 0);
 	return s;
@@ -370,6 +408,103 @@ static void expect_disconnect(uint32_t request, uint32_t flags, uint32_t size, c
 	assert_true(rc < 0);
 	server_free(s);
 	assert_int_equal(count_fds(), before);
+}
+
+/* ---- device state (live migration) ---- */
+
+static uint64_t set_state_fd(int sock, uint32_t direction, uint32_t phase, int fd)
+{
+	struct vhu_device_state ds = { direction, phase };
+	struct vhu_msg m;
+	send_msg(sock, VHU_SET_DEVICE_STATE_FD, VHU_VERSION, &ds, sizeof(ds), &fd, 1);
+	close(fd); /* the backend has its own copy */
+	recv_reply(sock, VHU_SET_DEVICE_STATE_FD, &m);
+	assert_int_equal(m.hdr.size, sizeof(uint64_t));
+	return m.p.u64;
+}
+
+static struct server *state_server(void)
+{
+	struct server *s = server_start_cfg(2, true);
+	uint64_t pf = get_u64(s->sock[1], VHU_GET_PROTOCOL_FEATURES);
+	assert_true(pf & (1ull << VHU_PROTOCOL_F_DEVICE_STATE));
+	send_msg(s->sock[1], VHU_SET_PROTOCOL_FEATURES, VHU_VERSION,
+	         &(uint64_t){ 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_DEVICE_STATE }, 8, NULL, 0);
+	return s;
+}
+
+static void test_device_state_saves_and_loads_through_a_pipe(void **state)
+{
+	/* Without the hooks the feature is not offered. */
+	struct server *plain = server_start(2);
+	assert_false(get_u64(plain->sock[1], VHU_GET_PROTOCOL_FEATURES) & (1ull << VHU_PROTOCOL_F_DEVICE_STATE));
+	server_finish(plain);
+	server_free(plain);
+
+	struct server *src = state_server();
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	/* We read only after the reply, as QEMU does: more than a pipe holds must not deadlock the backend. */
+	assert_int_equal(set_state_fd(src->sock[1], 0, 0, p[1]), 0x100);
+	uint8_t *got = malloc(STATE_TEST_LEN + 1);
+	size_t n = 0;
+	for (ssize_t k; (k = read(p[0], got + n, STATE_TEST_LEN + 1 - n)) > 0;)
+		n += (size_t)k;
+	close(p[0]);
+	assert_int_equal(n, STATE_TEST_LEN);
+	assert_int_equal(get_u64(src->sock[1], VHU_CHECK_DEVICE_STATE), 0);
+
+	/* The destination loads what the source saved; a corrupted copy is refused at CHECK. */
+	struct server *dst = state_server();
+	for (int corrupt = 0; corrupt < 2; corrupt++) {
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		assert_int_equal(set_state_fd(dst->sock[1], 1, 0, p[0]), 0x100);
+		got[1000] ^= (uint8_t)corrupt;
+		assert_int_equal(write(p[1], got, n), (ssize_t)n);
+		close(p[1]);
+		assert_int_equal(get_u64(dst->sock[1], VHU_CHECK_DEVICE_STATE), (uint64_t)corrupt);
+	}
+	free(got);
+	server_finish(src);
+	server_free(src);
+	server_finish(dst);
+	server_free(dst);
+}
+
+static void test_device_state_bad_requests_and_reset_mid_transfer(void **state)
+{
+	struct server *s = state_server();
+	int p[2];
+	/* Unknown direction or phase: an error in the reply's low byte, the fd closed (EOF for the frontend). */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		uint64_t r = set_state_fd(s->sock[1], i ? 0 : 2, i ? 1 : 0, p[1]);
+		assert_true(r & 0xff);
+		char c;
+		assert_int_equal(read(p[0], &c, 1), 0);
+		close(p[0]);
+		assert_int_equal(get_u64(s->sock[1], VHU_CHECK_DEVICE_STATE), 1); /* nothing to check */
+	}
+	/* A frontend that never reads: RESET_DEVICE ends the transfer at once (no 30 s stall). */
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(set_state_fd(s->sock[1], 0, 0, p[1]), 0x100);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(call_ack(s->sock[1], VHU_RESET_DEVICE, NULL, 0, NULL, 0), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 5);
+	size_t n = 0;
+	char buf[65536];
+	for (ssize_t k; (k = read(p[0], buf, sizeof(buf))) > 0;)
+		n += (size_t)k;
+	close(p[0]);
+	assert_true(n < STATE_TEST_LEN); /* cut short, and the fd closed */
+	/* Without the feature negotiated: refused, and the connection goes on. */
+	send_msg(s->sock[1], VHU_SET_PROTOCOL_FEATURES, VHU_VERSION, &(uint64_t){ 1ull << VHU_PROTOCOL_F_REPLY_ACK },
+	         8, NULL, 0);
+	assert_true(call_ack(s->sock[1], VHU_CHECK_DEVICE_STATE, NULL, 0, NULL, 0) != 0);
+	server_finish(s);
+	server_free(s);
 }
 
 static void test_malformed_wrong_payload_size_for_known_request(void **state)
@@ -1303,6 +1438,8 @@ int main(void)
 		cmocka_unit_test(test_frontend_window_takes_the_device_maps),
 		cmocka_unit_test(test_frontend_without_window),
 		cmocka_unit_test(test_set_features_with_unoffered_bits_is_refused),
+		cmocka_unit_test(test_device_state_saves_and_loads_through_a_pipe),
+		cmocka_unit_test(test_device_state_bad_requests_and_reset_mid_transfer),
 		cmocka_unit_test(test_malformed_wrong_payload_size_for_known_request),
 		cmocka_unit_test(test_malformed_fds_on_request_that_takes_none),
 		cmocka_unit_test(test_malformed_set_mem_table),
