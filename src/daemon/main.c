@@ -196,7 +196,8 @@ int main(int argc, char **argv)
 	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files, .cache = o.cache,
 	                          .readonly = o.readonly, .migration_mode = o.migration_mode,
 	                          .migration_on_error = o.migration_on_error,
-	                          .migration_verify_handles = o.migration_verify_handles };
+	                          .migration_verify_handles = o.migration_verify_handles,
+	                          .uid_map = &o.uid_map, .gid_map = &o.gid_map };
 	rc = fs_new(&fcfg, &fs);
 	if (rc < 0) {
 		log_err("cannot share %s: %s", o.shared_dir, strerror(-rc));
@@ -210,7 +211,7 @@ int main(int argc, char **argv)
 	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2,
 	                                  .allow_mmap = o.allow_mmap,
 	                                  .announce_submounts = o.announce_submounts };
-	rc = fuse_server_new(&fs_passthrough_ops, fs, &sopts, &srv);
+	rc = fuse_server_new(fs_ops_of(fs), fs, &sopts, &srv);
 	if (rc < 0) {
 		fs_free(fs);
 		return 1;

@@ -15,6 +15,7 @@ enum {
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
 	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
 	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
+	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID,
 };
 
 static const struct option long_opts[] = {
@@ -61,8 +62,8 @@ static const struct option long_opts[] = {
 	{ "migration-on-error", required_argument, NULL, OPT_MIGRATION_ON_ERROR },
 	{ "migration-verify-handles", no_argument, NULL, OPT_MIGRATION_VERIFY_HANDLES },
 	{ "migration-confirm-paths", no_argument, NULL, OPT_MIGRATION_CONFIRM_PATHS },
-	{ "translate-uid", required_argument, NULL, OPT_UNSUPPORTED },
-	{ "translate-gid", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "translate-uid", required_argument, NULL, OPT_TRANSLATE_UID },
+	{ "translate-gid", required_argument, NULL, OPT_TRANSLATE_GID },
 	{ "uid-map", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "gid-map", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "version", no_argument, NULL, 'V' },
@@ -113,6 +114,10 @@ void vufsd_usage(FILE *out)
 	      "                            (default abort: the source runs on) or answers errors on that file only\n"
 	      "  --migration-verify-handles  find-paths: also check each file's handle (same file system)\n"
 	      "  --migration-confirm-paths accepted: vufsd always finds and checks paths at the switch-over\n"
+	      "  --translate-uid=RULE, --translate-gid=RULE  translate ids between guest and host; RULE is\n"
+	      "                            map:GUEST:HOST:COUNT, guest:GUEST:HOST:COUNT, host:HOST:GUEST:COUNT,\n"
+	      "                            squash-guest:GUEST:HOST:COUNT, squash-host:HOST:GUEST:COUNT or\n"
+	      "                            forbid-guest:GUEST:COUNT (repeatable; unnamed ids pass unchanged)\n"
 	      "  --sandbox=namespace|chroot|none  confinement (default namespace: mount, pid and net namespaces\n"
 	      "                            and pivot_root into the shared directory)\n"
 	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
@@ -342,6 +347,13 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 		else
 			return bad("migration error mode", arg);
 		return 0;
+	case OPT_TRANSLATE_UID:
+	case OPT_TRANSLATE_GID: {
+		int rc = fs_idmap_add(c == OPT_TRANSLATE_UID ? &o->uid_map : &o->gid_map, arg);
+		if (rc == -EEXIST)
+			fprintf(stderr, "vufsd: --%s=%s overlaps an earlier rule of the same direction\n", optname, arg);
+		return rc ? (rc == -EEXIST ? -1 : bad(optname, arg)) : 0;
+	}
 	case OPT_MIGRATION_VERIFY_HANDLES: o->migration_verify_handles = true; return 0;
 	case OPT_MIGRATION_CONFIRM_PATHS: return 0; /* always so: paths are found and checked at switch-over */
 	case OPT_READONLY: o->readonly = true; return 0;

@@ -39,6 +39,7 @@ struct vufsd_options {
 	enum fs_migration_mode migration_mode;
 	enum fs_migration_on_error migration_on_error;
 	bool migration_verify_handles;
+	struct fs_idmap uid_map, gid_map;     /* --translate-uid, --translate-gid */
 	char *owned[8];               /* copies of -o arguments that fields point into */
 	unsigned nowned;
 };

@@ -39,6 +39,11 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 		return -ENOMEM;
 	}
 	fs->cfg.source = fs->source_copy;
+	if (cfg->uid_map)
+		fs->uid_map = *cfg->uid_map;
+	if (cfg->gid_map)
+		fs->gid_map = *cfg->gid_map;
+	fs->cfg.uid_map = fs->cfg.gid_map = NULL; /* the copies above are the fs's */
 	fs->cfg.max_inodes = bound(cfg->max_inodes, FS_DEFAULT_MAX_INODES);
 	fs->cfg.max_handles = bound(cfg->max_handles, FS_DEFAULT_MAX_HANDLES);
 	/* The guest already applied its umask to every mode it sends. */

@@ -55,6 +55,26 @@ enum fs_migration_on_error {
 	FS_MIGRATE_GUEST_ERROR,   /* that node alone answers errors on the destination */
 };
 
+/* UID/GID translation between guest and host (virtiofsd's --translate-uid/--translate-gid; src/fs/idmap.c). */
+#define FS_IDMAP_MAX_RULES 64
+enum fs_idmap_kind { FS_IDMAP_RANGE, FS_IDMAP_SQUASH, FS_IDMAP_FORBID };
+struct fs_idmap_rule {
+	enum fs_idmap_kind kind;
+	uint32_t from, to;        /* first id of the range, and what it becomes (the first, or the only one) */
+	uint64_t count;
+};
+struct fs_idmap {
+	struct fs_idmap_rule g2h[FS_IDMAP_MAX_RULES], h2g[FS_IDMAP_MAX_RULES];
+	unsigned n_g2h, n_h2g;
+};
+/* Adds one rule ("map:G:H:N", "guest:G:H:N", "host:H:G:N", "squash-guest:G:H:N", "squash-host:H:G:N",
+ * "forbid-guest:G:N"): -EINVAL bad syntax or range, -EEXIST overlaps a rule of the same direction. */
+int fs_idmap_add(struct fs_idmap *m, const char *spec);
+/* A guest id as the host's (-EPERM: forbidden), a host id as the guest's. */
+int fs_idmap_to_host(const struct fs_idmap *m, uint32_t guest_id, uint32_t *host_id);
+uint32_t fs_idmap_to_guest(const struct fs_idmap *m, uint32_t host_id);
+bool fs_idmap_empty(const struct fs_idmap *m);
+
 struct fs_config {
 	const char *source;       /* the shared directory */
 	bool xattr;               /* serve extended attributes (else -ENOSYS for xattr ops) */
@@ -70,6 +90,7 @@ struct fs_config {
 	enum fs_migration_mode migration_mode;
 	enum fs_migration_on_error migration_on_error;
 	bool migration_verify_handles; /* find-paths: the destination checks each file's handle too (same fs) */
+	const struct fs_idmap *uid_map, *gid_map; /* NULL or empty: ids pass unchanged (copied at fs_new) */
 };
 
 /* Who asks: the caller's ids from the request, run as fsuid/fsgid for operations that create files. */
@@ -307,6 +328,9 @@ struct fs_ops {
 
 /* The passthrough file system's table (src/fs/fs_ops.c). */
 extern const struct fs_ops fs_passthrough_ops;
+/* The table to serve fs with: fs_passthrough_ops, or the same with its id maps applied at the boundary
+ * (src/fs/idmap_ops.c) when it has any. */
+const struct fs_ops *fs_ops_of(const struct fs *fs);
 
 /* Live migration: what the guest refers to (node ids, lookup counts, open handles), as bytes from a stopped
  * device (*buf malloc'ed), and rebuilt from such bytes (hostile: checked) into a file system the guest has not

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Live migration of a real guest (Debian's 6.1 kernel, QEMU 11.1.3 TCG, vhost-user-fs-pci) from one vufsd to
+# another on the same share (tests/vm/migrate.sh): the guest writes and fsyncs a counter every ~0.2 s through a
+# descriptor held open across the migration, and in file-handles mode also keeps a file it unlinked open, writing
+# and reading it back each tick. The migration must complete, the destination run on, the counter be whole
+# (1..N, no gap, no repeat) and the guest see no error. Both vufsd (sanitizer build) must exit cleanly with no
+# sanitizer report; the source's log must show the state saved, the destination's the state loaded.
+# VUFS_MIGRATE_MODES: the modes to run (default file-handles; make check-extended adds find-paths).
+# timeout: 600
+set -uo pipefail
+TESTDIR_PREFIX=vufs-guest-migrate
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/../vm/lib.sh"
+san_env
+VUFSD=${VUFS_SAN_BUILD:-$VUFS_ROOT/build-san}/vufsd
+fail() { echo "FAIL: $*"; exit 1; }
+[ -x "$VUFSD" ] || fail "build first: make SAN=1 all"
+[ "$(id -u)" = 0 ] || skip "must run as root (file handles need CAP_DAC_READ_SEARCH)"
+"$VUFS_ROOT/scripts/peers/qemu111.sh" --version >/dev/null 2>&1 || skip "QEMU 11.1 unavailable (scripts/peers/qemu111.sh)"
+modes=${VUFS_MIGRATE_MODES:-file-handles}
+[ "${VUFS_EXTENDED:-0}" = 1 ] && modes=${VUFS_MIGRATE_MODES:-file-handles find-paths}
+
+problems=()
+for mode in $modes; do
+  share=$TESTDIR/share-$mode
+  mkdir -p "$share"
+  unlinked=0
+  [ "$mode" = file-handles ] && unlinked=1
+  pids=()
+  for side in src dst; do
+    "$VUFSD" --socket-path="$TESTDIR/$mode-$side.sock" --shared-dir="$share" --sandbox=none --seccomp=none \
+      --cache=auto --migration-mode="$mode" >"$TESTDIR/$mode-$side.log" 2>&1 &
+    pids+=($!)
+  done
+  CLEANUP_CMDS+=("kill ${pids[*]} 2>/dev/null")
+  for side in src dst; do
+    for _ in $(seq 100); do [ -S "$TESTDIR/$mode-$side.sock" ] && break; sleep 0.1; done
+  done
+  rc=0
+  UNLINKED=$unlinked RUN=$TESTDIR/run-$mode KEEP=1 "$VUFS_ROOT/tests/vm/migrate.sh" \
+    "$TESTDIR/$mode-src.sock" "$TESTDIR/$mode-dst.sock" "$share" || rc=$?
+  echo "== $mode: migrate.sh exit $rc"
+  [ $rc -eq 3 ] && skip "QEMU 11.1 or the guest kernel could not be had"
+  [ $rc -eq 0 ] || problems+=("$mode: the guest did not migrate whole (migrate.sh exit $rc)")
+  for i in 0 1; do
+    side=$([ $i = 0 ] && echo src || echo dst)
+    st=0
+    for _ in $(seq 150); do kill -0 "${pids[$i]}" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "${pids[$i]}" 2>/dev/null; then
+      kill "${pids[$i]}"; problems+=("$mode: the $side vufsd still ran after its QEMU left")
+    fi
+    wait "${pids[$i]}" || st=$?
+    [ $st -eq 0 ] || problems+=("$mode: the $side vufsd exited with status $st")
+    if sanitizer_report "$TESTDIR/$mode-$side.log" >/dev/null; then
+      cat "$TESTDIR/$mode-$side.log"; problems+=("$mode: sanitizer report in the $side vufsd's log")
+    fi
+  done
+  grep -q 'device state: .* bytes saved' "$TESTDIR/$mode-src.log" ||
+    problems+=("$mode: the source vufsd did not save its state")
+  grep -q 'device state: .* bytes loaded' "$TESTDIR/$mode-dst.log" ||
+    problems+=("$mode: the destination vufsd did not load a state")
+  grep -h 'migration: state\|device state' "$TESTDIR/$mode-src.log" "$TESTDIR/$mode-dst.log"
+done
+if [ ${#problems[@]} -gt 0 ]; then
+  printf 'FAIL: %s\n' "${problems[@]}"
+  for f in "$TESTDIR"/*.log; do echo "--- $f"; tail -n 20 "$f"; done
+  exit 1
+fi
+echo "guest_migrate: ok"

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Live-migrate a real guest with a virtio-fs share from one vhost-user-fs backend to another on this machine
+# (QEMU 11.1 from Debian sid, TCG, vhost-user-fs-pci), and say whether the guest's data came through whole.
+#
+#   tests/vm/migrate.sh SRC_SOCKET DST_SOCKET SHARE
+#
+# The two backends must already listen (both serve SHARE; the destination's is used only by the destination
+# QEMU). The guest (tests/vm/guest.sh --prepare-only: Debian's kernel, busybox) appends "N" to SHARE/counter.log
+# every ~0.2 s through one descriptor held open all along and fsyncs it, and keeps a second file open after
+# unlinking it (UNLINKED=1), writing and reading it back each tick. When the guest has written PRE_TICKS lines, the
+# destination QEMU starts with -incoming, QMP "migrate" runs on the source, query-migrate is polled; on
+# "completed" the source QEMU quits (as libvirt does); the destination must go on for POST_TICKS more lines; then
+# the host creates SHARE/STOP, the guest checks its files, prints GUEST-SUMMARY and powers off.
+#
+# Prints "migration: total N ms, downtime N ms, setup N ms" and "ticks: N before, N after, counter 1..N whole".
+# Exit: 0 PASS; 1 the migration failed or the data is not whole (the reason on stderr); 3 QEMU 11.1 or the
+# kernel cannot be had; 4 a harness error. Everything is kept in RUN (printed at the end when it fails).
+# Environment: GUEST_KERNEL (bookworm|sid), MEM (512M), PRE_TICKS (10), POST_TICKS (10), TIMEOUT (seconds per
+# wait, 240), UNLINKED (1), RUN (a fresh temp dir), KEEP=1 keeps RUN on success too.
+set -euo pipefail
+me=migrate.sh
+die() { echo "$me: $*" >&2; exit 4; }
+note() { echo "$me: $*" >&2; }
+[ $# -eq 3 ] || { sed -n '2,6p' "$0"; exit 4; }
+src_sock=$1 dst_sock=$2 share=$(realpath "$3")
+[ -S "$src_sock" ] && [ -S "$dst_sock" ] || die "both backends must listen ($src_sock, $dst_sock)"
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MEM=${MEM:-512M} PRE_TICKS=${PRE_TICKS:-10} POST_TICKS=${POST_TICKS:-10} TIMEOUT=${TIMEOUT:-240}
+UNLINKED=${UNLINKED:-1}
+RUN=${RUN:-$(mktemp -d "${TMPDIR:-/tmp}/vufs-migrate.XXXXXX")}
+mkdir -p "$RUN"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "${result:-1}" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$RUN"; else note "kept: $RUN"; fi
+}
+trap cleanup EXIT
+
+mapfile -t qemu < <("$top/scripts/peers/qemu111.sh" --print-prefix) || { note "QEMU 11.1 unavailable"; exit 3; }
+[ ${#qemu[@]} -gt 0 ] || { note "QEMU 11.1 unavailable"; exit 3; }
+
+rm -f "$share/counter.log" "$share/STOP" "$share/gone"
+cat >"$RUN/workload.sh" <<'GUEST'
+i=0
+exec 3>>/mnt/counter.log
+if [ "$(cat /etc/vufs-unlinked 2>/dev/null)" = 1 ]; then
+  exec 4<>/mnt/gone; rm /mnt/gone; unlinked=1
+fi
+errors=0
+while [ ! -e /mnt/STOP ] && [ $i -lt 3000 ]; do
+  i=$((i + 1))
+  echo "$i" >&3 || errors=$((errors + 1))
+  sync /mnt/counter.log || errors=$((errors + 1))
+  if [ -n "$unlinked" ]; then
+    echo "line $i" >&4 || errors=$((errors + 1))
+    grep -q "^line $i\$" /proc/self/fd/4 || { echo "GUEST-ERR unlinked file lost line $i"; errors=$((errors + 1)); }
+  fi
+  echo "GUEST-TICK $i"
+  usleep 200000
+done
+exec 3>&-
+n=$(wc -l </mnt/counter.log)
+[ "$n" = "$i" ] || { echo "GUEST-ERR counter.log has $n lines, wrote $i"; errors=$((errors + 1)); }
+echo "GUEST-SUMMARY ticks=$i errors=$errors"
+[ $errors = 0 ]
+GUEST
+# The guest image: guest.sh builds it; /etc/vufs-unlinked tells the workload whether to keep an unlinked file.
+prep=$(PREPARE_ONLY=1 INITRD="$RUN/initrd.gz" "$top/tests/vm/guest.sh" --kernel "${GUEST_KERNEL:-bookworm}" \
+       "$src_sock" "$RUN/workload.sh" 2>"$RUN/prepare.err") || { cat "$RUN/prepare.err" >&2; exit 3; }
+kernel=${prep%% *}
+mkdir -p "$RUN/extra/etc" && echo "$UNLINKED" >"$RUN/extra/etc/vufs-unlinked"
+(cd "$RUN/extra" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$RUN/extra.gz"
+cat "$RUN/initrd.gz" "$RUN/extra.gz" >"$RUN/initrd-all.gz"    # the kernel unpacks concatenated archives in turn
+
+qemu_args() {   # NAME SOCKET
+  # shellcheck disable=SC2054
+  printf '%s\n' -accel tcg -cpu max -smp 1 -m "$MEM" -display none -no-reboot -nic none \
+    -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem \
+    -kernel "$kernel" -initrd "$RUN/initrd-all.gz" -append "console=ttyS0 quiet panic=-1 vufs.fs=virtiofs" \
+    -chardev "socket,id=char0,path=$2" -device vhost-user-fs-pci,chardev=char0,tag=myfs \
+    -serial "file:$RUN/$1.console" -qmp "unix:$RUN/$1.qmp,server=on,wait=off" -pidfile "$RUN/$1.pid"
+}
+mapfile -t src_args < <(qemu_args src "$src_sock")
+"${qemu[@]}" "${src_args[@]}" >"$RUN/src.out" 2>&1 &
+pids+=($!)
+
+ticks() { grep -c '^GUEST-TICK' "$RUN/$1.console" 2>/dev/null || true; }
+wait_for() {   # DESCRIPTION COMMAND...: polls every 0.2 s up to TIMEOUT
+  local what=$1 t=$SECONDS; shift
+  until "$@"; do
+    [ $((SECONDS - t)) -lt "$TIMEOUT" ] || { note "timed out waiting for $what"; return 1; }
+    sleep 0.2
+  done
+}
+enough_src() { [ "$(ticks src)" -ge "$PRE_TICKS" ]; }
+result=1
+wait_for "the source guest's first $PRE_TICKS ticks" enough_src || { tail -n 20 "$RUN/src.console" >&2; exit 1; }
+
+mapfile -t dst_args < <(qemu_args dst "$dst_sock")
+"${qemu[@]}" "${dst_args[@]}" -incoming "unix:$RUN/migrate.sock" >"$RUN/dst.out" 2>&1 &
+pids+=($!)
+dst_qemu=$!
+wait_for "the destination's QMP socket" test -S "$RUN/dst.qmp" || exit 1
+
+# QMP: migrate, poll until done, print the figures, quit the source (as libvirt does after success).
+python3 - "$RUN" >"$RUN/qmp.txt" 2>&1 <<'PYEOF' || { cat "$RUN/qmp.txt" >&2; note "migration failed"; exit 1; }
+import json, socket, sys, time
+run = sys.argv[1]
+def qmp(path):
+    s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile('rw')
+    json.loads(f.readline())
+    def cmd(name, **args):
+        f.write(json.dumps({"execute": name, "arguments": args}) + "\n"); f.flush()
+        while True:
+            r = json.loads(f.readline())
+            if "return" in r or "error" in r:
+                return r
+    cmd("qmp_capabilities")
+    return cmd
+src, dst = qmp(run + "/src.qmp"), qmp(run + "/dst.qmp")
+src("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+print("migrate:", src("migrate", uri="unix:" + run + "/migrate.sock"))
+deadline = time.time() + 240
+while time.time() < deadline:
+    st = src("query-migrate")["return"]
+    if st.get("status") in ("completed", "failed", "cancelled"):
+        break
+    time.sleep(0.1)
+print("source:", json.dumps(st))
+if st.get("status") != "completed":
+    sys.exit(1)
+for _ in range(100):
+    d = dst("query-status")["return"]
+    if d.get("status") == "running":
+        break
+    time.sleep(0.1)
+print("destination:", json.dumps(d))
+if d.get("status") != "running":
+    sys.exit(1)
+print("figures: total %d ms, downtime %d ms, setup %d ms" % (st.get("total-time", -1), st.get("downtime", -1),
+                                                            st.get("setup-time", -1)))
+src("quit")
+PYEOF
+grep '^figures:' "$RUN/qmp.txt" | sed 's/^figures/migration/'
+before=$(ticks src)
+enough_dst() { [ "$(ticks dst)" -ge "$POST_TICKS" ]; }
+wait_for "$POST_TICKS ticks on the destination" enough_dst || { tail -n 20 "$RUN/dst.console" >&2; exit 1; }
+touch "$share/STOP"
+dst_done() { ! kill -0 "$dst_qemu" 2>/dev/null; }
+wait_for "the destination guest to power off" dst_done || exit 1
+summary=$(grep -a '^GUEST-SUMMARY' "$RUN/dst.console" || true)
+errs=$(grep -a '^GUEST-ERR' "$RUN/src.console" "$RUN/dst.console" || true)
+last=$(grep -a '^GUEST-TICK' "$RUN/dst.console" | tail -1 | cut -d' ' -f2)
+whole=no
+if [ -n "$last" ] && [ "$(seq 1 "$last")" = "$(cat "$share/counter.log")" ]; then whole=yes; fi
+echo "ticks: $before before, $(ticks dst) after, counter 1..$last whole: $whole; $summary"
+[ -z "$errs" ] || note "the guest saw errors: $errs"
+if [ "$whole" = yes ] && [[ $summary == *errors=0* ]] && [ -z "$errs" ]; then
+  result=0
+else
+  tail -n 15 "$RUN/dst.console" >&2
+fi
+exit $result
