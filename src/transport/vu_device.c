@@ -245,6 +245,16 @@ static int on_set_vring_call(struct vu_dev *dev, struct vhu_msg *msg)
 	pthread_mutex_lock(&q->push_lock);
 	close_if_open(&q->call_fd);
 	q->call_fd = fd;
+	/*
+	 * A new call fd for a running queue moves the guest's interrupt: QEMU masking or unmasking an MSI-X vector
+	 * swaps its own "masked" eventfd and the guest's. On unmask it sends this message without waiting for us and
+	 * then looks once at the masked fd for a notification it should pass on; one we signalled there after that
+	 * look, before this message reached us, is lost, and a driver asleep until its reply comes sleeps for ever.
+	 * So signal the new fd once: at worst a spurious interrupt, which the driver ignores when it finds no new
+	 * used entries (libvhost-user does the same).
+	 */
+	if (fd >= 0 && q->running)
+		eventfd_write(fd, 1);
 	pthread_mutex_unlock(&q->push_lock);
 	return 0;
 }
