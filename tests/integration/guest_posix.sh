@@ -69,6 +69,8 @@ for cache in ${VUFS_GUEST_CACHES:-$([ -n "$DAX" ] && echo auto || echo never aut
   echo "== cache=$cache: guest.sh exit $grc, $(grep '^RESULT' "$out" || echo 'no RESULT line') ($((SECONDS - t))s)"
   if [ $grc -ne 0 ]; then
     tail -n 40 "$console"; cat "$TESTDIR/guest-$cache.err"
+    echo "-- vufsd's log, last lines (how far the vhost-user set-up and the FUSE session got):"
+    tail -n 20 "$BACKEND_LOG"
     problems+=("cache=$cache: the guest run failed (guest.sh exit $grc: 2 = mount failed, 3 = crashed/hung)")
   fi
   if ! "$VUFS_ROOT/tests/posix/compare.sh" "$TESTDIR/posix-native.txt" "$out" vufsd "vufsd:$cache" guest $dax_key; then

@@ -9,6 +9,7 @@
 # with busybox /bin/sh as root, prints "GUEST-SCRIPT-EXIT <rc>", syncs, unmounts and powers off. The binaries
 # are copied to the guest's /bin and must be static (the guest has busybox and no libc). In the guest,
 # `runas UID[:GID] CMD...` runs CMD with those numeric ids (no user names exist or are needed); /tmp is 1777.
+# Its init prints GUEST-INIT first: a guest that hangs without it never finished booting its kernel.
 # Everything the guest prints (serial console, ttyS0) goes to stdout, without CRs and terminal escapes; our own
 # notes and QEMU's errors go to stderr.
 #
@@ -142,6 +143,7 @@ cleanup() {
   if [ -s "$qpid" ]; then kill "$(cat "$qpid")" 2>/dev/null || true; fi   # interrupted mid-boot
   [ -z "${guestjob:-}" ] || wait "$guestjob" 2>/dev/null || true
   [ -z "${watcher:-}" ] || kill "$watcher" 2>/dev/null || true
+  [ -z "${snapshot:-}" ] || kill "$snapshot" 2>/dev/null || true
   [ -n "$keep_run" ] || rm -rf "$run"
 }
 trap cleanup EXIT
@@ -276,6 +278,7 @@ export PATH=/bin HOME=/root
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 echo      # the firmware's last line may lack its newline
+echo GUEST-INIT    # so that a hang is placed before or after the kernel's boot
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 while read -r m; do insmod "/lib/modules/$m.ko" || echo "init: insmod $m failed"; done </etc/vufs-modules
 fs=$(cat /etc/vufs-fs); tag=myfs; opts=$(cat /etc/vufs-mount-opts)
@@ -359,6 +362,20 @@ if [ -n "$WATCH_PID" ]; then     # a dead backend leaves the guest blocked on /m
     fi ) &
   watcher=$!
 fi
+# A guest still up shortly before the timeout is asked, through QEMU's monitor, where its CPUs are; printed with
+# the failure, that tells a CPU stuck running (HLT=0: firmware below 1 MiB, or the kernel spinning) from a guest
+# idle and waiting for an interrupt or reply that never came (HLT=1 on every CPU), and both from a QEMU whose
+# main loop is stuck, e.g. waiting for a backend's reply (no answer at all).
+mkfifo "$run/monitor.in" "$run/monitor.out"
+qemu+=(-monitor "pipe:$run/monitor")
+snapshot=
+if [ "$GUEST_TIMEOUT" -gt 10 ]; then
+  ( trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    sleep $((GUEST_TIMEOUT - 5)) & s=$!; wait "$s"
+    printf 'info status\ninfo registers -a\n' >"$run/monitor.in"
+    timeout 3 cat "$run/monitor.out" >"$run/hang-state.txt" ) >/dev/null 2>&1 &
+  snapshot=$!
+fi
 start=$SECONDS
 # In the background and waited for, so that INT/TERM reach our traps (and cleanup stops QEMU) at once.
 ( set +e
@@ -370,6 +387,7 @@ guestjob=$!
 wait "$guestjob" || true
 guestjob=''
 rm -f "$qpid"
+[ -z "$snapshot" ] || { kill "$snapshot" 2>/dev/null; wait "$snapshot" 2>/dev/null; } || true
 qrc=$(cat "$run/qemu.rc" 2>/dev/null || echo '?')
 took=$((SECONDS - start))
 case $qrc in 124|137) note "QEMU killed after the ${GUEST_TIMEOUT}s timeout" ;; esac
@@ -378,7 +396,15 @@ rc=$(grep -o 'GUEST-SCRIPT-EXIT [0-9]*' "$log" | tail -1 | cut -d' ' -f2) || tru
 if grep -q GUEST-MOUNT-FAIL "$log"; then
   note "the guest could not mount the export ($fs) (${took}s)"; exit 2
 elif [ -z "$rc" ]; then
-  note "no GUEST-SCRIPT-EXIT seen: guest crashed or hung, or QEMU failed (QEMU exit $qrc, ${took}s)"; exit 3
+  if ! grep -q '^GUEST-INIT$' "$log"; then where="before its init ran (kernel boot, or QEMU stalled)"
+  elif ! grep -q -e GUEST-MOUNT-OK -e GUEST-MOUNT-FAIL "$log"; then where="in its mount"
+  else where="in its script"; fi
+  note "no GUEST-SCRIPT-EXIT seen: guest crashed or hung $where, or QEMU failed (QEMU exit $qrc, ${took}s)"
+  if [ -f "$run/hang-state.txt" ]; then
+    note "its CPUs $((GUEST_TIMEOUT - 5))s after the start, from QEMU's monitor (no lines: QEMU did not answer):"
+    grep -a -E '^(VM status|CPU#|RIP=)' "$run/hang-state.txt" | sed 's/^/  /' >&2
+  fi
+  exit 3
 fi
 note "guest script exited $rc (${took}s)"
 exit "$rc"
