@@ -3,5 +3,4 @@
 # equals the native run in every cache mode but for the known limits; vufsd runs with --allow-mmap, so shared
 # writable mmap works in cache=never too (FUSE_DIRECT_IO_ALLOW_MMAP, which the 7.2 guest offers).
 # timeout: 720
-# extended: one run of three in `make check` hung in the cache=auto boot (QEMU killed at the guest timeout), cause not found yet
 GUEST_KERNEL=sid exec "$(dirname "$0")/guest_posix.sh" "$@"
