@@ -19,7 +19,8 @@
  *   byte 0: session config: bit0 no INIT; bits1-2 cache mode (never/auto/always); bit3 writeback; bit4 xattr;
  *           bit5 no POSIX/flock locks; bit6 no readdirplus; bit7 posix_acl
  *   then up to 256 records, each
- *     ctl  (1 byte): bit0 fix the header (len = request length, unique = a counter, total_extlen = 0);
+ *     ctl  (1 byte): bit0 fix the header (len = request length, unique = a counter, total_extlen = 0 unless
+ *                    its extensions fit in the request);
  *                    bits1-3 number of extra cut points in the request (it is spread over that many + 1
  *                    iovecs); bits4-7 reply buffer size class (see reply_sizes)
  *     ctl2 (1 byte): bits0-2 number of extra cut points in the reply buffer
@@ -47,7 +48,6 @@
 #include <sanitizer/asan_interface.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <linux/fuse.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -374,6 +374,10 @@ static long fixed_reply_size(uint32_t op)
 		return h + (long)(sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out));
 	case FUSE_WRITE: case FUSE_COPY_FILE_RANGE:
 		return h + (long)sizeof(struct fuse_write_out);
+	case FUSE_COPY_FILE_RANGE_64:
+		return h + (long)sizeof(struct fuse_copy_file_range_out);
+	case FUSE_STATX:
+		return h + (long)sizeof(struct fuse_statx_out);
 	case FUSE_STATFS:
 		return h + (long)sizeof(struct fuse_statfs_out);
 	case FUSE_LSEEK:
@@ -414,7 +418,7 @@ static void check_reply(const uint8_t *req, size_t req_len, const struct iovec *
 	bool framed = req_len >= sizeof(in);
 	if (framed)
 		memcpy(&in, req, sizeof(in));
-	bool valid = framed && in.len == req_len && in.total_extlen == 0;
+	bool valid = framed && in.len == req_len && (size_t)in.total_extlen * 8 <= req_len - sizeof(in);
 
 	CHECK(got <= wr_len, "reply of %zu bytes in %zu of room", got, wr_len);
 	if (got == 0) {
@@ -717,7 +721,7 @@ static void session_start(uint8_t cfg)
 		struct fuse_init_in i;
 	} __attribute__((packed)) init = {
 		.h = { .len = sizeof(init), .opcode = FUSE_INIT, .unique = ++g_unique },
-		.i = { .major = FUSE_KERNEL_VERSION, .minor = FUSE_KERNEL_MINOR_VERSION, .max_readahead = 131072,
+		.i = { .major = FUSE_KERNEL_VERSION, .minor = VUFS_FUSE_MINOR, .max_readahead = 131072,
 		       .flags = 0xffffffffu, .flags2 = 0xffffffffu },
 	};
 	if (serve((const uint8_t *)&init, sizeof(init), NULL, 0, 4096, NULL, 0) != 16 + sizeof(struct fuse_init_out))
@@ -849,7 +853,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(&h, req, sizeof(h));
 			h.len = (uint32_t)len;
 			h.unique = ++g_unique;
-			h.total_extlen = 0;
+			if ((size_t)h.total_extlen * 8 > len - sizeof(h))
+				h.total_extlen = 0; /* else kept: extensions are reached through fixed headers too */
 			memcpy(req, &h, sizeof(h));
 		}
 		serve(req, len, rcuts, nrc, reply_sizes[ctl >> 4], wcuts, nwc);

@@ -20,9 +20,10 @@ OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path
  WRITE, STATFS, RELEASE, FSYNC, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, FLUSH, INIT, OPENDIR, READDIR,
  RELEASEDIR, FSYNCDIR, GETLK, SETLK, SETLKW, ACCESS, CREATE, INTERRUPT, BMAP, DESTROY, IOCTL, POLL,
  NOTIFY_REPLY, BATCH_FORGET, FALLOCATE, READDIRPLUS, RENAME2, LSEEK, COPY_FILE_RANGE, SETUPMAPPING,
- REMOVEMAPPING, SYNCFS, TMPFILE) = (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23,
-                                    24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
-                                    43, 44, 45, 46, 47, 48, 49, 50, 51)
+ REMOVEMAPPING, SYNCFS, TMPFILE, STATX, COPY_FILE_RANGE_64) = (
+    1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+    33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53)
+FUSE_EXT_GROUPS = 32
 
 O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0, 1, 2, 0o100, 0o200, 0o1000, 0o2000
 S_IFIFO, S_IFCHR, S_IFDIR, S_IFREG, S_IFSOCK = 0o010000, 0o020000, 0o040000, 0o100000, 0o140000
@@ -36,8 +37,17 @@ CFG_NOINIT, CFG_CACHE_NEVER, CFG_CACHE_ALWAYS, CFG_WRITEBACK, CFG_XATTR = 0x01, 
 CFG_NOLOCKS, CFG_NORDP, CFG_ACL, CFG_AUTO = 0x20, 0x40, 0x80, 0x02
 
 
-def req(op, nodeid=ROOT, payload=b"", uid=0, gid=0, pid=1, unique=1):
-    return struct.pack("<IIQQIIIHH", 40 + len(payload), op, unique, nodeid, uid, gid, pid, 0, 0) + payload
+def req(op, nodeid=ROOT, payload=b"", uid=0, gid=0, pid=1, unique=1, ext=b""):
+    assert len(ext) % 8 == 0
+    return struct.pack("<IIQQIIIHH", 40 + len(payload) + len(ext), op, unique, nodeid, uid, gid, pid,
+                       len(ext) // 8, 0) + payload + ext
+
+
+def supp_group(gid, nr=1, size=None):
+    """A FUSE_EXT_GROUPS extension as Linux sends it (size counts the header; padded to 8 bytes)."""
+    body = struct.pack("<I", nr) + struct.pack("<I", gid)
+    size = size if size is not None else 8 + len(body)
+    return struct.pack("<II", size, FUSE_EXT_GROUPS) + body
 
 
 def name(*names):
@@ -70,7 +80,7 @@ def lk_in(fh, owner, start, end, typ, pid=42, flags=0):
     return struct.pack("<QQQQIIII", fh, owner, start, end, typ, pid, flags, 0)
 
 
-def init_in(major=7, minor=38, flags=0xffffffff, flags2=0xffffffff):
+def init_in(major=7, minor=45, flags=0xffffffff, flags2=0xffffffff):
     return struct.pack("<IIIII", major, minor, 131072, flags, flags2) + bytes(44)
 
 
@@ -191,6 +201,19 @@ fuse = {
                                  name("b"))),
                          rec(req(CREATE, ROOT, struct.pack("<IIII", O_RDONLY | O_CREAT, 0o644, 0, 0) + name("p"))),
                          rec(req(CREATE, ROOT, struct.pack("<IIII", O_RDONLY | O_CREAT, 0o644, 0, 0) + name("l")))),
+    "supp_group": fuse_input(0, rec(req(MKDIR, ROOT, struct.pack("<II", 0o2775, 0) + name("sg"))),
+                             rec(req(SETATTR, 2, setattr_in(FATTR_GID, gid=1002))),
+                             rec(req(CREATE, 2, struct.pack("<IIII", O_RDWR | O_CREAT, 0o2755, 0, 0) + name("f"),
+                                     uid=1000, gid=1000, ext=supp_group(1002))),
+                             rec(req(MKDIR, 2, struct.pack("<II", 0o755, 0) + name("d"), uid=1000, gid=1000,
+                                     ext=supp_group(1002))),
+                             rec(req(SYMLINK, 2, name("s", "f"), uid=1000, gid=1000, ext=supp_group(1002))),
+                             rec(req(MKNOD, 2, struct.pack("<IIII", S_IFIFO | 0o644, 0, 0, 0) + name("p"), uid=1000,
+                                     gid=1000, ext=supp_group(1002, nr=2))),
+                             rec(req(MKDIR, 2, struct.pack("<II", 0o755, 0) + name("e"), uid=1000, gid=1000,
+                                     ext=supp_group(1002, size=4096))),
+                             rec(req(STATX, 2, struct.pack("<IIQII", 0, 0, 0, 0, 0xfff))),
+                             rec(req(STATX, 3, struct.pack("<IIQII", 1, 0, FH0, 0, 0x800)))),
     "tmpfile": fuse_input(0, rec(req(TMPFILE, ROOT, struct.pack("<IIII", O_RDWR, 0o600, 0, 0))),
                           rec(req(WRITE, 2, write_in(FH0, 0, b"anonymous"))),
                           rec(req(LINK, ROOT, struct.pack("<Q", 2) + name("named"))),
@@ -205,7 +228,11 @@ fuse = {
     "copy_file_range": fuse_input(0, lookup(ROOT, "a"), open_(2, O_RDONLY), lookup(ROOT, "b"), open_(3, O_RDWR),
                                   rec(req(COPY_FILE_RANGE, 2, struct.pack("<QQQQQQQ", FH0, 0, 3, FH1, 0, 10, 0))),
                                   rec(req(COPY_FILE_RANGE, 2,
-                                          struct.pack("<QQQQQQQ", FH0, 5, 3, FH1, 100, 1 << 40, 0)))),
+                                          struct.pack("<QQQQQQQ", FH0, 5, 3, FH1, 100, 1 << 40, 0))),
+                                  rec(req(COPY_FILE_RANGE_64, 2,
+                                          struct.pack("<QQQQQQQ", FH0, 0, 3, FH1, 20, 1 << 40, 0))),
+                                  rec(req(COPY_FILE_RANGE_64, 2,
+                                          struct.pack("<QQQQQQQ", FH0, 1 << 63, 3, FH1, 0, 1 << 63, 0)))),
     "init_variants": fuse_input(CFG_NOINIT, rec(req(GETATTR, ROOT, struct.pack("<IIQ", 0, 0, 0))),
                                 rec(req(FORGET, 5, struct.pack("<Q", 1))),
                                 rec(req(INIT, 0, init_in(major=8))), rec(req(INIT, 0, init_in(major=6))),

@@ -16,7 +16,13 @@ static void proc_name(char *buf, size_t size, const struct fs_inode *inode)
 	snprintf(buf, size, "%d", inode->fd);
 }
 
-int fs_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st)
+/* The attributes of fd, and its birth time if bt is given. */
+static int stat_fd(int fd, int flags, struct stat *st, struct fs_btime *bt)
+{
+	return bt ? fs_statx_btime(fd, "", flags, st, bt) : fs_statx(fd, "", flags, st, NULL);
+}
+
+static int getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st, struct fs_btime *bt)
 {
 	struct fs_inode *inode;
 	struct fs_handle *h;
@@ -26,7 +32,7 @@ int fs_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st)
 		ret = handle_get(fs, fh, &h);
 		if (ret < 0)
 			return ret;
-		ret = fs_statx(h->fd, "", AT_EMPTY_PATH, st, NULL);
+		ret = stat_fd(h->fd, AT_EMPTY_PATH, st, bt);
 		dax_sync_after(fs, h->inode); /* the window shows the file up to the size the reply tells */
 		handle_put(fs, h);
 		return ret;
@@ -34,10 +40,20 @@ int fs_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st)
 	ret = inode_get(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
-	ret = fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, NULL);
+	ret = stat_fd(inode->fd, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, bt);
 	dax_sync_after(fs, inode);
 	inode_put(fs, inode);
 	return ret;
+}
+
+int fs_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st)
+{
+	return getattr(fs, nodeid, fh, st, NULL);
+}
+
+int fs_getattr_btime(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st, struct fs_btime *bt)
+{
+	return getattr(fs, nodeid, fh, st, bt);
 }
 
 static int set_mode(struct fs *fs, struct fs_inode *inode, int fd, mode_t mode)

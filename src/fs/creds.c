@@ -7,11 +7,14 @@
  * CAP_FSETID, CAP_MKNOD, ... from the thread's effective set, and setting it back to 0 restores them: so a file
  * created in a setgid directory by a caller outside its group loses S_ISGID as on the host (CVE-2022-0358), and
  * permission checks are the host's. Supplementary groups are dropped once per thread, lazily, so that the
- * daemon's own groups never count for the caller.
+ * daemon's own groups never count for the caller; a creating request that carries the caller's supplementary
+ * group (FUSE_CREATE_SUPP_GROUP) gets exactly that one for its duration, so the host decides setgid inheritance
+ * as it would for the caller.
  */
 #include "fs/fs_internal.h"
 
 #include "common/log.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -50,7 +53,7 @@ static gid_t set_fsgid(gid_t gid)
 
 int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 {
-	saved->switched = false;
+	saved->switched = saved->grouped = false;
 	if (!ctx || !fs->switch_creds)
 		return 0;
 	if (at_root < 0)
@@ -65,6 +68,12 @@ int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 		}
 		groups_dropped = true;
 	}
+	if (ctx->has_supp_gid) {
+		gid_t g = ctx->supp_gid;
+		if (syscall(SYS_SETGROUPS, 1, &g) < 0)
+			return neg_errno();
+		saved->grouped = true;
+	}
 	saved->old_gid = set_fsgid(ctx->gid);
 	saved->old_uid = set_fsuid(ctx->uid);
 	saved->switched = true;
@@ -78,6 +87,12 @@ int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 
 void creds_leave(struct fs_creds *saved)
 {
+	if (saved->grouped && syscall(SYS_SETGROUPS, 0, NULL) < 0) {
+		/* The next caller would create with this one's group: a hole; cannot happen with CAP_SETGID. */
+		log_err("fs: cannot drop the caller's supplementary group");
+		abort();
+	}
+	saved->grouped = false;
 	if (!saved->switched)
 		return;
 	set_fsuid(saved->old_uid);
@@ -92,9 +107,10 @@ void creds_leave(struct fs_creds *saved)
 
 /*
  * Creating a name as the caller: the guest kernel has already checked the caller's right to do it
- * (virtio-fs mounts always use default_permissions), including through supplementary groups, which FUSE 7.38
- * does not tell us. So the host's directory permission check is bypassed (CAP_DAC_OVERRIDE raised again on
- * this thread), while ownership still comes from fsuid/fsgid and CAP_FSETID stays dropped (setgid stripping).
+ * (virtio-fs mounts always use default_permissions), including through supplementary groups, of which FUSE tells
+ * us at most the parent directory's (FUSE_CREATE_SUPP_GROUP). So the host's directory permission check is
+ * bypassed (CAP_DAC_OVERRIDE raised again on this thread), while ownership still comes from fsuid/fsgid and
+ * CAP_FSETID stays dropped (setgid stripping, which that one group then decides as on the host).
  */
 int creds_enter_creator(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 {

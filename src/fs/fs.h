@@ -96,6 +96,10 @@ struct fs_config {
 /* Who asks: the caller's ids from the request, run as fsuid/fsgid for operations that create files. */
 struct fs_ctx {
 	uint32_t uid, gid, pid;
+	/* The one supplementary group the caller creates with (FUSE_CREATE_SUPP_GROUP): the parent directory's group,
+	 * which the caller has only as a supplementary group. Only on requests that create. */
+	bool has_supp_gid;
+	uint32_t supp_gid;
 };
 
 struct fs_entry {
@@ -140,6 +144,13 @@ void fs_reset(struct fs *fs);
 int fs_lookup(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, struct fs_entry *e);
 void fs_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup);
 int fs_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st);
+/* A birth time, when the host file system keeps one. */
+struct fs_btime {
+	bool valid;
+	struct timespec time;
+};
+/* fs_getattr plus the birth time (FUSE_STATX). */
+int fs_getattr_btime(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st, struct fs_btime *bt);
 int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh, const struct fs_setattr *sa,
                struct stat *st);
 /* Writes at most size bytes, no NUL; returns the length. */
@@ -259,6 +270,7 @@ struct fs_ops {
 	int (*lookup)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, struct fs_entry *e);
 	void (*forget)(struct fs *fs, uint64_t nodeid, uint64_t nlookup);
 	int (*getattr)(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st);
+	int (*getattr_btime)(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st, struct fs_btime *bt);
 	int (*setattr)(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh,
 	               const struct fs_setattr *sa, struct stat *st);
 	ssize_t (*readlink)(struct fs *fs, uint64_t nodeid, char *buf, size_t size);

@@ -163,6 +163,8 @@ void inode_forget(struct fs *fs, uint64_t nodeid, uint64_t n);
 int inode_register(struct fs *fs, int opath_fd, const struct stat *st, uint64_t mnt_id, struct fs_inode **ref);
 /* statx of fd (with path and AT_* flags) as a struct stat plus the mount id (0 when the kernel has none). */
 int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *mnt_id);
+/* fs_statx, asking the birth time too (into bt). */
+int fs_statx_btime(int dirfd, const char *path, int flags, struct stat *st, struct fs_btime *bt);
 /* Look name up in the directory parent: one lookup reference, entry filled. */
 int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
 /* The same for a name just created (not yet in the table): skips the search for a known inode. */
@@ -201,6 +203,7 @@ void htab_rebuild_free(struct fs *fs);
 /* creds.c: run as the caller's fsuid/fsgid on this thread, without supplementary groups. */
 struct fs_creds {
 	bool switched;
+	bool grouped;         /* the caller's supplementary group is this thread's only one (drop it on leave) */
 	uid_t old_uid;
 	gid_t old_gid;
 };

@@ -7,6 +7,7 @@ const struct fs_ops fs_passthrough_ops = {
 	.lookup = fs_lookup,
 	.forget = fs_forget,
 	.getattr = fs_getattr,
+	.getattr_btime = fs_getattr_btime,
 	.setattr = fs_setattr,
 	.readlink = fs_readlink,
 	.mknod = fs_mknod,

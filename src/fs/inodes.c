@@ -314,29 +314,52 @@ int inode_register(struct fs *fs, int opath_fd, const struct stat *st, uint64_t 
 	return ret;
 }
 
+static void stat_of_statx(const struct statx *sx, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(sx->stx_dev_major, sx->stx_dev_minor);
+	st->st_ino = sx->stx_ino;
+	st->st_mode = sx->stx_mode;
+	st->st_nlink = sx->stx_nlink;
+	st->st_uid = sx->stx_uid;
+	st->st_gid = sx->stx_gid;
+	st->st_rdev = makedev(sx->stx_rdev_major, sx->stx_rdev_minor);
+	st->st_size = (off_t)sx->stx_size;
+	st->st_blksize = sx->stx_blksize;
+	st->st_blocks = (blkcnt_t)sx->stx_blocks;
+	st->st_atim.tv_sec = sx->stx_atime.tv_sec;
+	st->st_atim.tv_nsec = sx->stx_atime.tv_nsec;
+	st->st_mtim.tv_sec = sx->stx_mtime.tv_sec;
+	st->st_mtim.tv_nsec = sx->stx_mtime.tv_nsec;
+	st->st_ctim.tv_sec = sx->stx_ctime.tv_sec;
+	st->st_ctim.tv_nsec = sx->stx_ctime.tv_nsec;
+}
+
+static int statx_into(int dirfd, const char *path, int flags, unsigned mask, struct stat *st, struct statx *sx)
+{
+	if (statx(dirfd, path, flags | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | mask, sx) < 0)
+		return neg_errno();
+	stat_of_statx(sx, st);
+	return 0;
+}
+
+int fs_statx_btime(int dirfd, const char *path, int flags, struct stat *st, struct fs_btime *bt)
+{
+	struct statx sx;
+	int ret = statx_into(dirfd, path, flags, STATX_BTIME, st, &sx);
+	if (ret < 0)
+		return ret;
+	bt->valid = (sx.stx_mask & STATX_BTIME) != 0;
+	bt->time = bt->valid ? (struct timespec){ sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec } : (struct timespec){ 0 };
+	return 0;
+}
+
 int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *mnt_id)
 {
 	struct statx sx;
-
-	if (statx(dirfd, path, flags | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_MNT_ID, &sx) < 0)
-		return neg_errno();
-	memset(st, 0, sizeof(*st));
-	st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
-	st->st_ino = sx.stx_ino;
-	st->st_mode = sx.stx_mode;
-	st->st_nlink = sx.stx_nlink;
-	st->st_uid = sx.stx_uid;
-	st->st_gid = sx.stx_gid;
-	st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
-	st->st_size = (off_t)sx.stx_size;
-	st->st_blksize = sx.stx_blksize;
-	st->st_blocks = (blkcnt_t)sx.stx_blocks;
-	st->st_atim.tv_sec = sx.stx_atime.tv_sec;
-	st->st_atim.tv_nsec = sx.stx_atime.tv_nsec;
-	st->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
-	st->st_mtim.tv_nsec = sx.stx_mtime.tv_nsec;
-	st->st_ctim.tv_sec = sx.stx_ctime.tv_sec;
-	st->st_ctim.tv_nsec = sx.stx_ctime.tv_nsec;
+	int ret = statx_into(dirfd, path, flags, STATX_MNT_ID, st, &sx);
+	if (ret < 0)
+		return ret;
 	if (mnt_id)
 		*mnt_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
 	return 0;

@@ -2,12 +2,12 @@
 #ifndef VUFS_FUSE_INTERNAL_H
 #define VUFS_FUSE_INTERNAL_H
 
-#include <linux/fuse.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "fs/fs.h"
+#include "protocol/fuse_abi.h"
 #include "protocol/fuse_server.h"
 
 /* The largest request we copy (SETXATTR: a 64 KiB value, a name, headers) and reply we build (READDIR,
@@ -35,6 +35,7 @@ struct fuse_worker {
 	 * these bytes, never from a second read of the guest's (which it may have changed meanwhile). */
 	struct fuse_in_header hdr;
 	size_t arg_len;       /* argument bytes in in[] */
+	size_t ext_len;       /* extension bytes in in[], right after the arguments (total_extlen words) */
 	unsigned ndata;       /* WRITE payload: iov[0..ndata) still in guest memory (data, not decisions) */
 	size_t data_len;
 	size_t rd_len;        /* the request's length as it arrived */
@@ -56,6 +57,8 @@ struct fuse_req {
 	struct fuse_in_header in;
 	const uint8_t *arg;
 	size_t arg_len, pos;
+	const uint8_t *ext;       /* the extensions (fuse_ext_header records), ext_len bytes, not aligned */
+	size_t ext_len;
 	const struct iovec *data; /* WRITE payload in guest memory */
 	unsigned ndata;
 	size_t data_len;
@@ -73,6 +76,9 @@ const char *req_take_name(struct fuse_req *r);
 /* A NUL-terminated string of at most max bytes (symlink targets, xattr names). */
 const char *req_take_string(struct fuse_req *r, size_t max);
 size_t req_remaining(const struct fuse_req *r);
+/* Checks every extension of a creating request and takes what this session agreed to (the supplementary group,
+ * into ctx). 0, or -EINVAL for a malformed one. */
+int req_parse_extensions(struct fuse_req *r);
 
 void reply_err(struct fuse_req *r, int neg_errno);
 void reply_ok(struct fuse_req *r, const void *payload, size_t len);
@@ -85,6 +91,8 @@ void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const s
 void fill_attr_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_attr_out *o, const struct stat *st);
 /* Every FUSE_* INIT flag this server may agree to (what it offers, plus the DAX window's when it has one). */
 uint64_t fuse_session_flags_allowed(const struct fuse_server *srv);
+void fill_statx_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_statx_out *o, const struct stat *st,
+                    const struct fs_btime *bt);
 /* FOPEN_* for an open of nodeid, from the fs's policy. */
 uint32_t open_reply_flags(const struct fuse_server *srv, uint64_t nodeid, bool dir);
 
@@ -95,6 +103,7 @@ void op_lookup(struct fuse_req *r);
 void op_forget(struct fuse_req *r);
 void op_batch_forget(struct fuse_req *r);
 void op_getattr(struct fuse_req *r);
+void op_statx(struct fuse_req *r);
 void op_setattr(struct fuse_req *r);
 void op_readlink(struct fuse_req *r);
 void op_symlink(struct fuse_req *r);
@@ -119,6 +128,7 @@ void op_fsync(struct fuse_req *r);
 void op_fallocate(struct fuse_req *r);
 void op_lseek(struct fuse_req *r);
 void op_copy_file_range(struct fuse_req *r);
+void op_copy_file_range_64(struct fuse_req *r);
 void op_getlk(struct fuse_req *r);
 void op_setlk(struct fuse_req *r);
 void op_syncfs(struct fuse_req *r);

@@ -161,6 +161,12 @@ void op_lseek(struct fuse_req *r)
 	reply_ok(r, &out, sizeof(out));
 }
 
+static ssize_t copy_range(struct fuse_req *r, const struct fuse_copy_file_range_in *in, size_t len)
+{
+	return FS_CALL(r->srv, copy_file_range, in->fh_in, in->off_in, in->fh_out, in->off_out, len,
+	               (unsigned)in->flags);
+}
+
 void op_copy_file_range(struct fuse_req *r)
 {
 	const struct fuse_copy_file_range_in *in = TAKE(r, struct fuse_copy_file_range_in);
@@ -168,11 +174,27 @@ void op_copy_file_range(struct fuse_req *r)
 	if (!in)
 		return reply_err(r, -EINVAL);
 	size_t len = (size_t)MIN(in->len, (uint64_t)UINT32_MAX); /* the reply carries a 32-bit count */
-	ssize_t n = FS_CALL(r->srv, copy_file_range, in->fh_in, in->off_in, in->fh_out, in->off_out, len,
-	                               (unsigned)in->flags);
+	ssize_t n = copy_range(r, in, len);
 	if (n < 0)
 		return reply_err(r, (int)n);
 	out.size = (uint32_t)n;
+	reply_ok(r, &out, sizeof(out));
+}
+
+/* 7.45: the same copy, with a 64-bit count both ways (Linux sends it first and falls back on ENOSYS). */
+void op_copy_file_range_64(struct fuse_req *r)
+{
+	const struct fuse_copy_file_range_in *in = TAKE(r, struct fuse_copy_file_range_in);
+	struct fuse_copy_file_range_out out = { 0 };
+	if (!in)
+		return reply_err(r, -EINVAL);
+	/* Short counts are allowed: no further than offset INT64_MAX (the fs refuses a range past it). */
+	uint64_t last = MAX(in->off_in, in->off_out);
+	size_t len = (size_t)(last <= INT64_MAX ? MIN(in->len, (uint64_t)INT64_MAX - last) : in->len);
+	ssize_t n = copy_range(r, in, len);
+	if (n < 0)
+		return reply_err(r, (int)n);
+	out.bytes_copied = (uint64_t)n;
 	reply_ok(r, &out, sizeof(out));
 }
 

@@ -71,6 +71,24 @@ void op_getattr(struct fuse_req *r)
 	reply_attr(r, FS_CALL(r->srv, getattr, r->in.nodeid, fh, &st), &st);
 }
 
+/* Linux asks for it when a caller wants more than the basic stats (the birth time, STATX_BTIME). The guest's
+ * sync flags are not needed: every answer is a fresh statx on the host. */
+void op_statx(struct fuse_req *r)
+{
+	const struct fuse_statx_in *in = TAKE(r, struct fuse_statx_in);
+	struct fuse_statx_out out;
+	struct fs_btime bt = { 0 };
+	struct stat st;
+	if (!in)
+		return reply_err(r, -EINVAL);
+	uint64_t fh = (in->getattr_flags & FUSE_GETATTR_FH) ? in->fh : FS_NO_HANDLE;
+	int ret = FS_CALL(r->srv, getattr_btime, r->in.nodeid, fh, &st, &bt);
+	if (ret < 0)
+		return reply_err(r, ret);
+	fill_statx_out(r->srv, r->in.nodeid, &out, &st, &bt);
+	reply_ok(r, &out, sizeof(out));
+}
+
 static void decode_setattr(const struct fuse_setattr_in *in, struct fs_setattr *sa)
 {
 	static const struct { uint32_t fattr; unsigned fs; } map[] = {

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "common/util.h"
 #include "protocol/fuse_internal.h"
@@ -41,6 +43,65 @@ const char *req_take_name(struct fuse_req *r)
 		return NULL;
 	}
 	return s;
+}
+
+/* The opcodes Linux extends with the caller's supplementary group (fs/fuse/dir.c get_create_ext). */
+static bool creates(uint32_t opcode)
+{
+	return opcode == FUSE_CREATE || opcode == FUSE_MKNOD || opcode == FUSE_MKDIR || opcode == FUSE_SYMLINK ||
+	       opcode == FUSE_TMPFILE;
+}
+
+/*
+ * A FUSE_EXT_GROUPS body of len bytes: nr_groups, then that many gids, all within len. Linux sends one, the
+ * parent directory's group, when the caller has it only as a supplementary group. Further ones are ignored:
+ * fewer groups can only deny. Used only where INIT agreed to it.
+ */
+static int take_supp_group(struct fuse_req *r, const uint8_t *p, size_t len)
+{
+	uint32_t nr, gid;
+	if (len < sizeof(nr))
+		return -EINVAL;
+	memcpy(&nr, p, sizeof(nr));
+	if (nr > (len - sizeof(nr)) / sizeof(gid))
+		return -EINVAL;
+	if (nr == 0 || !(r->srv->flags & FUSE_CREATE_SUPP_GROUP))
+		return 0;
+	memcpy(&gid, p + sizeof(nr), sizeof(gid));
+	if (gid == FUSE_INVALID_UIDGID)
+		return 0;
+	r->ctx.supp_gid = gid;
+	r->ctx.has_supp_gid = true;
+	return 0;
+}
+
+/*
+ * Each extension is a fuse_ext_header whose size counts itself, a multiple of 8 (the kernel pads each), within
+ * what is left. Types other than FUSE_EXT_GROUPS (security contexts, which we never agree to) are skipped. Only
+ * creating requests are looked at: Linux extends no others, and elsewhere the bytes are left unread (a FORGET
+ * must stay without a reply whatever follows its arguments).
+ */
+int req_parse_extensions(struct fuse_req *r)
+{
+	size_t pos = 0;
+	if (!creates(r->in.opcode))
+		return 0;
+	while (pos < r->ext_len) {
+		struct fuse_ext_header xh;
+		size_t left = r->ext_len - pos;
+		if (left < sizeof(xh))
+			return -EINVAL;
+		memcpy(&xh, r->ext + pos, sizeof(xh));
+		if (xh.size < sizeof(xh) || xh.size > left || xh.size % 8)
+			return -EINVAL;
+		if (xh.type == FUSE_EXT_GROUPS) {
+			int ret = take_supp_group(r, r->ext + pos + sizeof(xh), xh.size - sizeof(xh));
+			if (ret < 0)
+				return ret;
+		}
+		pos += xh.size;
+	}
+	return 0;
 }
 
 /* Copies len bytes into the reply space at offset off; the caller checked that they fit. */
@@ -148,6 +209,39 @@ void fill_attr_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_a
 	fill_attr(&o->attr, st);
 	if ((srv->flags & FUSE_HAS_INODE_DAX) && FS_CALL(srv, attr_dax, st))
 		o->attr.flags |= FUSE_ATTR_DAX;
+}
+
+static struct fuse_sx_time sx_time(struct timespec t)
+{
+	return (struct fuse_sx_time){ .tv_sec = (int64_t)t.tv_sec, .tv_nsec = (uint32_t)t.tv_nsec };
+}
+
+/* Linux takes the basic stats from it (it refuses an answer without all of them) and the birth time when the
+ * mask says so. The host's device numbers stay here, as in fuse_attr. */
+void fill_statx_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_statx_out *o, const struct stat *st,
+                    const struct fs_btime *bt)
+{
+	struct timespec t = FS_CALL(srv, cache_timeout, nodeid);
+	struct fuse_statx *sx = &o->stat;
+	memset(o, 0, sizeof(*o));
+	o->attr_valid = (uint64_t)t.tv_sec;
+	o->attr_valid_nsec = (uint32_t)t.tv_nsec;
+	sx->mask = STATX_BASIC_STATS | (bt->valid ? STATX_BTIME : 0);
+	sx->blksize = (uint32_t)st->st_blksize;
+	sx->nlink = (uint32_t)st->st_nlink;
+	sx->uid = st->st_uid;
+	sx->gid = st->st_gid;
+	sx->mode = (uint16_t)st->st_mode;
+	sx->ino = st->st_ino;
+	sx->size = (uint64_t)st->st_size;
+	sx->blocks = (uint64_t)st->st_blocks;
+	sx->atime = sx_time(st->st_atim);
+	sx->mtime = sx_time(st->st_mtim);
+	sx->ctime = sx_time(st->st_ctim);
+	if (bt->valid)
+		sx->btime = sx_time(bt->time);
+	sx->rdev_major = major(st->st_rdev);
+	sx->rdev_minor = minor(st->st_rdev);
 }
 
 uint32_t open_reply_flags(const struct fuse_server *srv, uint64_t nodeid, bool dir)

@@ -10,10 +10,6 @@
 #define DEFAULT_MAX_WRITE (1u << 20)
 #define PAGE_BYTES 4096u
 #define DAX_MAP_ALIGNMENT 21 /* log2(FS_DAX_RANGE) */
-#ifndef FUSE_DIRECT_IO_ALLOW_MMAP
-/* FUSE 7.39 (Linux 6.6): bookworm's header is 7.38. The kernel reads the flag whatever minor we answer. */
-#define FUSE_DIRECT_IO_ALLOW_MMAP (1ULL << 36)
-#endif
 
 int fuse_server_new(const struct fs_ops *ops, struct fs *fs, const struct fuse_server_opts *opts,
                     struct fuse_server **out)
@@ -69,11 +65,18 @@ uint32_t fuse_server_minor(const struct fuse_server *srv)
 	return m;
 }
 
+/*
+ * What we offer, each only when served. Not offered (README, "FUSE protocol"): FUSE_HAS_EXPIRE_ONLY,
+ * FUSE_HAS_RESEND (notifications: Linux's virtio-fs driver has no notification queue), FUSE_PASSTHROUGH and
+ * FUSE_OVER_IO_URING (/dev/fuse only), FUSE_NO_EXPORT_SUPPORT, FUSE_ALLOW_IDMAP, FUSE_REQUEST_TIMEOUT (a SETLKW
+ * may rightly wait longer than any timeout, which would abort the whole connection).
+ */
 static uint64_t supported_flags(const struct fuse_server *srv)
 {
 	const struct fuse_server_opts *o = &srv->opts;
 	uint64_t f = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_ASYNC_DIO |
-	             FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_CACHE_SYMLINKS;
+	             FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_CACHE_SYMLINKS |
+	             FUSE_CREATE_SUPP_GROUP;
 	if (FS_CALL(srv, caches_data))
 		f |= FUSE_AUTO_INVAL_DATA;
 	if (o->readdirplus)
@@ -105,7 +108,7 @@ static void op_init(struct fuse_req *r)
 {
 	struct fuse_server *srv = r->srv;
 	const struct fuse_init_in *in = req_take(r, offsetof(struct fuse_init_in, flags2));
-	struct fuse_init_out out = { .major = FUSE_KERNEL_VERSION, .minor = FUSE_KERNEL_MINOR_VERSION };
+	struct fuse_init_out out = { .major = FUSE_KERNEL_VERSION, .minor = VUFS_FUSE_MINOR };
 
 	if (!in) {
 		reply_err(r, -EINVAL);
@@ -127,7 +130,7 @@ static void op_init(struct fuse_req *r)
 		offered |= (uint64_t)*flags2 << 32;
 	}
 	uint64_t flags = offered & supported_flags(srv);
-	uint32_t minor = MIN(in->minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
+	uint32_t minor = MIN(in->minor, (uint32_t)VUFS_FUSE_MINOR);
 	uint32_t max_write = srv->opts.max_write;
 
 	/* A new session: whatever the window held belonged to the last one (the device was reset since). */
@@ -232,6 +235,8 @@ static const fuse_op_fn ops[] = {
 	[FUSE_REMOVEMAPPING] = op_removemapping,
 	[FUSE_SYNCFS] = op_syncfs,
 	[FUSE_TMPFILE] = op_tmpfile,
+	[FUSE_STATX] = op_statx,
+	[FUSE_COPY_FILE_RANGE_64] = op_copy_file_range_64,
 };
 
 static size_t copy_in(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
@@ -278,27 +283,32 @@ static int frame_request(struct fuse_worker *w, const struct iovec *rd, unsigned
 {
 	size_t fixed;
 
-	w->arg_len = w->data_len = 0;
+	w->arg_len = w->ext_len = w->data_len = 0;
 	w->ndata = 0;
 	w->rd_len = rd_len;
 	memset(&w->hdr, 0, sizeof(w->hdr));
 	if (rd_len < sizeof(w->hdr) || copy_in(rd, nrd, 0, &w->hdr, sizeof(w->hdr)) != sizeof(w->hdr))
 		return -EINVAL;
-	if (w->hdr.len != rd_len || w->hdr.total_extlen != 0)
+	/* Extensions (7.38) end the request: total_extlen counts their 8-byte words, all within what arrived. */
+	size_t ext_len = (size_t)w->hdr.total_extlen * 8;
+	if (w->hdr.len != rd_len || ext_len > rd_len - sizeof(w->hdr))
 		return -EINVAL;
-	fixed = rd_len - sizeof(w->hdr);
+	fixed = rd_len - sizeof(w->hdr) - ext_len;
 	if (w->hdr.opcode == FUSE_WRITE) {
+		if (ext_len)
+			return -EINVAL; /* the kernel extends only requests that create */
 		fixed = MIN(fixed, sizeof(struct fuse_write_in));
 		w->data_len = rd_len - sizeof(w->hdr) - fixed;
 		int n = slice_iov(w, rd, nrd, sizeof(w->hdr) + fixed, w->data_len);
 		if (n < 0)
 			return -E2BIG;
 		w->ndata = (unsigned)n;
-	} else if (fixed > FUSE_REQ_COPY_MAX) {
+	} else if (fixed + ext_len > FUSE_REQ_COPY_MAX) {
 		return -E2BIG;
 	}
-	copy_in(rd, nrd, sizeof(w->hdr), w->in, fixed);
+	copy_in(rd, nrd, sizeof(w->hdr), w->in, fixed + ext_len);
 	w->arg_len = fixed;
+	w->ext_len = ext_len;
 	return 0;
 }
 
@@ -317,6 +327,7 @@ static struct fuse_req req_of(struct fuse_server *srv, struct fuse_worker *w, co
                               size_t wr_len)
 {
 	return (struct fuse_req){ .srv = srv, .w = w, .in = w->hdr, .arg = w->in, .arg_len = w->arg_len,
+	                          .ext = w->in + w->arg_len, .ext_len = w->ext_len,
 	                          .data = w->iov, .ndata = w->ndata, .data_len = w->data_len, .wr = wr, .nwr = nwr,
 	                          .wr_len = wr_len, .arg_err = -EINVAL,
 	                          .ctx = { .uid = w->hdr.uid, .gid = w->hdr.gid, .pid = w->hdr.pid } };
@@ -334,6 +345,7 @@ size_t fuse_serve_copied(struct fuse_server *srv, struct fuse_worker *w, const s
 		return r.reply_len;
 	}
 	uint32_t op = r.in.opcode;
+	int err;
 	fuse_op_fn fn = op < ARRAY_SIZE(ops) ? ops[op] : NULL;
 	if (!fn) {
 		log_debug("FUSE: opcode %u is not implemented", op);
@@ -343,6 +355,9 @@ size_t fuse_serve_copied(struct fuse_server *srv, struct fuse_worker *w, const s
 			reply_none(&r);
 		else
 			reply_err(&r, -EIO);
+	} else if ((err = req_parse_extensions(&r)) < 0) {
+		log_warn("FUSE: malformed extension (opcode %u, %zu bytes)", op, r.ext_len);
+		reply_err(&r, err);
 	} else {
 		fn(&r);
 	}
@@ -363,11 +378,11 @@ bool fuse_request_may_block(const struct fuse_worker *w)
 
 size_t fuse_request_save(const struct fuse_worker *w, void *buf, size_t max)
 {
-	size_t n = sizeof(w->hdr) + w->arg_len;
+	size_t n = sizeof(w->hdr) + w->arg_len + w->ext_len;
 	if (w->frame_err < 0 || w->ndata || n > max)
 		return 0;
 	memcpy(buf, &w->hdr, sizeof(w->hdr));
-	memcpy((uint8_t *)buf + sizeof(w->hdr), w->in, w->arg_len);
+	memcpy((uint8_t *)buf + sizeof(w->hdr), w->in, w->arg_len + w->ext_len);
 	return n;
 }
 

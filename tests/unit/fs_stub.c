@@ -118,6 +118,7 @@ static int stub_lookup(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
 {
 	int rc = enter(fs, "lookup", parent, 0);
 	note_name(fs, name);
+	stub(fs)->last.ctx = *ctx;
 	if (rc)
 		return rc;
 	if (!node_exists(fs, parent) || strcmp(name, "missing") == 0)
@@ -132,14 +133,30 @@ static void stub_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 	__atomic_sub_fetch(&stub(fs)->refs, (int64_t)nlookup, __ATOMIC_RELAXED);
 }
 
-static int stub_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st)
+static int stat_op(struct fs *fs, const char *op, uint64_t nodeid, uint64_t fh, struct stat *st)
 {
-	int rc = enter(fs, "getattr", nodeid, fh);
+	int rc = enter(fs, op, nodeid, fh);
 	if (rc)
 		return rc;
 	if (!node_exists(fs, nodeid))
 		return -ESTALE;
 	node_stat(nodeid, st);
+	return 0;
+}
+
+static int stub_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st)
+{
+	return stat_op(fs, "getattr", nodeid, fh, st);
+}
+
+static int stub_getattr_btime(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st, struct fs_btime *bt)
+{
+	int rc = stat_op(fs, "getattr_btime", nodeid, fh, st);
+	if (rc)
+		return rc;
+	/* Nodes with an even id have a birth time (ten seconds before their other times), odd ones none. */
+	bt->valid = nodeid % 2 == 0;
+	bt->time = (struct timespec){ st->st_mtim.tv_sec - 10, 123 };
 	return 0;
 }
 
@@ -175,11 +192,12 @@ static ssize_t stub_readlink(struct fs *fs, uint64_t nodeid, char *buf, size_t s
 }
 
 /* MKNOD, MKDIR, SYMLINK, CREATE: a new name in parent, of the type asked (a regular file if none). */
-static int make_node(struct fs *fs, const char *op, uint64_t parent, const char *name, mode_t mode,
-                     struct fs_entry *e)
+static int make_node(struct fs *fs, const struct fs_ctx *ctx, const char *op, uint64_t parent, const char *name,
+                     mode_t mode, struct fs_entry *e)
 {
 	int rc = enter(fs, op, parent, 0);
 	note_name(fs, name);
+	stub(fs)->last.ctx = *ctx;
 	stub(fs)->last.mode = mode;
 	if (rc)
 		return rc;
@@ -191,7 +209,7 @@ static int make_node(struct fs *fs, const char *op, uint64_t parent, const char 
 static int stub_mknod(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode,
                       dev_t rdev, struct fs_entry *e)
 {
-	int rc = make_node(fs, "mknod", parent, name, mode, e);
+	int rc = make_node(fs, ctx, "mknod", parent, name, mode, e);
 	stub(fs)->last.other = rdev;
 	return rc;
 }
@@ -199,13 +217,13 @@ static int stub_mknod(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, 
 static int stub_mkdir(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode,
                       struct fs_entry *e)
 {
-	return make_node(fs, "mkdir", parent, name, S_IFDIR | (mode & 07777), e);
+	return make_node(fs, ctx, "mkdir", parent, name, S_IFDIR | (mode & 07777), e);
 }
 
 static int stub_symlink(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name,
                         const char *target, struct fs_entry *e)
 {
-	return make_node(fs, "symlink", parent, name, S_IFLNK | 0777, e);
+	return make_node(fs, ctx, "symlink", parent, name, S_IFLNK | 0777, e);
 }
 
 static int stub_link(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t newparent,
@@ -277,7 +295,7 @@ static int stub_open(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, i
 static int stub_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, mode_t mode,
                        int flags, struct fs_entry *e, uint64_t *fh)
 {
-	int rc = make_node(fs, "create", parent, name, S_IFREG | (mode & 07777), e);
+	int rc = make_node(fs, ctx, "create", parent, name, S_IFREG | (mode & 07777), e);
 	stub(fs)->last.flags = flags;
 	if (rc)
 		return rc;
@@ -570,6 +588,7 @@ const struct fs_ops fs_stub_ops = {
 	.lookup = stub_lookup,
 	.forget = stub_forget,
 	.getattr = stub_getattr,
+	.getattr_btime = stub_getattr_btime,
 	.setattr = stub_setattr,
 	.readlink = stub_readlink,
 	.mknod = stub_mknod,

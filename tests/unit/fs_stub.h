@@ -45,6 +45,7 @@ struct fs_stub_call {
 	int flags;
 	unsigned mode;
 	char name[256];
+	struct fs_ctx ctx;        /* the caller, as MKNOD, MKDIR, SYMLINK, CREATE and TMPFILE received it */
 };
 
 extern const struct fs_ops fs_stub_ops;

@@ -11,11 +11,11 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <linux/fuse.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/util.h"
+#include "protocol/fuse_abi.h"
 #include "protocol/fuse_server.h"
 
 #define OUT_SIZE (256u * 1024)

@@ -33,7 +33,7 @@ static char dir[64];
 static struct fs *fs;
 static struct shm_window win;
 static struct dev_services window_svc, checked_svc;
-static const struct fs_ctx root = { 0, 0, 1 };
+static const struct fs_ctx root = { .uid = 0, .gid = 0, .pid = 1 };
 static unsigned maps, unmaps, eof_violations;
 static bool fail_maps;
 

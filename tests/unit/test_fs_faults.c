@@ -708,7 +708,8 @@ static void dax_steps(uint64_t f, uint64_t fh, const char *text)
 static void session(void)
 {
 	static const char text[] = "hello, fault injection\n";
-	const struct fs_ctx as_root = { 0, 0, 4242 }, as_user = { 1000, 1000, 4242 };
+	const struct fs_ctx as_root = { .uid = 0, .gid = 0, .pid = 4242 };
+	const struct fs_ctx as_user = { .uid = 1000, .gid = 1000, .pid = 4242 };
 	uint64_t d, f, l, p, t, fh1, fh2, fh3, dfh;
 
 	s_as = as_root;

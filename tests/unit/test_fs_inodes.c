@@ -22,7 +22,7 @@
 
 static char dir[64];
 static struct fs *fs;
-static const struct fs_ctx root = { 0, 0, 1 };
+static const struct fs_ctx root = { .uid = 0, .gid = 0, .pid = 1 };
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

@@ -20,7 +20,7 @@
 
 static char dir[64];
 static struct fs *fs;
-static const struct fs_ctx root = { 0, 0, 1 };
+static const struct fs_ctx root = { .uid = 0, .gid = 0, .pid = 1 };
 static struct fs_entry file;
 static uint64_t fh1, fh2;
 

@@ -23,7 +23,7 @@
 
 static char dir[64];
 static struct fs *fs;
-static const struct fs_ctx root = { 0, 0, 1 };
+static const struct fs_ctx root = { .uid = 0, .gid = 0, .pid = 1 };
 static const struct fs_config default_cfg = { .xattr = true, .posix_lock = true, .flock = true };
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -30,8 +30,8 @@
 
 static char dir[64], outside[64];
 static struct fs *fs;
-static const struct fs_ctx root = { 0, 0, 1 };
-static const struct fs_ctx user = { 1000, 1000, 2 };
+static const struct fs_ctx root = { .uid = 0, .gid = 0, .pid = 1 };
+static const struct fs_ctx user = { .uid = 1000, .gid = 1000, .pid = 2 };
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -278,7 +278,8 @@ static void test_setgid_creation(void **state)
 	make_setgid_dir("sg", 1234);
 	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "sg", &sg), 0);
 
-	const struct fs_ctx outsider = { 1000, 1000, 5 }, member = { 1000, 1234, 6 };
+	const struct fs_ctx outsider = { .uid = 1000, .gid = 1000, .pid = 5 };
+	const struct fs_ctx member = { .uid = 1000, .gid = 1234, .pid = 6 };
 	assert_int_equal(fs_create(fs, &outsider, sg.nodeid, "out", 02755, O_RDWR, &e, &fh), 0);
 	assert_root_ids();
 	assert_int_equal(e.st.st_uid, 1000);
@@ -319,6 +320,40 @@ static void test_setgid_creation(void **state)
 	fs_forget(fs, sg.nodeid, 1);
 }
 
+/* The group from FUSE_CREATE_SUPP_GROUP: a caller who has the directory's group only as a supplementary group
+ * keeps S_ISGID as on the host, for that request only; the thread has no group afterwards. */
+static void test_setgid_creation_with_the_callers_supplementary_group(void **state)
+{
+	struct fs_entry sg, e;
+	uint64_t fh;
+	(void)state;
+	require_root();
+	make_setgid_dir("sgs", 1234);
+	assert_int_equal(fs_lookup(fs, &root, FS_ROOT_ID, "sgs", &sg), 0);
+
+	const struct fs_ctx member = { .uid = 1000, .gid = 1000, .pid = 5, .has_supp_gid = true, .supp_gid = 1234 };
+	const struct fs_ctx outsider = { .uid = 1000, .gid = 1000, .pid = 5 };
+	assert_int_equal(fs_create(fs, &member, sg.nodeid, "in", 02755, O_RDWR, &e, &fh), 0);
+	assert_int_equal(e.st.st_uid, 1000);
+	assert_int_equal(e.st.st_gid, 1234);
+	assert_int_equal(e.st.st_mode & 07777, 02755);
+	assert_int_equal(fs_release(fs, e.nodeid, fh, false, 0), 0);
+	fs_forget(fs, e.nodeid, 1);
+	assert_int_equal(getgroups(0, NULL), 0); /* the group lasted for that request only */
+	assert_root_ids();
+	assert_int_equal(fs_mknod(fs, &member, sg.nodeid, "nod", S_IFREG | 02755, 0, &e), 0);
+	assert_int_equal(e.st.st_mode & 07777, 02755);
+	fs_forget(fs, e.nodeid, 1);
+	/* The next caller, without it, is an outsider again */
+	assert_int_equal(fs_create(fs, &outsider, sg.nodeid, "out", 02755, O_RDWR, &e, &fh), 0);
+	assert_int_equal(e.st.st_mode & 07777, 0755);
+	assert_int_equal(fs_release(fs, e.nodeid, fh, false, 0), 0);
+	fs_forget(fs, e.nodeid, 1);
+	assert_int_equal(getgroups(0, NULL), 0);
+	assert_root_ids();
+	fs_forget(fs, sg.nodeid, 1);
+}
+
 struct group_thread {
 	pthread_barrier_t *bar;
 	int ret;
@@ -332,7 +367,7 @@ static void *creator(void *p)
 {
 	struct group_thread *g = p;
 	gid_t groups[1] = { 1234 };
-	const struct fs_ctx outsider = { 1000, 1000, 7 };
+	const struct fs_ctx outsider = { .uid = 1000, .gid = 1000, .pid = 7 };
 	uint64_t fh;
 
 	if (syscall(SYS_setgroups, 1, groups) < 0) {
@@ -471,7 +506,8 @@ static void test_access_as_caller(void **state)
 
 	assert_int_equal(fs_create(fs, &user, FS_ROOT_ID, "userfile", 0640, O_RDWR, &o, &fh), 0);
 	assert_int_equal(fs_release(fs, o.nodeid, fh, false, 0), 0);
-	const struct fs_ctx groupmate = { 2000, 1000, 3 }, stranger = { 2000, 2000, 4 };
+	const struct fs_ctx groupmate = { .uid = 2000, .gid = 1000, .pid = 3 };
+	const struct fs_ctx stranger = { .uid = 2000, .gid = 2000, .pid = 4 };
 	assert_int_equal(fs_access(fs, &user, o.nodeid, R_OK | W_OK), 0);
 	assert_int_equal(fs_access(fs, &groupmate, o.nodeid, R_OK), 0);
 	assert_int_equal(fs_access(fs, &groupmate, o.nodeid, W_OK), -EACCES);
@@ -521,7 +557,7 @@ static void test_write_kills_suidgid(void **state)
 static void test_unmappable_ids_refused(void **state)
 {
 	struct fs_entry e;
-	const struct fs_ctx bad = { (uint32_t)-1, 0, 1 };
+	const struct fs_ctx bad = { .uid = (uint32_t)-1, .gid = 0, .pid = 1 };
 	(void)state;
 	require_root();
 	/* (uid_t)-1 cannot be an fsuid: the create must fail, not run as root. */
@@ -614,6 +650,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_symlink_escape, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dotdot_and_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_setgid_creation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_setgid_creation_with_the_callers_supplementary_group, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_supplementary_groups_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_creation_as_caller, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_access_as_caller, setup, teardown),

@@ -22,7 +22,6 @@
 #include <ftw.h>
 #include <limits.h>
 #include <sched.h>
-#include <linux/fuse.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,8 +89,10 @@ static const char *hpath(const char *name)
 static void init_ok(void)
 {
 	struct fuse_init_out o;
-	assert_int_equal(do_init_full(7, 38, FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_INIT_EXT, 0, &o), 0);
-	assert_int_equal(fuse_server_minor(srv), 38);
+	assert_int_equal(do_init_full(7, 45, FUSE_ASYNC_READ | FUSE_DO_READDIRPLUS | FUSE_INIT_EXT,
+	                              (uint32_t)(FUSE_CREATE_SUPP_GROUP >> 32), &o), 0);
+	assert_int_equal(fuse_server_minor(srv), 45);
+	assert_int_equal(o.flags2, FUSE_CREATE_SUPP_GROUP >> 32);
 }
 
 
@@ -237,11 +238,13 @@ static void test_init_negotiates_flags_intersection_and_minor(void **state)
 	                   FUSE_WRITEBACK_CACHE | FUSE_DONT_MASK | FUSE_SPLICE_WRITE | FUSE_MAX_PAGES |
 	                   FUSE_INIT_EXT | FUSE_AUTO_INVAL_DATA;
 	uint32_t flags2 = (uint32_t)(FUSE_SECURITY_CTX >> 32) | (uint32_t)(FUSE_HAS_INODE_DAX >> 32);
-	assert_int_equal(do_init_full(7, 40, offered, flags2, &o), 0);
+	assert_int_equal(do_init_full(7, 46, offered, flags2, &o), 0);
 	assert_int_equal(payload_len, sizeof(o));
 	assert_int_equal(o.major, 7);
-	assert_int_equal(o.minor, 38); /* min(ours, theirs) */
-	assert_int_equal(fuse_server_minor(srv), 38);
+	assert_int_equal(o.minor, 45); /* min(ours, theirs) */
+	assert_int_equal(fuse_server_minor(srv), 45);
+	assert_int_equal(do_init_full(7, 40, offered, flags2, &o), 0);
+	assert_int_equal(o.minor, 40);
 	/* Exactly the intersection: what we support of what was offered */
 	assert_int_equal(o.flags, FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS |
 	                              FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_AUTO_INVAL_DATA);
@@ -582,7 +585,7 @@ static void test_header_len_must_equal_bytes(void **state)
 	hdr()->len = 0xffffffffu;
 	n = serve_ex(req_len, 0, OUT_SIZE, 0);
 	assert_int_equal(reply_error(n), -EINVAL);
-	/* Extensions are not accepted */
+	/* Extensions (total_extlen words) must lie within the arguments that arrived */
 	hdr()->len = (uint32_t)req_len;
 	hdr()->total_extlen = 1;
 	n = serve_ex(req_len, 0, OUT_SIZE, 0);
@@ -1055,6 +1058,48 @@ static void test_submounts_are_announced_when_negotiated(void **state)
  * carry FUSE_ATTR_DAX for files of whole pages (the default policy), and both mapping requests are decoded with
  * every size and flag checked. Without a window nothing of it is offered and both requests are ENOSYS.
  */
+/* STATX over the host: the basic stats of GETATTR, and the birth time the host file system keeps. */
+static void test_statx_gives_the_hosts_birth_time(void **state)
+{
+	(void)state;
+	init_ok();
+	struct create_out co;
+	assert_int_equal(create_op(FS_ROOT_ID, "born", &co), 0);
+	struct statx host;
+	assert_int_equal(statx(AT_FDCWD, hpath("born"), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &host), 0);
+
+	struct fuse_statx_in in = { .sx_mask = STATX_BASIC_STATS | STATX_BTIME };
+	struct fuse_statx_out sx;
+	begin(FUSE_STATX, co.e.nodeid);
+	put(&in, sizeof(in));
+	assert_int_equal(call(&sx, sizeof(sx)), 0);
+	assert_int_equal(payload_len, sizeof(sx));
+	assert_int_equal(sx.stat.mask & STATX_BASIC_STATS, STATX_BASIC_STATS);
+	assert_int_equal(sx.stat.ino, host.stx_ino);
+	assert_int_equal(sx.stat.mode, host.stx_mode);
+	assert_int_equal(sx.stat.mtime.tv_sec, host.stx_mtime.tv_sec);
+	assert_int_equal(sx.stat.mtime.tv_nsec, host.stx_mtime.tv_nsec);
+	if (host.stx_mask & STATX_BTIME) {
+		assert_true(sx.stat.mask & STATX_BTIME);
+		assert_int_equal(sx.stat.btime.tv_sec, host.stx_btime.tv_sec);
+		assert_int_equal(sx.stat.btime.tv_nsec, host.stx_btime.tv_nsec);
+	} else {
+		assert_false(sx.stat.mask & STATX_BTIME); /* a host fs without birth times: none invented */
+	}
+	/* Through the open handle too */
+	in.getattr_flags = FUSE_GETATTR_FH;
+	in.fh = co.o.fh;
+	begin(FUSE_STATX, co.e.nodeid);
+	put(&in, sizeof(in));
+	assert_int_equal(call(&sx, sizeof(sx)), 0);
+	assert_int_equal(sx.stat.ino, host.stx_ino);
+	/* A stale node id */
+	in.getattr_flags = 0;
+	begin(FUSE_STATX, 0xdead);
+	put(&in, sizeof(in));
+	assert_true(call(&sx, sizeof(sx)) < 0);
+}
+
 static int setupmapping(uint64_t node, uint64_t foffset, uint64_t len, uint64_t flags, uint64_t moffset)
 {
 	struct fuse_setupmapping_in in = { .fh = UINT64_MAX, .foffset = foffset, .len = len, .flags = flags,
@@ -1138,6 +1183,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_requests_before_init_get_eio, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dax_negotiation_and_mapping_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_statx_gives_the_hosts_birth_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_negotiates_flags_intersection_and_minor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_offers_options_we_enable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_with_newer_major_answers_only_the_major, setup, teardown),

@@ -51,8 +51,10 @@ static int teardown(void **state)
 static void init_session(void)
 {
 	struct fuse_init_out o;
-	assert_int_equal(do_init_full(7, 38, FUSE_INIT_EXT | FUSE_DO_READDIRPLUS | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS |
-	                              FUSE_MAP_ALIGNMENT, 0, &o), 0);
+	assert_int_equal(do_init_full(7, 45, FUSE_INIT_EXT | FUSE_DO_READDIRPLUS | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS |
+	                              FUSE_MAP_ALIGNMENT, (uint32_t)(FUSE_CREATE_SUPP_GROUP >> 32), &o), 0);
+	assert_int_equal(o.minor, 45);
+	assert_int_equal(o.flags2, FUSE_CREATE_SUPP_GROUP >> 32);
 	assert_int_equal(o.map_alignment, fs_stub_ops.dax_window(fs) ? 21 : 0);
 }
 
@@ -103,6 +105,10 @@ BUILD_ARG(build_fallocate, FILE_NODE, struct fuse_fallocate_in, .fh = 7, .offset
 BUILD_ARG(build_lseek, FILE_NODE, struct fuse_lseek_in, .fh = 7, .offset = 100, .whence = SEEK_DATA)
 BUILD_ARG(build_copy_file_range, FILE_NODE, struct fuse_copy_file_range_in, .fh_in = 7, .off_in = 10,
           .nodeid_out = FILE_NODE, .fh_out = 8, .off_out = 20, .len = 3000)
+BUILD_ARG(build_copy_file_range_64, FILE_NODE, struct fuse_copy_file_range_in, .fh_in = 7, .off_in = 10,
+          .nodeid_out = FILE_NODE, .fh_out = 8, .off_out = 20, .len = 1ULL << 40)
+BUILD_ARG(build_statx, FILE_NODE, struct fuse_statx_in, .getattr_flags = FUSE_GETATTR_FH, .fh = 7,
+          .sx_mask = 0xfff)
 BUILD_ARG(build_syncfs, FILE_NODE, struct fuse_syncfs_in)
 BUILD_ARG(build_setupmapping, FILE_NODE, struct fuse_setupmapping_in, .fh = 7, .foffset = 2u << 20,
           .len = 2u << 20, .flags = FUSE_SETUPMAPPING_FLAG_READ, .moffset = 4u << 20)
@@ -208,6 +214,8 @@ static const struct op_case cases[] = {
 	{ FUSE_FALLOCATE, 0, build_fallocate },
 	{ FUSE_LSEEK, sizeof(struct fuse_lseek_out), build_lseek },
 	{ FUSE_COPY_FILE_RANGE, sizeof(struct fuse_write_out), build_copy_file_range },
+	{ FUSE_COPY_FILE_RANGE_64, sizeof(struct fuse_copy_file_range_out), build_copy_file_range_64 },
+	{ FUSE_STATX, sizeof(struct fuse_statx_out), build_statx },
 	{ FUSE_SYNCFS, 0, build_syncfs },
 	{ FUSE_SETUPMAPPING, 0, build_setupmapping },
 	{ FUSE_REMOVEMAPPING, 0, build_removemapping },
@@ -324,6 +332,185 @@ static unsigned plus_entries_with_nodes(const uint8_t *p, size_t n, uint64_t *la
 	return with_node;
 }
 
+static void test_statx_and_copy_file_range_64_carry_what_the_fs_gave(void **state)
+{
+	const struct fs_stub_call *last = fs_stub_last(fs);
+	struct fuse_statx_out sx;
+	init_session();
+
+	/* Node 2 has a birth time (even ids do), and the handle reaches the fs */
+	build_statx(FUSE_STATX);
+	assert_int_equal(call(&sx, sizeof(sx)), 0);
+	assert_string_equal(last->op, "getattr_btime");
+	assert_int_equal(last->fh, 7);
+	assert_int_equal(sx.stat.mask, STATX_BASIC_STATS | STATX_BTIME);
+	assert_int_equal(sx.stat.mode, S_IFREG | 0644);
+	assert_int_equal(sx.stat.ino, FILE_NODE);
+	assert_int_equal(sx.stat.size, FS_STUB_FILE_SIZE);
+	assert_int_equal(sx.stat.mtime.tv_sec, 1700000000 + FILE_NODE);
+	assert_int_equal(sx.stat.btime.tv_sec, 1700000000 + FILE_NODE - 10);
+	assert_int_equal(sx.stat.btime.tv_nsec, 123);
+	assert_int_equal(sx.stat.dev_major, 0); /* host device numbers stay on the host */
+	/* Node 1 has none: the mask says so and the field stays zero; no handle without FUSE_GETATTR_FH */
+	struct fuse_statx_in in = { .fh = 7, .sx_mask = STATX_BTIME };
+	begin(FUSE_STATX, FS_ROOT_ID);
+	put(&in, sizeof(in));
+	assert_int_equal(call(&sx, sizeof(sx)), 0);
+	assert_int_equal(last->fh, FS_NO_HANDLE);
+	assert_int_equal(sx.stat.mask, STATX_BASIC_STATS);
+	assert_int_equal(sx.stat.btime.tv_sec, 0);
+	/* Short arguments */
+	begin(FUSE_STATX, FILE_NODE);
+	put(&in, sizeof(in) - 1);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+
+	/* A count past 4 GiB reaches the fs whole, and comes back in 64 bits */
+	struct fuse_copy_file_range_out co;
+	build_copy_file_range_64(FUSE_COPY_FILE_RANGE_64);
+	assert_int_equal(call(&co, sizeof(co)), 0);
+	assert_int_equal(last->size, 1ULL << 40);
+	assert_int_equal(last->off, 10);
+	assert_int_equal(co.bytes_copied, FS_STUB_FILE_SIZE);
+	/* ... but never past offset INT64_MAX (the fs would refuse the whole range) */
+	struct fuse_copy_file_range_in ci = { .fh_in = 7, .off_in = INT64_MAX - 100, .fh_out = 8, .len = UINT64_MAX };
+	begin(FUSE_COPY_FILE_RANGE_64, FILE_NODE);
+	put(&ci, sizeof(ci));
+	assert_int_equal(call(&co, sizeof(co)), 0);
+	assert_int_equal(last->size, 100);
+}
+
+/* ---- extensions (total_extlen): the supplementary group of a creating request ---- */
+
+/* Appends a FUSE_EXT_GROUPS extension of size bytes (a multiple of 8, at least 16) claiming nr groups, the first
+ * gid, and sets total_extlen to cover ext_words words (normally size / 8). */
+static void put_supp_group(uint32_t size, uint32_t type, uint32_t nr, uint32_t gid, uint16_t ext_words)
+{
+	uint8_t ext[64] = { 0 };
+	struct fuse_ext_header xh = { .size = size, .type = type };
+	assert_true(size <= sizeof(ext) || ext_words * 8u <= sizeof(ext));
+	memcpy(ext, &xh, sizeof(xh));
+	memcpy(ext + 8, &nr, sizeof(nr));
+	memcpy(ext + 12, &gid, sizeof(gid));
+	put(ext, ext_words * 8u);
+	hdr()->total_extlen = ext_words;
+}
+
+static int create_with_group(uint32_t opcode, uint32_t size, uint32_t type, uint32_t nr, uint32_t gid,
+                             uint16_t ext_words)
+{
+	build_entry_maker(opcode);
+	hdr()->uid = 1000;
+	hdr()->gid = 1000;
+	put_supp_group(size, type, nr, gid, ext_words);
+	return call(NULL, 0);
+}
+
+static void test_supplementary_group_reaches_the_fs_on_creating_requests(void **state)
+{
+	const struct fs_stub_call *last = fs_stub_last(fs);
+	static const uint32_t creating[] = { FUSE_CREATE, FUSE_MKNOD, FUSE_MKDIR, FUSE_SYMLINK };
+	init_session();
+	for (size_t i = 0; i < sizeof(creating) / sizeof(creating[0]); i++) {
+		assert_int_equal(create_with_group(creating[i], 16, FUSE_EXT_GROUPS, 1, 1002, 2), 0);
+		assert_true(last->ctx.has_supp_gid);
+		assert_int_equal(last->ctx.supp_gid, 1002);
+		assert_int_equal(last->ctx.uid, 1000);
+		assert_string_equal(last->name, "name"); /* the arguments end where the extensions begin */
+	}
+	/* TMPFILE too (no name) */
+	struct fuse_create_in ci = { .flags = O_RDWR, .mode = 0600 };
+	begin(FUSE_TMPFILE, DIR_NODE);
+	put(&ci, sizeof(ci));
+	put_supp_group(16, FUSE_EXT_GROUPS, 1, 1003, 2);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(last->ctx.supp_gid, 1003);
+	/* Without one: none */
+	build_entry_maker(FUSE_MKDIR);
+	assert_int_equal(call(NULL, 0), 0);
+	assert_false(last->ctx.has_supp_gid);
+	/* Extra groups past the first are ignored (fewer groups only deny); an extension of another type is skipped
+	 * by its size, so a group after it is still found */
+	assert_int_equal(create_with_group(FUSE_MKDIR, 24, FUSE_EXT_GROUPS, 2, 1004, 3), 0);
+	assert_int_equal(last->ctx.supp_gid, 1004);
+	build_entry_maker(FUSE_MKDIR);
+	put_supp_group(16, 5, 1, 1, 2); /* type 5: a security context count we never agreed to */
+	put_supp_group(16, FUSE_EXT_GROUPS, 1, 1005, 2);
+	hdr()->total_extlen = 4;
+	assert_int_equal(call(NULL, 0), 0);
+	assert_int_equal(last->ctx.supp_gid, 1005);
+	/* No group (nr 0), or the invalid id: none */
+	assert_int_equal(create_with_group(FUSE_MKDIR, 16, FUSE_EXT_GROUPS, 0, 1006, 2), 0);
+	assert_false(last->ctx.has_supp_gid);
+	assert_int_equal(create_with_group(FUSE_MKDIR, 16, FUSE_EXT_GROUPS, 1, UINT32_MAX, 2), 0);
+	assert_false(last->ctx.has_supp_gid);
+	/* A non-creating request's extensions are not read (Linux sends none there), even malformed ones */
+	begin(FUSE_LOOKUP, DIR_NODE);
+	put_str("name");
+	put_supp_group(16, FUSE_EXT_GROUPS, 1, 1007, 2);
+	struct fuse_entry_out e;
+	assert_int_equal(call(&e, sizeof(e)), 0);
+	assert_string_equal(last->op, "lookup");
+	assert_false(last->ctx.has_supp_gid);
+	int64_t refs = fs_stub_refs(fs);
+	begin(FUSE_FORGET, e.nodeid);
+	struct fuse_forget_in fi = { .nlookup = 1 };
+	put(&fi, sizeof(fi));
+	put_supp_group(0, FUSE_EXT_GROUPS, 1, 1007, 2);
+	end();
+	assert_int_equal(serve_ex(req_len, 0, OUT_SIZE, 0), 0); /* still no reply, and it forgot */
+	assert_int_equal(fs_stub_refs(fs), refs - 1);
+}
+
+static void test_supplementary_group_is_ignored_unless_agreed(void **state)
+{
+	const struct fs_stub_call *last = fs_stub_last(fs);
+	struct fuse_init_out o;
+	assert_int_equal(do_init_full(7, 45, FUSE_INIT_EXT, 0, &o), 0);
+	assert_int_equal(o.flags2, 0);
+	assert_int_equal(create_with_group(FUSE_MKDIR, 16, FUSE_EXT_GROUPS, 1, 1002, 2), 0);
+	assert_false(last->ctx.has_supp_gid);
+}
+
+static void test_hostile_extensions_are_refused_before_the_fs(void **state)
+{
+	init_session();
+	uint64_t calls = fs_stub_calls(fs);
+	/* size 0, below the header, not a multiple of 8, past the extension area */
+	assert_int_equal(create_with_group(FUSE_MKDIR, 0, FUSE_EXT_GROUPS, 1, 1002, 2), -EINVAL);
+	assert_int_equal(create_with_group(FUSE_MKDIR, 4, FUSE_EXT_GROUPS, 1, 1002, 2), -EINVAL);
+	assert_int_equal(create_with_group(FUSE_MKDIR, 12, FUSE_EXT_GROUPS, 1, 1002, 2), -EINVAL);
+	assert_int_equal(create_with_group(FUSE_MKDIR, 24, FUSE_EXT_GROUPS, 1, 1002, 2), -EINVAL);
+	assert_int_equal(create_with_group(FUSE_MKDIR, UINT32_MAX & ~7u, FUSE_EXT_GROUPS, 1, 1002, 2), -EINVAL);
+	assert_int_equal(create_with_group(FUSE_MKDIR, UINT32_MAX, 7, 1, 1002, 2), -EINVAL); /* unknown type too */
+	/* groups counted past the extension: 2 in 16 bytes, and a count that would overflow a multiplication */
+	assert_int_equal(create_with_group(FUSE_MKDIR, 16, FUSE_EXT_GROUPS, 2, 1002, 2), -EINVAL);
+	assert_int_equal(create_with_group(FUSE_MKDIR, 16, FUSE_EXT_GROUPS, UINT32_MAX, 1002, 2), -EINVAL);
+	assert_int_equal(create_with_group(FUSE_MKDIR, 16, FUSE_EXT_GROUPS, 0x40000001u, 1002, 2), -EINVAL);
+	/* a header alone has no room for nr_groups */
+	assert_int_equal(create_with_group(FUSE_MKDIR, 8, FUSE_EXT_GROUPS, 0, 0, 1), -EINVAL);
+	/* a second extension whose size is below its own header */
+	build_entry_maker(FUSE_MKDIR);
+	put_supp_group(16, FUSE_EXT_GROUPS, 1, 1002, 2);
+	put("\x04\0\0\0\0\0\0\0", 8);
+	hdr()->total_extlen = 3;
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	assert_int_equal(fs_stub_calls(fs), calls); /* none of these reached the fs */
+
+	/* total_extlen past the request, or past the arguments the opcode needs */
+	build_entry_maker(FUSE_MKDIR);
+	hdr()->total_extlen = 0xffff;
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	build_entry_maker(FUSE_MKDIR);
+	put_supp_group(16, FUSE_EXT_GROUPS, 1, 1002, 2);
+	hdr()->total_extlen = 3; /* eats the name: no NUL-terminated name left */
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	/* WRITE never carries extensions */
+	build_write(FUSE_WRITE);
+	put_supp_group(16, FUSE_EXT_GROUPS, 1, 1002, 2);
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	assert_int_equal(fs_stub_calls(fs), calls);
+}
+
 static void test_readdirplus_references_match_the_reply_at_every_buffer_size(void **state)
 {
 	teardown(state);
@@ -430,6 +617,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_every_fs_error_reaches_the_reply_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_success_reply_has_its_opcodes_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_arguments_reach_the_fs_as_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_statx_and_copy_file_range_64_carry_what_the_fs_gave, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_supplementary_group_reaches_the_fs_on_creating_requests, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_supplementary_group_is_ignored_unless_agreed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_extensions_are_refused_before_the_fs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readdirplus_references_match_the_reply_at_every_buffer_size,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_state_travels_and_is_checked, setup, teardown),
