@@ -12,7 +12,11 @@ static int ctx_to_host(struct fs *fs, const struct fs_ctx *ctx, struct fs_ctx *o
 {
 	*out = *ctx;
 	int rc = fs_idmap_to_host(&fs->uid_map, ctx->uid, &out->uid);
-	return rc ? rc : fs_idmap_to_host(&fs->gid_map, ctx->gid, &out->gid);
+	if (rc == 0)
+		rc = fs_idmap_to_host(&fs->gid_map, ctx->gid, &out->gid);
+	if (rc == 0 && ctx->has_supp_gid)
+		rc = fs_idmap_to_host(&fs->gid_map, ctx->supp_gid, &out->supp_gid);
+	return rc;
 }
 
 static void stat_to_guest(const struct fs *fs, struct stat *st)
@@ -84,6 +88,14 @@ static int idm_getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat 
 	return rc;
 }
 
+static int idm_getattr_btime(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st, struct fs_btime *bt)
+{
+	int rc = fs_getattr_btime(fs, nodeid, fh, st, bt);
+	if (rc == 0)
+		stat_to_guest(fs, st);
+	return rc;
+}
+
 static int idm_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh,
                        const struct fs_setattr *sa, struct stat *st)
 {
@@ -134,6 +146,7 @@ static const struct fs_ops idmapped_ops = {
 	.lookup = idm_lookup,
 	.forget = fs_forget,
 	.getattr = idm_getattr,
+	.getattr_btime = idm_getattr_btime,
 	.setattr = idm_setattr,
 	.readlink = fs_readlink,
 	.mknod = idm_mknod,

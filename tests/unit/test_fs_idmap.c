@@ -103,7 +103,7 @@ static void test_owners_through_the_ops_table(void **state)
 	assert_int_equal(ops->getattr(fs, e.nodeid, FS_NO_HANDLE, &st), 0);
 	assert_int_equal(st.st_uid, 1001);
 	struct fs_setattr sa = { .valid = FS_SET_UID, .uid = 1009 };
-	const struct fs_ctx root = { 0, 0, 1 };
+	const struct fs_ctx root = { .uid = 0, .gid = 0, .pid = 1 };
 	assert_int_equal(ops->setattr(fs, &root, e.nodeid, FS_NO_HANDLE, &sa, &st), 0);
 	assert_int_equal(st.st_uid, 1009);
 	assert_int_equal(stat(p, &host), 0);

@@ -28,7 +28,7 @@
 
 static char dir[64], share[96];
 static struct fs *src, *dst;
-static const struct fs_ctx root = { 0, 0, 1 };
+static const struct fs_ctx root = { .uid = 0, .gid = 0, .pid = 1 };
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
