@@ -139,6 +139,10 @@ static void patch_init_reply(struct bridge *b, struct slot *s, uint64_t kernel_f
 		if (have >= offsetof(struct fuse_init_out, map_alignment) + sizeof(o->map_alignment))
 			o->map_alignment = 0;
 	}
+	/* The 7.40+ words after flags2 pass as they are (request_timeout, 7.43, goes with its flag), but for the
+	 * stack depth, which only FUSE_PASSTHROUGH (dropped) gives a meaning. */
+	if (have >= FUSE_INIT_OUT_TAIL_OFFSET + sizeof(uint32_t))
+		memset((uint8_t *)o + FUSE_INIT_OUT_TAIL_OFFSET, 0, sizeof(uint32_t));
 	log_info("backend INIT: protocol 7.%u, flags 0x%llx, max_write %u", o->minor, (unsigned long long)flags,
 	         o->max_write);
 }

@@ -6,13 +6,13 @@
 #ifndef VUFS_MOUNT_BRIDGE_INTERNAL_H
 #define VUFS_MOUNT_BRIDGE_INTERNAL_H
 
-#include <linux/fuse.h>
 #include <pthread.h>
 #include <semaphore.h>
 
 #include "mount/bridge.h"
 #include "mount/dax.h"
 #include "mount/forgets.h"
+#include "protocol/fuse_abi.h" /* the wire format only: 7.39-7.45 names */
 
 #define PAGE_BYTES 4096u
 #define HIPRIO_QUEUE 0
@@ -21,9 +21,10 @@
 #define FORGETS_PER_BUF                                                                                         \
 	((FORGET_BUF_BYTES - sizeof(struct fuse_in_header) - sizeof(struct fuse_batch_forget_in)) /           \
 	 sizeof(struct fuse_forget_one))
-/* What we take out of the backend's INIT answer: features a userspace bridge cannot carry. */
+/* What we take out of the backend's INIT answer: features a userspace bridge cannot carry. A backend behind a
+ * virtqueue cannot register backing files on our /dev/fuse (FUSE_PASSTHROUGH) nor serve its io_uring. */
 #define INIT_FLAGS_DROPPED ((uint64_t)FUSE_MAP_ALIGNMENT | FUSE_SUBMOUNTS | FUSE_SPLICE_READ | FUSE_SPLICE_WRITE | \
-                            FUSE_SPLICE_MOVE | FUSE_HAS_INODE_DAX)
+                            FUSE_SPLICE_MOVE | FUSE_HAS_INODE_DAX | FUSE_PASSTHROUGH | FUSE_OVER_IO_URING)
 
 /* The driver's own requests (SETUPMAPPING, REMOVEMAPPING of up to a page of entries) and their reply header. */
 #define CTL_REQ_BYTES (2 * PAGE_BYTES)
