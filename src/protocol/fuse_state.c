@@ -68,7 +68,7 @@ int fuse_server_state_load(struct fuse_server *srv, const void *buf, size_t len)
 	uint64_t flags = le_get(p + 16, 8);
 	uint32_t max_write = (uint32_t)le_get(p + 24, 4);
 	uint64_t allowed = fuse_session_flags_allowed(srv);
-	if (initialised > 1 || minor > FUSE_KERNEL_MINOR_VERSION || (flags & ~allowed) ||
+	if (initialised > 1 || minor > VUFS_FUSE_MINOR || (flags & ~allowed) ||
 	    max_write > srv->opts.max_write || (initialised && max_write == 0)) {
 		log_err("migration: the guest's FUSE session (7.%u, flags %#llx, max_write %u) is not one this vufsd "
 		        "can serve (flags %#llx, max_write %u): start it with the source's options", minor,
