@@ -10,7 +10,7 @@ FS_SRC := $(wildcard src/fs/*.c)
 PROTO_SRC := $(wildcard src/protocol/*.c)
 VQ_SRC := src/transport/vq_device.c src/transport/vq_device_packed.c src/transport/guest_mem.c
 VU_SRC := $(VQ_SRC) src/transport/vu_device.c src/transport/vu_queue.c src/transport/vu_backend.c src/transport/vu_state.c \
-          src/transport/vhost_user.c
+          src/transport/vhost_user.c src/transport/vu_log.c src/transport/dirty_log.c
 
 obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))
 

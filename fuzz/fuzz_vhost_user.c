@@ -1,6 +1,7 @@
 /*
  * libFuzzer harness: the vhost-user message reader (vhost_user.c) and the backend's state machine (vu_device.c:
- * features, memory table, vring set-up, queue threads start/stop, resets), with a dummy request handler behind
+ * features, memory table, vring set-up, queue threads start/stop, resets, the dirty log of SET_LOG_BASE and LOG_ALL,
+ * marked by the queues while they serve), with a dummy request handler behind
  * the queues.
  *
  * The input is a stream of records; each becomes one sendmsg() on the frontend end of a socketpair, with file
@@ -234,13 +235,14 @@ static void big_buffers(int sock)
 		setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 }
 
-/* A reply's payload: 8 bytes (a value or an ack), or what GET_CONFIG and GET_SHMEM_CONFIG answer. */
+/* A reply's payload: 8 bytes (a value or an ack), or what GET_CONFIG, GET_SHMEM_CONFIG and SET_LOG_BASE (its
+ * payload echoed, with LOG_SHMFD) answer. */
 static bool reply_size_ok(const struct vhu_hdr *h)
 {
 	switch (h->request) {
 	case VHU_GET_CONFIG:
 		return h->size == 0 || (h->size >= VHU_CONFIG_HDR && h->size <= VHU_CONFIG_HDR + 40);
-	case VHU_GET_SHMEM_CONFIG:
+	case VHU_GET_SHMEM_CONFIG: case VHU_SET_LOG_BASE:
 		return h->size == 8 || h->size == 16;
 	default:
 		return h->size == 8;

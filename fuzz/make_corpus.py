@@ -373,6 +373,7 @@ GET_FEATURES, SET_FEATURES, SET_OWNER, RESET_OWNER, SET_MEM_TABLE = 1, 2, 3, 4, 
 SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE, GET_VRING_BASE, SET_VRING_KICK, SET_VRING_CALL = 8, 9, 10, 11, 12, 13
 SET_VRING_ERR, GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, SET_VRING_ENABLE = 14, 15, 16, 17, 18
 SET_BACKEND_REQ_FD, GET_CONFIG, RESET_DEVICE, GET_MAX_MEM_SLOTS, ADD_MEM_REG, REM_MEM_REG = 21, 24, 34, 36, 37, 38
+SET_LOG_BASE, LOG_ALL, PF_LOG_SHMFD = 6, 1 << 26, 1 << 1
 FD_EVENT, FD_MEMFD, FD_MIXED, FD_PIPE = 0, 1, 2, 3
 NEED_REPLY = 1 << 3
 UADDR = 0x7f0000000000
@@ -405,10 +406,13 @@ def ring_memory(num=8, chains=2):
     return bytes(mem)
 
 
-def setup(queue=1, num=8, mem=None, features=(1 << 32) | (1 << 30) | (1 << 29) | (1 << 28), short=False):
+DEFAULT_FEATURES = (1 << 32) | (1 << 30) | (1 << 29) | (1 << 28)
+
+
+def setup(queue=1, num=8, mem=None, features=DEFAULT_FEATURES, short=False, pf=0x8029):
     mem = ring_memory(num) if mem is None else mem
     return (vmsg(GET_FEATURES) + vmsg(SET_FEATURES, struct.pack("<Q", features)) +
-            vmsg(GET_PROTOCOL_FEATURES) + vmsg(SET_PROTOCOL_FEATURES, struct.pack("<Q", 0x8029)) +
+            vmsg(GET_PROTOCOL_FEATURES) + vmsg(SET_PROTOCOL_FEATURES, struct.pack("<Q", pf)) +
             vmsg(SET_OWNER) + vmsg(GET_QUEUE_NUM) + vmsg(GET_MAX_MEM_SLOTS) +
             vmsg(SET_MEM_TABLE, struct.pack("<II", 1, 0) + region(0, 0x10000, UADDR, 0), nfds=1, kind=FD_MEMFD,
                  short=short, content=mem) +
@@ -431,6 +435,15 @@ vhost_user = {
                        region(0x8000, 0x8000, UADDR + 0x8000, 0x8000), nfds=2, kind=FD_MEMFD,
                        content=ring_memory()),
     "reset": setup() + vmsg(RESET_OWNER) + setup() + vmsg(RESET_DEVICE),
+    # migration's start as QEMU 11.1.3 sends it (log, LOG_ALL, rings logged), a log replaced, logging off, a bad log
+    "dirty_log": setup(pf=0x8029 | PF_LOG_SHMFD) +
+                 vmsg(SET_LOG_BASE, struct.pack("<QQ", 0x1000, 0), nfds=1, kind=FD_MEMFD) +
+                 vmsg(SET_FEATURES, struct.pack("<Q", DEFAULT_FEATURES | LOG_ALL), flags=1 | NEED_REPLY) +
+                 vmsg(SET_VRING_ADDR, struct.pack("<IIQQQQ", 1, 1, UADDR, UADDR + 0x2000, UADDR + 0x1000, 0x2000)) +
+                 vmsg(SET_LOG_BASE, struct.pack("<QQ", 8, 0x10), nfds=1, kind=FD_MEMFD) +
+                 vmsg(GET_VRING_BASE, struct.pack("<II", 1, 0)) +
+                 vmsg(SET_FEATURES, struct.pack("<Q", DEFAULT_FEATURES)) +
+                 vmsg(SET_LOG_BASE, struct.pack("<QQ", 0x1000, 1 << 62), nfds=1, kind=FD_MEMFD, short=True),
     "need_reply": vmsg(SET_PROTOCOL_FEATURES, struct.pack("<Q", 0x8), flags=1 | NEED_REPLY) +
                   vmsg(SET_VRING_NUM, struct.pack("<II", 1, 3), flags=1 | NEED_REPLY) +
                   vmsg(SET_VRING_NUM, struct.pack("<II", 40, 8), flags=1 | NEED_REPLY) +

@@ -86,6 +86,16 @@ static void reg_remove(void *base)
 	pthread_mutex_unlock(&reg_lock);
 }
 
+void gm_guard_mapping(void *base, size_t len)
+{
+	reg_add(base, len);
+}
+
+void gm_unguard_mapping(void *base)
+{
+	reg_remove(base);
+}
+
 uint64_t gm_fault_count(void)
 {
 	return __atomic_load_n(&fault_count, __ATOMIC_SEQ_CST);

@@ -51,6 +51,11 @@ int gm_gpa_iov(const struct guest_mem *gm, uint64_t gpa, uint64_t len, struct io
 /* The guest-physical address of [p, p+len), a range inside one region (as gm_gpa_iov hands out); -EFAULT if not. */
 int gm_host_to_gpa(const struct guest_mem *gm, const void *p, size_t len, uint64_t *gpa);
 
+/* Other mappings of the frontend's files (the dirty log) get the same SIGBUS guard as guest memory: register
+ * before the first access, unregister before munmap. A fault in one counts in gm_fault_count. */
+void gm_guard_mapping(void *base, size_t len);
+void gm_unguard_mapping(void *base);
+
 /* How many accesses to guest memory have hit a page the frontend took away (see guest_mem.c), process-wide:
  * a queue that sees it change while it served a request stops. */
 uint64_t gm_fault_count(void);

@@ -57,12 +57,14 @@ enum vhu_backend_request {
 /* Virtio feature bits we deal in */
 #define VHU_F_PROTOCOL_FEATURES 30
 #define VIRTIO_F_VERSION_1_BIT 32
+#define VHOST_F_LOG_ALL_BIT 26   /* the frontend wants every guest page we write logged (live migration) */
 #define VIRTIO_RING_F_INDIRECT_DESC_BIT 28
 #define VIRTIO_RING_F_EVENT_IDX_BIT 29
 #define VIRTIO_F_RING_PACKED_BIT 34
 
 /* Protocol feature bits */
 #define VHU_PROTOCOL_F_MQ 0
+#define VHU_PROTOCOL_F_LOG_SHMFD 1
 #define VHU_PROTOCOL_F_REPLY_ACK 3
 #define VHU_PROTOCOL_F_BACKEND_REQ 5
 #define VHU_PROTOCOL_F_CONFIG 9
@@ -94,6 +96,15 @@ struct vhu_vring_addr {
 	uint64_t used_uaddr;
 	uint64_t avail_uaddr;
 	uint64_t log_gaddr;
+};
+
+/* SET_VRING_ADDR flags: log_gaddr is valid and the used ring's writes are to be logged there. */
+#define VHU_VRING_F_LOG 0
+
+/* SET_LOG_BASE with LOG_SHMFD: the log is mmap_size bytes at mmap_offset of the fd sent with it. */
+struct vhu_log {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
 };
 
 struct vhu_mem_region {
@@ -156,6 +167,7 @@ struct vhu_msg {
 		uint64_t u64;
 		struct vhu_vring_state state;
 		struct vhu_vring_addr addr;
+		struct vhu_log log;
 		struct vhu_mem_table mem;
 		struct vhu_mem_reg memreg;
 		struct vhu_config config;

@@ -5,6 +5,7 @@
 #include "transport/vq_device.h"
 
 #include <errno.h>
+#include <stddef.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -19,6 +20,7 @@ void vq_device_init(struct vq_device *vq, const struct guest_mem *mem, const str
 	vq->mem = mem;
 	vq->event_idx = event_idx;
 	vq->pushed = 0;
+	vq->log = (struct vq_log){ .device_gpa = VQ_LOG_NONE, .desc_gpa = VQ_LOG_NONE };
 	s->r = *r;
 	s->used_idx = load_once16(&r->used->idx);
 	/* Requests in flight when the previous owner stopped are lost unless we read them again. */
@@ -38,7 +40,10 @@ int vq_device_start(struct vq_device *vq, const struct guest_mem *mem, const str
 			return -EFAULT;
 		/* Our own base carries everything; the frontend's cannot be reconciled with anything on a packed
 		 * ring (used elements overwrite the descriptors they return): it is taken as given either way. */
-		return vq_device_init_packed(vq, mem, &r, st->event_idx, st->base, st->resume);
+		int rc = vq_device_init_packed(vq, mem, &r, st->event_idx, st->base, st->resume);
+		if (rc == 0)
+			vq->log = st->log;
+		return rc;
 	}
 	struct vring_split r = { .num = st->num };
 	if (st->base > 0xffff)
@@ -54,6 +59,7 @@ int vq_device_start(struct vq_device *vq, const struct guest_mem *mem, const str
 	 * After our own pause, deferred requests (SETLKW) are still out and will be returned: keep our place. */
 	if (st->resume)
 		vq->split.last_avail = (uint16_t)st->base;
+	vq->log = st->log;
 	return 0;
 }
 
@@ -76,6 +82,10 @@ int vq_chain_add(const struct guest_mem *mem, struct vq_chain *c, uint64_t addr,
 	n = gm_gpa_iov(mem, addr, len, &c->iov[used], VQ_MAX_SEGS - used);
 	if (n < 0)
 		return -EBADMSG;
+	for (int k = 0; k < n; k++) {
+		c->gpa[used + k] = addr;
+		addr += c->iov[used + k].iov_len;
+	}
 	if (writable) {
 		c->n_wr += (unsigned)n;
 		c->wr_len += len;
@@ -148,20 +158,27 @@ static int split_pop(struct vq_device *dev, struct vq_chain *chain)
 static void split_push(struct vq_device *dev, uint16_t head, uint32_t len)
 {
 	struct vq_split_device *vq = &dev->split;
-	struct vring_used_elem *e = &vq->r.used->ring[vq->used_idx % vq->r.num];
+	unsigned slot = vq->used_idx % vq->r.num;
+	struct vring_used_elem *e = &vq->r.used->ring[slot];
 	__atomic_store_n(&e->id, head, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->len, len, __ATOMIC_RELAXED);
 	vq->used_idx++;
 	store_release16(&vq->r.used->idx, vq->used_idx);
+	vq_log_write(dev, dev->log.device_gpa, offsetof(struct vring_used, ring) + slot * sizeof(*e), sizeof(*e));
+	vq_log_write(dev, dev->log.device_gpa, offsetof(struct vring_used, idx), sizeof(uint16_t));
 }
 
 static bool split_arm(struct vq_device *dev)
 {
 	struct vq_split_device *vq = &dev->split;
-	if (dev->event_idx)
+	if (dev->event_idx) {
 		store_once16(vring_avail_event_ptr(&vq->r), vq->last_avail);
-	else
+		vq_log_write(dev, dev->log.device_gpa,
+		             offsetof(struct vring_used, ring) + vq->r.num * sizeof(struct vring_used_elem), sizeof(uint16_t));
+	} else {
 		store_once16(&vq->r.used->flags, 0);
+		vq_log_write(dev, dev->log.device_gpa, offsetof(struct vring_used, flags), sizeof(uint16_t));
+	}
 	full_barrier();
 	return load_acquire16(&vq->r.avail->idx) != vq->last_avail;
 }

@@ -25,6 +25,7 @@ struct vq_chain {
 	unsigned n_rd, n_wr;
 	size_t rd_len, wr_len;
 	struct iovec iov[VQ_MAX_SEGS + 2];
+	uint64_t gpa[VQ_MAX_SEGS + 2];   /* the guest-physical address of each iov (the dirty log is kept in these) */
 };
 
 static inline const struct iovec *vq_chain_rd(const struct vq_chain *c) { return c->iov; }
@@ -36,6 +37,19 @@ enum vq_pop_result {
 };
 
 struct vq_device;
+
+/*
+ * Dirty logging of the ring's own writes (used elements, used index, event suppression), for live migration.
+ * The ring code reports each write it makes as a guest-physical range; mark decides whether logging is on.
+ * Called from push and arm: the caller's serialisation of those (vu_queue's push_lock) covers mark too.
+ */
+#define VQ_LOG_NONE UINT64_MAX
+struct vq_log {
+	void (*mark)(void *opaque, uint64_t gpa, uint64_t len);   /* NULL: nothing is logged */
+	void *opaque;
+	uint64_t device_gpa;   /* split: the used ring; packed: the device event area (VQ_LOG_NONE: not logged) */
+	uint64_t desc_gpa;     /* packed: the descriptor ring, written back as used (VQ_LOG_NONE: not logged) */
+};
 
 /* One ring layout. Each call is documented at its vq_device_* wrapper below. */
 struct vq_device_ops {
@@ -79,6 +93,7 @@ struct vq_device {
 	const struct guest_mem *mem;
 	bool event_idx;
 	uint64_t pushed;          /* chains returned since set-up (for tests and checks) */
+	struct vq_log log;        /* none after vq_device_init*; vq_device_start sets the setup's */
 	union {
 		struct vq_split_device split;
 		struct vq_packed_device packed;
@@ -98,6 +113,7 @@ struct vq_device_setup {
 	 * false: the frontend's base (SET_VRING_BASE): requests it had taken and not returned are read again
 	 * where the layout can tell (split: from used->idx). */
 	bool resume;
+	struct vq_log log;        /* dirty logging of the ring's writes (mark NULL: none) */
 };
 
 /*
@@ -114,6 +130,13 @@ void vq_device_init(struct vq_device *vq, const struct guest_mem *mem, const str
  * base names a slot beyond the ring. */
 int vq_device_init_packed(struct vq_device *vq, const struct guest_mem *mem, const struct vring_packed *r,
                           bool event_idx, uint32_t base, bool resume);
+
+/* For the ring implementations: reports a write of len bytes at offset off of the area at area_gpa. */
+static inline void vq_log_write(const struct vq_device *vq, uint64_t area_gpa, uint64_t off, uint64_t len)
+{
+	if (vq->log.mark && area_gpa != VQ_LOG_NONE)
+		vq->log.mark(vq->log.opaque, area_gpa + off, len);
+}
 
 /* For the ring implementations: adds one descriptor's buffer to c (0, or -EBADMSG: outside guest memory, too
  * many segments, or readable after writable). Zero-length buffers are skipped. */

@@ -31,6 +31,7 @@ int vq_device_init_packed(struct vq_device *vq, const struct guest_mem *mem, con
 	vq->mem = mem;
 	vq->event_idx = event_idx;
 	vq->pushed = 0;
+	vq->log = (struct vq_log){ .device_gpa = VQ_LOG_NONE, .desc_gpa = VQ_LOG_NONE };
 	p->r = *r;
 	p->last_avail = avail;
 	p->avail_wrap = base & VRING_PACKED_WRAP;
@@ -125,6 +126,7 @@ static void packed_push(struct vq_device *dev, uint16_t id, uint32_t len)
 	__atomic_store_n(&d->id, id, __ATOMIC_RELAXED);
 	__atomic_store_n(&d->len, len, __ATOMIC_RELAXED);
 	store_release16(&d->flags, vring_packed_used_flags(vq->used_wrap));
+	vq_log_write(dev, dev->log.desc_gpa, (uint64_t)vq->used_idx * sizeof(*d), sizeof(*d));
 	if (id < vq->r.num)
 		vq->slots[id] = 0;
 	vq->used_idx = (uint16_t)(vq->used_idx + n);
@@ -145,6 +147,7 @@ static bool packed_arm(struct vq_device *dev)
 {
 	struct vq_packed_device *vq = &dev->packed;
 	vring_packed_event_arm(vq->r.device, dev->event_idx, vq->last_avail, vq->avail_wrap);
+	vq_log_write(dev, dev->log.device_gpa, 0, VRING_PACKED_EVENT_BYTES);
 	return packed_has_pending(dev);
 }
 

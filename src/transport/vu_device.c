@@ -24,13 +24,13 @@ uint64_t vu_dev_offered_features(void)
 {
 	return 1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES |
 	       1ull << VIRTIO_RING_F_EVENT_IDX_BIT | 1ull << VIRTIO_RING_F_INDIRECT_DESC_BIT |
-	       1ull << VIRTIO_F_RING_PACKED_BIT;
+	       1ull << VIRTIO_F_RING_PACKED_BIT | 1ull << VHOST_F_LOG_ALL_BIT;
 }
 
 uint64_t vu_dev_offered_protocol_features(const struct vu_dev *dev)
 {
 	uint64_t f = 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_BACKEND_REQ |
-	             1ull << VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS;
+	             1ull << VHU_PROTOCOL_F_CONFIGURE_MEM_SLOTS | 1ull << VHU_PROTOCOL_F_LOG_SHMFD;
 	if (dev->cfg.config)
 		f |= 1ull << VHU_PROTOCOL_F_CONFIG;
 	if (dev->cfg.n_shmem)
@@ -53,11 +53,18 @@ static struct vu_queue *queue_of(struct vu_dev *dev, uint32_t index)
 	return index < dev->cfg.max_queues ? &dev->q[index] : NULL;
 }
 
+static void set_features(struct vu_dev *dev, uint64_t f)
+{
+	dev->features = f;
+	/* The frontend turns logging on and off with the queues running (migration start, a failed one's end). */
+	vu_log_set_enabled(dev, f & (1ull << VHOST_F_LOG_ALL_BIT));
+}
+
 static int on_set_features(struct vu_dev *dev, struct vhu_msg *msg)
 {
 	if (msg->p.u64 & ~vu_dev_offered_features())
 		return -EINVAL;
-	dev->features = msg->p.u64;
+	set_features(dev, msg->p.u64);
 	return 0;
 }
 
@@ -144,6 +151,8 @@ static int on_set_vring_addr(struct vu_dev *dev, struct vhu_msg *msg)
 	q->desc_ua = msg->p.addr.desc_uaddr;
 	q->avail_ua = msg->p.addr.avail_uaddr;
 	q->used_ua = msg->p.addr.used_uaddr;
+	q->log_gpa = msg->p.addr.log_gaddr;
+	q->log_used = msg->p.addr.flags & (1u << VHU_VRING_F_LOG);
 	q->addr_set = true;
 	q->broken = false;
 	return was ? vu_queue_start(dev, q) : 0;
@@ -303,6 +312,22 @@ static bool negotiated(const struct vu_dev *dev, unsigned protocol_feature)
 	return dev->protocol_features & (1ull << protocol_feature);
 }
 
+/*
+ * The dirty log. With LOG_SHMFD the frontend waits for an answer although it asked for none (QEMU reads one
+ * reply and checks only its request code; Rust virtiofsd echoes the payload, as we do). Since any answer reads
+ * as success, a log we cannot take is refused by dropping the connection: migrating on without our writes
+ * logged would leave stale pages on the destination.
+ */
+static int on_set_log_base(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
+{
+	if (!negotiated(dev, VHU_PROTOCOL_F_LOG_SHMFD))
+		return msg->nfds ? FATAL : -ENOTSUP; /* a kernel-style log address: nothing we can map */
+	*has_reply = true;
+	if (msg->nfds != 1)
+		return FATAL;
+	return vu_log_set_base(dev, msg->fds[0], msg->p.log.mmap_size, msg->p.log.mmap_offset);
+}
+
 /* A window of the config space. A request outside it gets an empty answer, which tells QEMU it failed. */
 static int on_get_config(struct vu_dev *dev, struct vhu_msg *msg)
 {
@@ -341,7 +366,7 @@ static void reset_queues(struct vu_dev *dev)
 		close_if_open(&q->call_fd);
 		pthread_mutex_unlock(&q->push_lock);
 		q->num = 0;
-		q->addr_set = q->enabled = q->broken = false;
+		q->addr_set = q->enabled = q->broken = q->log_used = false;
 		q->base = 0;
 		q->base_from_frontend = true;
 		q->ring_gen++;
@@ -385,7 +410,7 @@ static int on_message(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
 	case VHU_RESET_DEVICE:
 		vu_state_cancel(dev);
 		reset_queues(dev);
-		dev->features = 0;
+		set_features(dev, 0);
 		return 0;
 	case VHU_GET_QUEUE_NUM:
 		*has_reply = true;
@@ -401,6 +426,8 @@ static int on_message(struct vu_dev *dev, struct vhu_msg *msg, bool *has_reply)
 		return on_add_mem_reg(dev, msg);
 	case VHU_REM_MEM_REG:
 		return on_rem_mem_reg(dev, msg);
+	case VHU_SET_LOG_BASE:
+		return on_set_log_base(dev, msg, has_reply);
 	case VHU_SET_VRING_NUM:
 		return on_set_vring_num(dev, msg);
 	case VHU_SET_VRING_ADDR:
@@ -461,6 +488,8 @@ static int expected_size(uint32_t request)
 		return sizeof(struct vhu_vring_addr);
 	case VHU_ADD_MEM_REG: case VHU_REM_MEM_REG:
 		return sizeof(struct vhu_mem_reg);
+	case VHU_SET_LOG_BASE:
+		return sizeof(struct vhu_log);
 	case VHU_SET_MEM_TABLE: case VHU_GET_CONFIG: case VHU_SET_CONFIG:
 		return -1;
 	default:
@@ -473,6 +502,7 @@ static bool takes_fds(uint32_t request)
 	switch (request) {
 	case VHU_SET_MEM_TABLE: case VHU_ADD_MEM_REG: case VHU_REM_MEM_REG: case VHU_SET_VRING_KICK:
 	case VHU_SET_VRING_CALL: case VHU_SET_VRING_ERR: case VHU_SET_BACKEND_REQ_FD: case VHU_SET_DEVICE_STATE_FD:
+	case VHU_SET_LOG_BASE:
 		return true;
 	default:
 		return false;
@@ -590,6 +620,7 @@ void vu_dev_destroy(struct vu_dev *dev)
 	close_if_open(&dev->backend_req_fd);
 	pthread_mutex_unlock(&dev->backend_lock);
 	gm_clear(&dev->mem);
+	vu_log_drop(dev);
 	pthread_rwlock_unlock(&dev->ctrl_lock);
 	pthread_mutex_destroy(&dev->backend_lock);
 	pthread_mutex_destroy(&dev->window_lock);

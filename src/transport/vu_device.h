@@ -13,6 +13,7 @@
 #include "common/dev_services.h"
 
 #include <sys/types.h>
+#include "transport/dirty_log.h"
 #include "transport/guest_mem.h"
 #include "transport/vhost_user.h"
 #include "transport/vq_device.h"
@@ -54,6 +55,8 @@ struct vu_queue {
 	unsigned num;
 	uint64_t desc_ua, avail_ua, used_ua;  /* packed: descriptor ring, driver and device event areas */
 	bool addr_set, enabled, broken;
+	uint64_t log_gpa;         /* SET_VRING_ADDR's log_guest_addr: the used ring (packed: device area) */
+	bool log_used;            /* ... and VHOST_VRING_F_LOG: the ring's own writes are logged there */
 	uint32_t base;            /* the vring base (vq_device_base): packed rings carry wrap counters in it */
 	bool base_from_frontend;  /* base came with SET_VRING_BASE (else: our own pause, e.g. a memory change) */
 	int kick_fd, err_fd;
@@ -84,6 +87,12 @@ struct vu_dev {
 	uint64_t features, protocol_features;
 	bool owner_set;
 	struct guest_mem mem;
+	/* Dirty logging (vu_log.c). The vhost-user thread sets both, under ctrl_lock; they are read without it by
+	 * whoever writes guest memory, always under that queue's push_lock (pushes, arms, deferred completions):
+	 * a log is unmapped only after it was unpublished and every push_lock was taken once since (the grace
+	 * period), so no thread can still hold a pointer to it. */
+	struct dirty_log *log;    /* SET_LOG_BASE's log (atomic pointer; NULL: none) */
+	bool log_all;             /* VHOST_F_LOG_ALL negotiated now (atomic): mark what we write */
 	/* The backend channel (SET_BACKEND_REQ_FD), for requests we send (vu_backend.c). backend_lock serialises
 	 * them, each with its reply, and guards the fd, which the frontend may replace. Taken by queue threads:
 	 * never while holding ctrl_lock's write side waits for them. */

@@ -23,4 +23,16 @@ uint64_t vu_state_set_fd(struct vu_dev *dev, uint32_t direction, uint32_t phase,
 uint64_t vu_state_check(struct vu_dev *dev);
 void vu_state_cancel(struct vu_dev *dev);
 
+/* vu_log.c: dirty logging for live migration (the lock story is at vu_dev's log). Control plane, under ctrl_lock:
+ * replaces the log (size and offset from SET_LOG_BASE, fd from it: mapped, not kept), or drops it (NULL fd -1). */
+int vu_log_set_base(struct vu_dev *dev, int fd, uint64_t size, uint64_t mmap_offset);
+void vu_log_drop(struct vu_dev *dev);
+void vu_log_set_enabled(struct vu_dev *dev, bool on);
+/* Queue plane, under q's push_lock: marks [gpa, gpa+len) if logging is on; marks the first len bytes of a chain's
+ * writable part (the reply just written). */
+void vu_log_mark(struct vu_dev *dev, uint64_t gpa, uint64_t len);
+void vu_log_reply(struct vu_dev *dev, const struct vq_chain *chain, uint64_t len);
+/* Where a queue's ring writes are logged, for its vq_device (at queue start). */
+struct vq_log vu_log_ring(struct vu_dev *dev, const struct vu_queue *q, bool packed);
+
 #endif

@@ -31,10 +31,12 @@ static void notify_locked(struct vu_queue *q)
 		eventfd_write(q->call_fd, 1);
 }
 
-static void push_and_notify(struct vu_queue *q, uint16_t head, uint32_t len, bool notify)
+/* Returns a chain the handler wrote len bytes of reply into; the reply's pages are logged with the ring's. */
+static void push_and_notify(struct vu_queue *q, const struct vq_chain *chain, uint32_t len, bool notify)
 {
 	pthread_mutex_lock(&q->push_lock);
-	vq_device_push(&q->vq, head, len);
+	vq_device_push(&q->vq, chain->head, len);
+	vu_log_reply(q->dev, chain, len);
 	if (notify)
 		notify_locked(q);
 	pthread_mutex_unlock(&q->push_lock);
@@ -57,11 +59,7 @@ struct vu_pending *vu_queue_defer(struct vu_queue *q, const struct vq_chain *cha
 		return NULL;
 	*p = (struct vu_pending){ .q = q, .ring_gen = q->ring_gen, .head = chain->head, .n = chain->n_wr };
 	for (unsigned i = 0; i < chain->n_wr; i++) {
-		/* The walk handed these out of this memory table, which cannot change while we are in the handler. */
-		if (gm_host_to_gpa(&q->dev->mem, wr[i].iov_base, wr[i].iov_len, &p->seg[i].gpa) < 0) {
-			free(p);
-			return NULL;
-		}
+		p->seg[i].gpa = chain->gpa[chain->n_rd + i];
 		p->seg[i].len = wr[i].iov_len;
 	}
 	return p;
@@ -72,7 +70,8 @@ void vu_pending_drop(struct vu_pending *p)
 	free(p);
 }
 
-/* Copies reply into the pending chain's buffers as the memory table has them now; returns the bytes written. */
+/* Copies reply into the pending chain's buffers as the memory table has them now, and logs them; returns the bytes
+ * written. Under push_lock (the log's lock story). */
 static uint32_t write_pending(const struct vu_pending *p, const void *reply, size_t len)
 {
 	size_t done = 0;
@@ -82,6 +81,7 @@ static uint32_t write_pending(const struct vu_pending *p, const void *reply, siz
 		if (!dst)
 			return 0; /* the memory went away: the buffer comes back empty */
 		memcpy(dst, (const uint8_t *)reply + done, n);
+		vu_log_mark(p->q->dev, p->seg[i].gpa, n);
 		done += n;
 	}
 	return (uint32_t)done;
@@ -144,7 +144,7 @@ static int drain(struct vu_queue *q, struct vq_chain *chain, uint64_t *faults)
 			return -EIO; /* the request read zeros where the guest's bytes were: its reply means nothing */
 		if (len == VU_DEFERRED)
 			continue;
-		push_and_notify(q, chain->head, (uint32_t)len, ++batch % NOTIFY_EVERY == 0);
+		push_and_notify(q, chain, (uint32_t)len, ++batch % NOTIFY_EVERY == 0);
 	}
 	if (batch % NOTIFY_EVERY == 0)
 		return 0; /* nothing pushed since the last notification: no spurious interrupt */
@@ -191,6 +191,15 @@ static void adapt_poll(struct vu_queue *q, uint64_t slept_ns)
 		q->poll_ns = q->poll_ns >= 2000u ? q->poll_ns / 2 : 0;
 }
 
+/* Arming writes the ring (event suppression), which is logged: under push_lock like every other logged write. */
+static bool arm(struct vu_queue *q)
+{
+	pthread_mutex_lock(&q->push_lock);
+	bool more = vq_device_arm(&q->vq);
+	pthread_mutex_unlock(&q->push_lock);
+	return more;
+}
+
 static void *queue_thread(void *arg)
 {
 	struct vu_queue *q = arg;
@@ -208,7 +217,7 @@ static void *queue_thread(void *arg)
 			mark_broken(q);
 			break;
 		}
-		bool more = busy_poll(q) || vq_device_arm(&q->vq);
+		bool more = busy_poll(q) || arm(q);
 		if (memory_lost(&faults)) {
 			mark_broken(q);
 			break;
@@ -250,6 +259,7 @@ int vu_queue_start(struct vu_dev *dev, struct vu_queue *q)
 		.base = q->base,
 		.resume = !q->base_from_frontend,
 	};
+	st.log = vu_log_ring(dev, q, st.packed);
 
 	if (q->running || !queue_ready(dev, q))
 		return 0;

@@ -238,6 +238,12 @@ static void negotiate_reply_ack(int sock)
 	         NULL, 0);
 }
 
+static void negotiate_pf(int c, uint64_t pf)
+{
+	assert_int_equal(get_u64(c, VHU_GET_PROTOCOL_FEATURES) & pf, pf);
+	send_msg(c, VHU_SET_PROTOCOL_FEATURES, VHU_VERSION, &pf, sizeof(pf), NULL, 0);
+}
+
 static bool readable_within(int fd, int ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -683,20 +689,40 @@ static void send_vring_fd(int c, uint32_t request, unsigned qi, int fd)
 	assert_int_equal(call_ack(c, request, &v, sizeof(v), &fd, 1), 0);
 }
 
+/* What start_queue_with adds to the usual start: protocol and virtio features, and SET_VRING_ADDR's log. */
+struct start_opts {
+	uint64_t pf, features;
+	uint32_t addr_flags;
+	uint64_t log_gaddr;
+};
+
+static uint64_t base_features(const struct guest *g, bool event_idx)
+{
+	return 1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES |
+	       (event_idx ? 1ull << VIRTIO_RING_F_EVENT_IDX_BIT : 0) | (g->packed ? 1ull << VIRTIO_F_RING_PACKED_BIT : 0);
+}
+
+static void start_queue_with(int c, struct guest *g, unsigned qi, bool event_idx, bool add_mem_reg, uint32_t base,
+                             const struct start_opts *o);
+
 /* Everything QEMU sends to start queue qi, each acknowledged. */
 static void start_queue(int c, struct guest *g, unsigned qi, bool event_idx, bool add_mem_reg, uint32_t base)
 {
-	negotiate_reply_ack(c);
+	start_queue_with(c, g, qi, event_idx, add_mem_reg, base, &(struct start_opts){ 0 });
+}
+
+static void start_queue_with(int c, struct guest *g, unsigned qi, bool event_idx, bool add_mem_reg, uint32_t base,
+                             const struct start_opts *o)
+{
+	negotiate_pf(c, 1ull << VHU_PROTOCOL_F_REPLY_ACK | o->pf);
 	assert_int_equal(call_ack(c, VHU_SET_OWNER, NULL, 0, NULL, 0), 0);
-	uint64_t features = 1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES |
-	                    (event_idx ? 1ull << VIRTIO_RING_F_EVENT_IDX_BIT : 0) |
-	                    (g->packed ? 1ull << VIRTIO_F_RING_PACKED_BIT : 0);
-	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, features), 0);
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, base_features(g, event_idx) | o->features), 0);
 	assert_int_equal(add_mem_reg ? send_add_mem_reg(c, g) : send_mem_table(c, g), 0);
 	assert_int_equal(ack_state(c, VHU_SET_VRING_NUM, qi, QSIZE), 0);
 	assert_int_equal(ack_state(c, VHU_SET_VRING_BASE, qi, base), 0);
-	struct vhu_vring_addr a = { .index = qi, .desc_uaddr = (uintptr_t)g->r.desc,
-	                            .used_uaddr = (uintptr_t)g->r.used, .avail_uaddr = (uintptr_t)g->r.avail };
+	struct vhu_vring_addr a = { .index = qi, .flags = o->addr_flags, .desc_uaddr = (uintptr_t)g->r.desc,
+	                            .used_uaddr = (uintptr_t)g->r.used, .avail_uaddr = (uintptr_t)g->r.avail,
+	                            .log_gaddr = o->log_gaddr };
 	assert_int_equal(call_ack(c, VHU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
 	send_vring_fd(c, VHU_SET_VRING_CALL, qi, g->call);
 	send_vring_fd(c, VHU_SET_VRING_ERR, qi, g->err);
@@ -1113,6 +1139,230 @@ static void test_ring_outside_memory_is_refused_at_start(void **state)
 	guest_free(&g);
 }
 
+/* ---- dirty-page logging (live migration) ---- */
+
+#define LOG_BYTES 4096u   /* covers 128 MiB of guest-physical space */
+#define LOG_ALL (1ull << VHOST_F_LOG_ALL_BIT)
+
+struct test_log {
+	int fd;
+	uint8_t *bits;
+};
+
+static void test_log_init(struct test_log *l)
+{
+	l->fd = memfd_create("test-dirty-log", MFD_CLOEXEC);
+	assert_true(l->fd >= 0);
+	assert_int_equal(ftruncate(l->fd, LOG_BYTES), 0);
+	l->bits = mmap(NULL, LOG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+	assert_true(l->bits != MAP_FAILED);
+}
+
+static void test_log_free(struct test_log *l)
+{
+	munmap(l->bits, LOG_BYTES);
+	close(l->fd);
+}
+
+/* The pages marked, as a bitmask of the first 64 (the guest has 256 pages; nothing may be marked beyond 64). */
+static uint64_t marked_pages(const struct test_log *l)
+{
+	uint64_t m;
+	memcpy(&m, l->bits, sizeof(m));
+	for (unsigned i = sizeof(m); i < LOG_BYTES; i++)
+		assert_int_equal(l->bits[i], 0);
+	return m;
+}
+
+#define PAGE_BIT(gpa) (1ull << ((gpa) / 4096))
+
+/* SET_LOG_BASE as QEMU sends it (no NEED_REPLY) and the reply it waits for anyway: the payload echoed. */
+static void set_log_base(int c, const struct test_log *l)
+{
+	struct vhu_log lg = { .mmap_size = LOG_BYTES, .mmap_offset = 0 };
+	struct vhu_msg m;
+	send_msg(c, VHU_SET_LOG_BASE, VHU_VERSION, &lg, sizeof(lg), &l->fd, 1);
+	recv_reply(c, VHU_SET_LOG_BASE, &m);
+	assert_int_equal(m.hdr.size, sizeof(lg));
+	assert_int_equal(m.p.log.mmap_size, LOG_BYTES);
+}
+
+static const struct start_opts log_opts = {
+	.pf = 1ull << VHU_PROTOCOL_F_LOG_SHMFD, .addr_flags = 1u << VHU_VRING_F_LOG, .log_gaddr = USED_GPA,
+};
+
+static void test_log_shmfd_and_log_all_are_offered(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	assert_true(get_u64(s->sock[1], VHU_GET_FEATURES) & LOG_ALL);
+	assert_true(get_u64(s->sock[1], VHU_GET_PROTOCOL_FEATURES) & (1ull << VHU_PROTOCOL_F_LOG_SHMFD));
+	server_finish(s);
+	server_free(s);
+}
+
+/* A request served with logging on marks the reply's page (DATA_GPA + 0x1000) and the used ring's page, and
+ * nothing else: not the request's readable page, the descriptor table or the avail ring. Logging off (before
+ * LOG_ALL, and after it is cleared again with the queue running) marks nothing. */
+static void test_log_marks_reply_and_used_ring_only_while_log_all(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	struct test_log l;
+	guest_init(&g, true);
+	test_log_init(&l);
+	start_queue_with(c, &g, 1, true, false, 0, &log_opts);
+	set_log_base(c, &l);
+	round_trip(&g, 1);
+	round_trip(&g, 2);
+	assert_int_equal(marked_pages(&l), 0); /* a log, but LOG_ALL not negotiated */
+
+	uint64_t f = base_features(&g, true);
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f | LOG_ALL), 0); /* as at migration start: queue running */
+	for (unsigned i = 3; i <= 20; i++)
+		round_trip(&g, i);
+	assert_int_equal(marked_pages(&l), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
+	memset(l.bits, 0, LOG_BYTES); /* what the VMM does at each sync */
+	round_trip(&g, 21);
+	assert_int_equal(marked_pages(&l), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
+
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f), 0); /* a failed migration's end */
+	round_trip(&g, 22);
+	memset(l.bits, 0, LOG_BYTES);
+	for (unsigned i = 23; i <= 30; i++)
+		round_trip(&g, i);
+	assert_int_equal(marked_pages(&l), 0);
+
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f | LOG_ALL), 0); /* and on again */
+	round_trip(&g, 31);
+	assert_int_equal(marked_pages(&l), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 31);
+	server_finish(s);
+	server_free(s);
+	test_log_free(&l);
+	guest_free(&g);
+}
+
+/* Without VHOST_VRING_F_LOG in SET_VRING_ADDR only the reply is logged; a new log replaces the old one with the
+ * queue running, and the old one is never written again. */
+static void test_log_ring_flag_and_log_replacement(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	struct test_log l1, l2;
+	guest_init(&g, true);
+	test_log_init(&l1);
+	test_log_init(&l2);
+	struct start_opts o = log_opts;
+	o.addr_flags = 0;
+	o.features = LOG_ALL;
+	start_queue_with(c, &g, 1, true, false, 0, &o);
+	set_log_base(c, &l1);
+	round_trip(&g, 1);
+	assert_int_equal(marked_pages(&l1), PAGE_BIT(DATA_GPA + 0x1000));
+	set_log_base(c, &l2);
+	memset(l1.bits, 0, LOG_BYTES);
+	for (unsigned i = 2; i <= 10; i++)
+		round_trip(&g, i);
+	assert_int_equal(marked_pages(&l1), 0);
+	assert_int_equal(marked_pages(&l2), PAGE_BIT(DATA_GPA + 0x1000));
+	server_finish(s);
+	server_free(s);
+	test_log_free(&l1);
+	test_log_free(&l2);
+	guest_free(&g);
+}
+
+/* A packed ring writes its used elements over the descriptor ring (page 0) and arms in the device area, which
+ * SET_VRING_ADDR's log_guest_addr names (USED_GPA's page). */
+static void test_log_packed_ring_marks_descriptor_ring(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	struct test_log l;
+	guest_init_packed(&g, true);
+	test_log_init(&l);
+	struct start_opts o = log_opts;
+	o.features = LOG_ALL;
+	start_queue_with(c, &g, 1, true, false, VRING_PACKED_BASE_INIT, &o);
+	set_log_base(c, &l);
+	for (unsigned i = 1; i <= 10; i++)
+		round_trip(&g, i);
+	uint64_t m = marked_pages(&l), must = PAGE_BIT(DESC_GPA) | PAGE_BIT(DATA_GPA + 0x1000);
+	assert_int_equal(m & must, must);
+	assert_int_equal(m & ~(must | PAGE_BIT(USED_GPA)), 0); /* the device area: when the queue armed */
+	server_finish(s);
+	server_free(s);
+	test_log_free(&l);
+	guest_free(&g);
+}
+
+/* A log the backend cannot take (LOG_SHMFD negotiated): the connection drops, nothing crashes, no fd stays. */
+static void expect_log_base_disconnect(uint64_t size, uint64_t offset, int fd)
+{
+	int before = count_fds();
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct vhu_log lg = { .mmap_size = size, .mmap_offset = offset };
+	negotiate_pf(c, 1ull << VHU_PROTOCOL_F_LOG_SHMFD);
+	send_msg(c, VHU_SET_LOG_BASE, VHU_VERSION, &lg, sizeof(lg), &fd, fd >= 0 ? 1 : 0);
+	assert_int_equal(shutdown(c, SHUT_WR), 0);
+	assert_true(server_wait(s) < 0);
+	server_free(s);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_log_base_hostile_sizes_disconnect(void **state)
+{
+	(void)state;
+	struct test_log l;
+	test_log_init(&l);
+	int ev = eventfd(0, EFD_CLOEXEC);
+	int big = memfd_create("test-big-log", MFD_CLOEXEC);
+	assert_true(ev >= 0 && big >= 0);
+	assert_int_equal(ftruncate(big, 1ll << 40), 0); /* sparse */
+	expect_log_base_disconnect(0, 0, l.fd);                          /* empty */
+	expect_log_base_disconnect(16, 2 * LOG_BYTES, l.fd);             /* offset beyond the file */
+	expect_log_base_disconnect(LOG_BYTES, 16, l.fd);                 /* offset + size beyond the file */
+	expect_log_base_disconnect(1ull << 40, 0, l.fd);                 /* huge, on a small file */
+	expect_log_base_disconnect((1ull << 30) + 1, 0, big);            /* the file is long enough, the log too big */
+	expect_log_base_disconnect(16, UINT64_MAX - 8, l.fd);            /* offset + size overflows */
+	expect_log_base_disconnect(LOG_BYTES, 0, ev);                    /* not a file */
+	expect_log_base_disconnect(LOG_BYTES, 0, -1);                    /* no fd at all */
+	close(ev);
+	close(big);
+	test_log_free(&l);
+}
+
+/* Without LOG_SHMFD a SET_LOG_BASE has nothing to map: refused (an ack says so), and one with an fd is malformed. */
+static void test_log_base_without_log_shmfd_is_refused(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct vhu_log lg = { .mmap_size = LOG_BYTES };
+	negotiate_reply_ack(c);
+	assert_int_not_equal(call_ack(c, VHU_SET_LOG_BASE, &lg, sizeof(lg), NULL, 0), 0);
+	server_finish(s);
+	server_free(s);
+	struct test_log l;
+	test_log_init(&l);
+	int before = count_fds();
+	s = server_start(2);
+	send_msg(s->sock[1], VHU_SET_LOG_BASE, VHU_VERSION, &lg, sizeof(lg), &l.fd, 1);
+	assert_int_equal(shutdown(s->sock[1], SHUT_WR), 0);
+	assert_true(server_wait(s) < 0);
+	server_free(s);
+	assert_int_equal(count_fds(), before);
+	test_log_free(&l);
+}
+
 /* ---- end to end with the real frontend ---- */
 
 struct listener {
@@ -1334,11 +1584,6 @@ static struct server *server_start_device(void)
 	return s;
 }
 
-static void negotiate_pf(int c, uint64_t pf)
-{
-	assert_int_equal(get_u64(c, VHU_GET_PROTOCOL_FEATURES) & pf, pf);
-	send_msg(c, VHU_SET_PROTOCOL_FEATURES, VHU_VERSION, &pf, sizeof(pf), NULL, 0);
-}
 
 /* GET_CONFIG with offset and size; returns the payload size of the answer (0: refused) and the bytes. */
 static uint32_t get_config(int c, uint32_t offset, uint32_t size, uint8_t *out)
@@ -1510,6 +1755,12 @@ int main(void)
 		cmocka_unit_test(test_frontend_end_to_end_polling_backend),
 		cmocka_unit_test(test_frontend_end_to_end_packed),
 		cmocka_unit_test(test_packed_queue_live),
+		cmocka_unit_test(test_log_shmfd_and_log_all_are_offered),
+		cmocka_unit_test(test_log_marks_reply_and_used_ring_only_while_log_all),
+		cmocka_unit_test(test_log_ring_flag_and_log_replacement),
+		cmocka_unit_test(test_log_packed_ring_marks_descriptor_ring),
+		cmocka_unit_test(test_log_base_hostile_sizes_disconnect),
+		cmocka_unit_test(test_log_base_without_log_shmfd_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
