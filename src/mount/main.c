@@ -31,6 +31,7 @@ struct mount_options {
 	bool no_event_idx;
 	bool packed;
 	bool dax;
+	const char *dirty_log;    /* tests: --dirty-log=FILE, logging on as during a migration */
 	enum log_level log_level;
 };
 
@@ -54,6 +55,8 @@ static void usage(FILE *out)
 	      "  --dax=never|always  serve reads and writes through the backend's DAX window (default never;\n"
 	      "                      also -o dax=...)\n"
 	      "  --log-level=LEVEL   error, warn, info (default), debug\n"
+	      "  --dirty-log=FILE    (tests) make FILE the dirty-page log and have the backend log every page it\n"
+	      "                      writes, as during a live migration; fails if the backend cannot\n"
 	      "  -h, --help          this help\n",
 	      out);
 }
@@ -107,7 +110,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		{ "memory", required_argument, NULL, 'm' }, { "max-write", required_argument, NULL, 'w' },
 		{ "no-event-idx", no_argument, NULL, 'E' }, { "packed", no_argument, NULL, 'K' },
 		{ "poll-us", required_argument, NULL, 'P' }, { "dax", required_argument, NULL, 'D' }, { "log-level", required_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "dirty-log", required_argument, NULL, 'G' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
 	int c;
@@ -130,6 +133,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		case 'P': if (parse_u64(optarg, 1000000, &v)) return -1; o->poll_us = (unsigned)v; break;
 		case 'D': if (parse_dax(optarg, &o->dax) < 0) return -1; break;
 		case 'L': if (log_parse_level(optarg, &o->log_level)) return -1; break;
+		case 'G': o->dirty_log = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
@@ -222,7 +226,7 @@ int main(int argc, char **argv)
 	                              .hiprio_size = o.hiprio_size, .dax = o.dax };
 	struct vu_frontend_config fcfg = { .nqueues = 1 + o.queues, .queue_size = o.queue_size,
 	                                   .hiprio_size = o.hiprio_size, .no_event_idx = o.no_event_idx,
-	                                   .packed = o.packed, .want_shmem = o.dax };
+	                                   .packed = o.packed, .want_shmem = o.dax, .dirty_log = o.dirty_log };
 	size_t entries = (size_t)o.queues * o.queue_size + o.hiprio_size;
 	size_t rings = entries * 3 * 16 + (size_t)fcfg.nqueues * 3 * 8192; /* the old per-queue bound, summed */
 	fcfg.mem_size = o.memory ? o.memory : bridge_memory_needed(&bcfg) + rings;

@@ -1,6 +1,7 @@
 #include "transport/vu_frontend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -58,11 +59,21 @@ static int layout_queue(struct vu_frontend *fe, struct vu_fe_queue *q, unsigned 
 	return vq_driver_init_any(&q->vq, false, num, q->desc, q->driver, q->device, false);
 }
 
+/* A log covering the whole memory (guest-physical 0 to mem_size), zeroed, as QEMU allocates one at migration. */
+static int open_dirty_log(struct vu_frontend *fe, const char *path)
+{
+	fe->log_size = (fe->mem_size / 4096 + 63) / 64 * 8;
+	fe->log_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fe->log_fd < 0 || ftruncate(fe->log_fd, (off_t)fe->log_size) < 0)
+		return neg_errno();
+	return 0;
+}
+
 int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const struct vu_frontend_config *cfg)
 {
 	int rc;
 	memset(fe, 0, sizeof(*fe));
-	fe->sock = fe->memfd = -1;
+	fe->sock = fe->memfd = fe->log_fd = -1;
 	fe->be.fd = fe->be.stop_fd = -1;
 	pthread_mutex_init(&fe->alloc_lock, NULL);
 	for (unsigned i = 0; i < VU_FE_MAX_QUEUES; i++) {
@@ -81,6 +92,8 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const s
 	if (cfg->no_event_idx)
 		fe->features = 1; /* marker read by start: never ask for EVENT_IDX */
 
+	if (cfg->dirty_log && (rc = open_dirty_log(fe, cfg->dirty_log)) < 0)
+		return rc;
 	fe->memfd = memfd_create("vufs-guest-mem", MFD_CLOEXEC);
 	if (fe->memfd < 0 || ftruncate(fe->memfd, (off_t)fe->mem_size) < 0)
 		return neg_errno();
@@ -171,6 +184,8 @@ static int start_queue(struct vu_frontend *fe, unsigned i)
 	struct vhu_vring_state num = { i, q->num }, base = { i, vq_driver_base(&q->vq) }, enable = { i, 1 };
 	struct vhu_vring_addr addr = {
 		.index = i,
+		.flags = fe->log_fd >= 0 ? 1u << VHU_VRING_F_LOG : 0,
+		.log_gaddr = q->used_gpa,
 		.desc_uaddr = (uint64_t)(uintptr_t)vu_frontend_host(fe, q->desc_gpa),
 		.avail_uaddr = (uint64_t)(uintptr_t)vu_frontend_host(fe, q->avail_gpa),
 		.used_uaddr = (uint64_t)(uintptr_t)vu_frontend_host(fe, q->used_gpa),
@@ -254,12 +269,13 @@ static int negotiate(struct vu_frontend *fe)
 	}
 	want = offered & (1ull << VIRTIO_F_VERSION_1_BIT | 1ull << VHU_F_PROTOCOL_FEATURES |
 	                  (no_event_idx ? 0 : 1ull << VIRTIO_RING_F_EVENT_IDX_BIT) |
-	                  (fe->want_packed ? 1ull << VIRTIO_F_RING_PACKED_BIT : 0));
+	                  (fe->want_packed ? 1ull << VIRTIO_F_RING_PACKED_BIT : 0) |
+	                  (fe->log_fd >= 0 ? 1ull << VHOST_F_LOG_ALL_BIT : 0));
 	if (offered & (1ull << VHU_F_PROTOCOL_FEATURES)) {
 		if ((rc = get_u64(fe, VHU_GET_PROTOCOL_FEATURES, &pf)) < 0)
 			return rc;
 		pf &= 1ull << VHU_PROTOCOL_F_MQ | 1ull << VHU_PROTOCOL_F_REPLY_ACK | 1ull << VHU_PROTOCOL_F_CONFIG |
-		      (fe->want_shmem ? shmem_features : 0);
+		      (fe->want_shmem ? shmem_features : 0) | (fe->log_fd >= 0 ? 1ull << VHU_PROTOCOL_F_LOG_SHMFD : 0);
 		/* Maps are backend requests that must be acknowledged: the window needs all three (REPLY_ACK stays
 		 * whatever becomes of the other two). */
 		if ((pf & shmem_features) != shmem_features)
@@ -279,6 +295,11 @@ static int negotiate(struct vu_frontend *fe)
 		}
 		if ((pf & shmem_features) == shmem_features && (rc = setup_window(fe)) < 0)
 			return rc;
+	}
+	if (fe->log_fd >= 0 && (!(want & (1ull << VHOST_F_LOG_ALL_BIT)) ||
+	                        !(fe->protocol_features & (1ull << VHU_PROTOCOL_F_LOG_SHMFD)))) {
+		log_err("vhost-user: a dirty log asked for, but the backend lacks VHOST_F_LOG_ALL or LOG_SHMFD");
+		return -EPROTONOSUPPORT;
 	}
 	if ((rc = call(fe, VHU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0)) < 0)
 		return rc;
@@ -302,6 +323,15 @@ static void read_tag(struct vu_frontend *fe)
 	fe->tag[36] = 0;
 }
 
+/* As QEMU sends it: no NEED_REPLY, and a reply read anyway (whose request code is all QEMU checks). */
+static int send_log_base(struct vu_frontend *fe)
+{
+	struct vhu_log lg = { .mmap_size = fe->log_size, .mmap_offset = 0 };
+	struct vhu_msg msg;
+	int rc = send_request(fe, VHU_SET_LOG_BASE, &lg, sizeof(lg), &fe->log_fd, 1, 0, &msg);
+	return rc < 0 ? rc : recv_reply(fe, VHU_SET_LOG_BASE, &msg);
+}
+
 int vu_frontend_start(struct vu_frontend *fe)
 {
 	struct vhu_mem_table mt = { .nregions = 1 };
@@ -311,7 +341,7 @@ int vu_frontend_start(struct vu_frontend *fe)
 	read_tag(fe);
 	mt.regions[0] = (struct vhu_mem_region){ .gpa = 0, .size = fe->mem_size, .uaddr = (uintptr_t)fe->mem };
 	rc = call(fe, VHU_SET_MEM_TABLE, &mt, 8 + sizeof(mt.regions[0]), &fe->memfd, 1, NULL, 0);
-	if (rc < 0)
+	if (rc < 0 || (fe->log_fd >= 0 && (rc = send_log_base(fe)) < 0))
 		return rc;
 	bool event_idx = fe->features & (1ull << VIRTIO_RING_F_EVENT_IDX_BIT);
 	bool packed = fe->features & (1ull << VIRTIO_F_RING_PACKED_BIT);
@@ -392,5 +422,6 @@ void vu_frontend_close(struct vu_frontend *fe)
 		munmap(fe->mem, fe->mem_size);
 	fe->mem = NULL;
 	close_if_open(&fe->memfd);
+	close_if_open(&fe->log_fd);
 	pthread_mutex_destroy(&fe->alloc_lock);
 }

@@ -26,6 +26,9 @@ struct vu_frontend_config {
 	bool no_event_idx;        /* do not negotiate EVENT_IDX even if offered */
 	bool packed;              /* packed virtqueues (VIRTIO_F_RING_PACKED); start fails if not offered */
 	bool want_shmem;          /* take the backend's shared-memory region 0 (F_SHMEM) as a DAX window */
+	/* Tests: a file made the dirty log, logging on from the start as QEMU has it during a migration (LOG_SHMFD,
+	 * LOG_ALL, rings logged at their used ring); start fails if the backend lacks it. NULL: no logging. */
+	const char *dirty_log;
 };
 
 /* The largest window we reserve address space for (vufsd's own bound). */
@@ -51,6 +54,8 @@ struct vu_frontend {
 	unsigned nqueues, queue_size, hiprio_size;
 	char tag[37];             /* the device's tag from its config space (F_CONFIG), or "" */
 	bool want_packed, want_shmem;
+	int log_fd;               /* the dirty log (-1: none), log_size bytes: one bit per page of mem */
+	uint64_t log_size;
 	/* The DAX window (window.base NULL: none) and the backend channel that maps into it. */
 	struct shm_window window;
 	struct vu_fe_backend be;
