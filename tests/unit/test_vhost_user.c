@@ -61,7 +61,44 @@ struct server {
 	bool joined;
 	int calls;               /* handler invocations (atomic) */
 	int last_queue;
+	bool defer;              /* answer from another thread, as a waiting lock request is (atomic) */
+	int late;                /* such answers not finished yet (atomic) */
 };
+
+struct late_reply {
+	struct server *s;
+	struct vu_pending *p;
+	size_t len;
+	uint8_t buf[];
+};
+
+static void *complete_later(void *arg)
+{
+	struct late_reply *r = arg;
+	nanosleep(&(struct timespec){ 0, 200 * 1000 }, NULL);
+	struct server *s = r->s;
+	vu_pending_complete(r->p, r->buf, r->len);
+	free(r);
+	__atomic_sub_fetch(&s->late, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* Keeps the chain and answers buf from a thread of its own; false if it could not. */
+static bool reply_later(struct server *s, struct vu_queue *q, struct vq_chain *c, const uint8_t *buf, size_t n)
+{
+	struct late_reply *r = malloc(sizeof(*r) + n);
+	pthread_t t;
+	assert_non_null(r);
+	r->p = vu_queue_defer(q, c);
+	assert_non_null(r->p);
+	r->s = s;
+	r->len = n;
+	memcpy(r->buf, buf, n);
+	__atomic_add_fetch(&s->late, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(pthread_create(&t, NULL, complete_later, r), 0);
+	pthread_detach(t);
+	return true;
+}
 
 /* Upper-cases the readable bytes into the writable ones; the used length is what it wrote. */
 static long echo_upper(void *opaque, struct vu_queue *q, struct vq_chain *c)
@@ -80,6 +117,8 @@ static long echo_upper(void *opaque, struct vu_queue *q, struct vq_chain *c)
 	}
 	for (size_t i = 0; i < n; i++)
 		buf[i] = (uint8_t)toupper(buf[i]);
+	if (__atomic_load_n(&s->defer, __ATOMIC_SEQ_CST) && reply_later(s, q, c, buf, n))
+		return VU_DEFERRED;
 	size_t done = 0;
 	for (unsigned i = 0; i < c->n_wr && done < n; i++) {
 		size_t k = MIN(wr[i].iov_len, n - done);
@@ -1303,6 +1342,66 @@ static void test_log_packed_ring_marks_descriptor_ring(void **state)
 	guest_free(&g);
 }
 
+/* A reply completed later from another thread (a pending chain, as SETLKW's) is logged where it lands, and a log
+ * replaced again and again, with LOG_ALL toggled, while requests are served (the swap's grace period under
+ * ASan: a mark into an unmapped log would crash). */
+struct guest_loop {
+	struct guest *g;
+	unsigned n;
+};
+
+static void *guest_round_trips(void *arg)
+{
+	struct guest_loop *l = arg;
+	for (unsigned i = 1; i <= l->n; i++)
+		round_trip(l->g, i);
+	return NULL;
+}
+
+static void test_log_pending_reply_and_swaps_under_load(void **state)
+{
+	(void)state;
+	struct server *s = server_start(2);
+	int c = s->sock[1];
+	struct guest g;
+	struct test_log l[2];
+	guest_init(&g, true);
+	test_log_init(&l[0]);
+	test_log_init(&l[1]);
+	struct start_opts o = log_opts;
+	o.features = LOG_ALL;
+	start_queue_with(c, &g, 1, true, false, 0, &o);
+	set_log_base(c, &l[0]);
+	__atomic_store_n(&s->defer, true, __ATOMIC_SEQ_CST);
+	round_trip(&g, 1);
+	assert_int_equal(marked_pages(&l[0]), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
+
+	struct guest_loop loop = { &g, 400 };
+	pthread_t t;
+	uint64_t f = base_features(&g, true);
+	assert_int_equal(pthread_create(&t, NULL, guest_round_trips, &loop), 0);
+	for (unsigned i = 0; i < 200; i++) {
+		set_log_base(c, &l[i % 2]);
+		if (i % 7 == 3)
+			assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f | (i % 2 ? 0 : LOG_ALL)), 0);
+	}
+	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f | LOG_ALL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	memset(l[1].bits, 0, LOG_BYTES);
+	round_trip(&g, 401);
+	assert_int_equal(marked_pages(&l[1]), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
+	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 402);
+	/* the completing threads are done with the device before it goes */
+	for (unsigned i = 0; i < WAIT_MS && __atomic_load_n(&s->late, __ATOMIC_SEQ_CST); i++)
+		nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
+	assert_int_equal(__atomic_load_n(&s->late, __ATOMIC_SEQ_CST), 0);
+	server_finish(s);
+	server_free(s);
+	test_log_free(&l[0]);
+	test_log_free(&l[1]);
+	guest_free(&g);
+}
+
 /* A log the backend cannot take (LOG_SHMFD negotiated): the connection drops, nothing crashes, no fd stays. */
 static void expect_log_base_disconnect(uint64_t size, uint64_t offset, int fd)
 {
@@ -1759,6 +1858,7 @@ int main(void)
 		cmocka_unit_test(test_log_marks_reply_and_used_ring_only_while_log_all),
 		cmocka_unit_test(test_log_ring_flag_and_log_replacement),
 		cmocka_unit_test(test_log_packed_ring_marks_descriptor_ring),
+		cmocka_unit_test(test_log_pending_reply_and_swaps_under_load),
 		cmocka_unit_test(test_log_base_hostile_sizes_disconnect),
 		cmocka_unit_test(test_log_base_without_log_shmfd_is_refused),
 	};
