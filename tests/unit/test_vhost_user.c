@@ -1358,48 +1358,90 @@ static void *guest_round_trips(void *arg)
 	return NULL;
 }
 
+/* A server whose queue 1 runs with LOG_ALL on and its rings logged, l[0] its log, l[1] a second one at hand. */
+struct logged {
+	struct server *s;
+	int c;
+	struct guest g;
+	struct test_log l[2];
+};
+
+static void logged_start(struct logged *x)
+{
+	struct start_opts o = log_opts;
+	o.features = LOG_ALL;
+	x->s = server_start(2);
+	x->c = x->s->sock[1];
+	guest_init(&x->g, true);
+	test_log_init(&x->l[0]);
+	test_log_init(&x->l[1]);
+	start_queue_with(x->c, &x->g, 1, true, false, 0, &o);
+	set_log_base(x->c, &x->l[0]);
+}
+
+static void logged_finish(struct logged *x)
+{
+	server_finish(x->s);
+	server_free(x->s);
+	test_log_free(&x->l[0]);
+	test_log_free(&x->l[1]);
+	guest_free(&x->g);
+}
+
+#define REPLY_AND_USED (PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000))
+
 static void test_log_pending_reply_and_swaps_under_load(void **state)
 {
 	(void)state;
-	struct server *s = server_start(2);
-	int c = s->sock[1];
-	struct guest g;
-	struct test_log l[2];
-	guest_init(&g, true);
-	test_log_init(&l[0]);
-	test_log_init(&l[1]);
-	struct start_opts o = log_opts;
-	o.features = LOG_ALL;
-	start_queue_with(c, &g, 1, true, false, 0, &o);
-	set_log_base(c, &l[0]);
-	__atomic_store_n(&s->defer, true, __ATOMIC_SEQ_CST);
-	round_trip(&g, 1);
-	assert_int_equal(marked_pages(&l[0]), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
+	struct logged x;
+	logged_start(&x);
+	__atomic_store_n(&x.s->defer, true, __ATOMIC_SEQ_CST);
+	round_trip(&x.g, 1);
+	assert_int_equal(marked_pages(&x.l[0]), REPLY_AND_USED);
 
-	struct guest_loop loop = { &g, 400 };
+	struct guest_loop loop = { &x.g, 400 };
 	pthread_t t;
-	uint64_t f = base_features(&g, true);
+	uint64_t f = base_features(&x.g, true);
 	assert_int_equal(pthread_create(&t, NULL, guest_round_trips, &loop), 0);
 	for (unsigned i = 0; i < 200; i++) {
-		set_log_base(c, &l[i % 2]);
+		set_log_base(x.c, &x.l[i % 2]);
 		if (i % 7 == 3)
-			assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f | (i % 2 ? 0 : LOG_ALL)), 0);
+			assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, f | (i % 2 ? 0 : LOG_ALL)), 0);
 	}
-	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f | LOG_ALL), 0);
+	assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, f | LOG_ALL), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
-	memset(l[1].bits, 0, LOG_BYTES);
-	round_trip(&g, 401);
-	assert_int_equal(marked_pages(&l[1]), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
-	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 402);
+	memset(x.l[1].bits, 0, LOG_BYTES);
+	round_trip(&x.g, 401);
+	assert_int_equal(marked_pages(&x.l[1]), REPLY_AND_USED);
+	assert_int_equal(__atomic_load_n(&x.s->calls, __ATOMIC_SEQ_CST), 402);
 	/* the completing threads are done with the device before it goes */
-	for (unsigned i = 0; i < WAIT_MS && __atomic_load_n(&s->late, __ATOMIC_SEQ_CST); i++)
+	for (unsigned i = 0; i < WAIT_MS && __atomic_load_n(&x.s->late, __ATOMIC_SEQ_CST); i++)
 		nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
-	assert_int_equal(__atomic_load_n(&s->late, __ATOMIC_SEQ_CST), 0);
-	server_finish(s);
-	server_free(s);
-	test_log_free(&l[0]);
-	test_log_free(&l[1]);
-	guest_free(&g);
+	assert_int_equal(__atomic_load_n(&x.s->late, __ATOMIC_SEQ_CST), 0);
+	logged_finish(&x);
+}
+
+/* The swap's grace period itself: while a marker could still hold the old log (here: the test holds a queue's
+ * push lock, as a queue thread does while it marks), the old log is not unmapped and SET_LOG_BASE is not
+ * answered; once the lock is free, it is. */
+static void test_log_swap_waits_for_markers(void **state)
+{
+	(void)state;
+	struct logged x;
+	struct vhu_log lg = { .mmap_size = LOG_BYTES, .mmap_offset = 0 };
+	struct vhu_msg m;
+	logged_start(&x);
+	round_trip(&x.g, 1);
+	pthread_mutex_lock(&x.s->dev.q[1].push_lock);
+	send_msg(x.c, VHU_SET_LOG_BASE, VHU_VERSION, &lg, sizeof(lg), &x.l[1].fd, 1);
+	assert_false(readable_within(x.c, 200));
+	pthread_mutex_unlock(&x.s->dev.q[1].push_lock);
+	recv_reply(x.c, VHU_SET_LOG_BASE, &m);
+	memset(x.l[0].bits, 0, LOG_BYTES);
+	round_trip(&x.g, 2);
+	assert_int_equal(marked_pages(&x.l[0]), 0);
+	assert_int_equal(marked_pages(&x.l[1]), REPLY_AND_USED);
+	logged_finish(&x);
 }
 
 /* A log the backend cannot take (LOG_SHMFD negotiated): the connection drops, nothing crashes, no fd stays. */
@@ -1859,6 +1901,7 @@ int main(void)
 		cmocka_unit_test(test_log_ring_flag_and_log_replacement),
 		cmocka_unit_test(test_log_packed_ring_marks_descriptor_ring),
 		cmocka_unit_test(test_log_pending_reply_and_swaps_under_load),
+		cmocka_unit_test(test_log_swap_waits_for_markers),
 		cmocka_unit_test(test_log_base_hostile_sizes_disconnect),
 		cmocka_unit_test(test_log_base_without_log_shmfd_is_refused),
 	};
