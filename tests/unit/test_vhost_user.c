@@ -1182,6 +1182,9 @@ static void test_ring_outside_memory_is_refused_at_start(void **state)
 
 #define LOG_BYTES 4096u   /* covers 128 MiB of guest-physical space */
 #define LOG_ALL (1ull << VHOST_F_LOG_ALL_BIT)
+#define PAGE_BIT(gpa) (1ull << ((gpa) / 4096))
+/* What one round trip writes: the reply (DATA_GPA + 0x1000) and the used ring. */
+#define REPLY_AND_USED (PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000))
 
 struct test_log {
 	int fd;
@@ -1213,8 +1216,6 @@ static uint64_t marked_pages(const struct test_log *l)
 	return m;
 }
 
-#define PAGE_BIT(gpa) (1ull << ((gpa) / 4096))
-
 /* SET_LOG_BASE as QEMU sends it (no NEED_REPLY) and the reply it waits for anyway: the payload echoed. */
 static void set_log_base(int c, const struct test_log *l)
 {
@@ -1226,9 +1227,55 @@ static void set_log_base(int c, const struct test_log *l)
 	assert_int_equal(m.p.log.mmap_size, LOG_BYTES);
 }
 
-static const struct start_opts log_opts = {
-	.pf = 1ull << VHU_PROTOCOL_F_LOG_SHMFD, .addr_flags = 1u << VHU_VRING_F_LOG, .log_gaddr = USED_GPA,
+/* SET_VRING_ADDR as QEMU sends it to a running queue, with or without the log flag. */
+static void set_vring_addr_logged(int c, const struct guest *g, unsigned qi, bool log)
+{
+	struct vhu_vring_addr a = { .index = qi, .flags = log ? 1u << VHU_VRING_F_LOG : 0,
+	                            .desc_uaddr = (uintptr_t)g->r.desc, .used_uaddr = (uintptr_t)g->r.used,
+	                            .avail_uaddr = (uintptr_t)g->r.avail, .log_gaddr = USED_GPA };
+	assert_int_equal(call_ack(c, VHU_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+}
+
+/* A server whose queue 1 runs (LOG_SHMFD negotiated, plus what o asks), l[0] its log once set, l[1] a spare. */
+struct logged {
+	struct server *s;
+	int c;
+	uint64_t features;        /* SET_FEATURES without LOG_ALL */
+	struct guest g;
+	struct test_log l[2];
 };
+
+static void logged_start(struct logged *x, bool packed, const struct start_opts *o, bool set_log)
+{
+	struct start_opts opts = *o;
+	opts.pf |= 1ull << VHU_PROTOCOL_F_LOG_SHMFD;
+	x->s = server_start(2);
+	x->c = x->s->sock[1];
+	if (packed)
+		guest_init_packed(&x->g, true);
+	else
+		guest_init(&x->g, true);
+	x->features = base_features(&x->g, true);
+	test_log_init(&x->l[0]);
+	test_log_init(&x->l[1]);
+	start_queue_with(x->c, &x->g, 1, true, false, packed ? VRING_PACKED_BASE_INIT : 0, &opts);
+	if (set_log)
+		set_log_base(x->c, &x->l[0]);
+}
+
+static void logged_finish(struct logged *x)
+{
+	server_finish(x->s);
+	server_free(x->s);
+	test_log_free(&x->l[0]);
+	test_log_free(&x->l[1]);
+	guest_free(&x->g);
+}
+
+/* Rings logged at the used ring, as QEMU asks during a migration. */
+static const struct start_opts rings_logged = { .addr_flags = 1u << VHU_VRING_F_LOG, .log_gaddr = USED_GPA };
+static const struct start_opts all_logged = { .features = LOG_ALL, .addr_flags = 1u << VHU_VRING_F_LOG,
+                                              .log_gaddr = USED_GPA };
 
 static void test_log_shmfd_and_log_all_are_offered(void **state)
 {
@@ -1240,48 +1287,71 @@ static void test_log_shmfd_and_log_all_are_offered(void **state)
 	server_free(s);
 }
 
-/* A request served with logging on marks the reply's page (DATA_GPA + 0x1000) and the used ring's page, and
- * nothing else: not the request's readable page, the descriptor table or the avail ring. Logging off (before
- * LOG_ALL, and after it is cleared again with the queue running) marks nothing. */
+/* A request served with logging on marks the reply's page and the used ring's page, and nothing else: not the
+ * request's readable page, the descriptor table or the avail ring. Logging off (before LOG_ALL, and after it is
+ * cleared again with the queue running) marks nothing. */
 static void test_log_marks_reply_and_used_ring_only_while_log_all(void **state)
 {
 	(void)state;
-	struct server *s = server_start(2);
-	int c = s->sock[1];
-	struct guest g;
-	struct test_log l;
-	guest_init(&g, true);
-	test_log_init(&l);
-	start_queue_with(c, &g, 1, true, false, 0, &log_opts);
-	set_log_base(c, &l);
-	round_trip(&g, 1);
-	round_trip(&g, 2);
-	assert_int_equal(marked_pages(&l), 0); /* a log, but LOG_ALL not negotiated */
+	struct logged x;
+	logged_start(&x, false, &rings_logged, true);
+	round_trip(&x.g, 1);
+	round_trip(&x.g, 2);
+	assert_int_equal(marked_pages(&x.l[0]), 0); /* a log, but LOG_ALL not negotiated */
 
-	uint64_t f = base_features(&g, true);
-	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f | LOG_ALL), 0); /* as at migration start: queue running */
+	assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, x.features | LOG_ALL), 0); /* the queue runs */
 	for (unsigned i = 3; i <= 20; i++)
-		round_trip(&g, i);
-	assert_int_equal(marked_pages(&l), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
-	memset(l.bits, 0, LOG_BYTES); /* what the VMM does at each sync */
-	round_trip(&g, 21);
-	assert_int_equal(marked_pages(&l), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
+		round_trip(&x.g, i);
+	assert_int_equal(marked_pages(&x.l[0]), REPLY_AND_USED);
+	memset(x.l[0].bits, 0, LOG_BYTES); /* what the VMM does at each sync */
+	round_trip(&x.g, 21);
+	assert_int_equal(marked_pages(&x.l[0]), REPLY_AND_USED);
 
-	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f), 0); /* a failed migration's end */
-	round_trip(&g, 22);
-	memset(l.bits, 0, LOG_BYTES);
+	assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, x.features), 0); /* a failed migration's end */
+	round_trip(&x.g, 22);
+	memset(x.l[0].bits, 0, LOG_BYTES);
 	for (unsigned i = 23; i <= 30; i++)
-		round_trip(&g, i);
-	assert_int_equal(marked_pages(&l), 0);
+		round_trip(&x.g, i);
+	assert_int_equal(marked_pages(&x.l[0]), 0);
 
-	assert_int_equal(ack_u64(c, VHU_SET_FEATURES, f | LOG_ALL), 0); /* and on again */
-	round_trip(&g, 31);
-	assert_int_equal(marked_pages(&l), PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000));
-	assert_int_equal(__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST), 31);
-	server_finish(s);
-	server_free(s);
-	test_log_free(&l);
-	guest_free(&g);
+	assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, x.features | LOG_ALL), 0); /* and on again */
+	round_trip(&x.g, 31);
+	assert_int_equal(marked_pages(&x.l[0]), REPLY_AND_USED);
+	assert_int_equal(__atomic_load_n(&x.s->calls, __ATOMIC_SEQ_CST), 31);
+	logged_finish(&x);
+}
+
+/* The sequence of qemu111-migration-trace.md replayed on a running queue: migration start (SET_LOG_BASE,
+ * SET_FEATURES with LOG_ALL, SET_VRING_ADDR with the log flag), requests logged, the switch-over's stop
+ * (SET_VRING_ENABLE 0, GET_VRING_BASE), then the resume of a failed migration on the same connection
+ * (SET_FEATURES without LOG_ALL, the ring set up again, no new log): nothing logged any more. */
+static void test_log_qemu_migration_sequence(void **state)
+{
+	(void)state;
+	struct logged x;
+	logged_start(&x, false, &(struct start_opts){ 0 }, false);
+	for (unsigned i = 1; i <= 5; i++)
+		round_trip(&x.g, i);
+	set_log_base(x.c, &x.l[0]);
+	assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, x.features | LOG_ALL), 0);
+	set_vring_addr_logged(x.c, &x.g, 1, true);
+	for (unsigned i = 6; i <= 10; i++)
+		round_trip(&x.g, i);
+	assert_int_equal(marked_pages(&x.l[0]), REPLY_AND_USED);
+	assert_int_equal(ack_state(x.c, VHU_SET_VRING_ENABLE, 1, 0), 0);
+	assert_int_equal(get_vring_base(x.c, 1), 10);
+
+	assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, x.features), 0);
+	assert_int_equal(ack_state(x.c, VHU_SET_VRING_BASE, 1, 10), 0);
+	set_vring_addr_logged(x.c, &x.g, 1, false);
+	send_vring_fd(x.c, VHU_SET_VRING_KICK, 1, x.g.kick);
+	assert_int_equal(ack_state(x.c, VHU_SET_VRING_ENABLE, 1, 1), 0);
+	memset(x.l[0].bits, 0, LOG_BYTES);
+	for (unsigned i = 11; i <= 15; i++)
+		round_trip(&x.g, i);
+	assert_int_equal(marked_pages(&x.l[0]), 0);
+	assert_int_equal(__atomic_load_n(&x.s->calls, __ATOMIC_SEQ_CST), 15);
+	logged_finish(&x);
 }
 
 /* Without VHOST_VRING_F_LOG in SET_VRING_ADDR only the reply is logged; a new log replaces the old one with the
@@ -1289,31 +1359,17 @@ static void test_log_marks_reply_and_used_ring_only_while_log_all(void **state)
 static void test_log_ring_flag_and_log_replacement(void **state)
 {
 	(void)state;
-	struct server *s = server_start(2);
-	int c = s->sock[1];
-	struct guest g;
-	struct test_log l1, l2;
-	guest_init(&g, true);
-	test_log_init(&l1);
-	test_log_init(&l2);
-	struct start_opts o = log_opts;
-	o.addr_flags = 0;
-	o.features = LOG_ALL;
-	start_queue_with(c, &g, 1, true, false, 0, &o);
-	set_log_base(c, &l1);
-	round_trip(&g, 1);
-	assert_int_equal(marked_pages(&l1), PAGE_BIT(DATA_GPA + 0x1000));
-	set_log_base(c, &l2);
-	memset(l1.bits, 0, LOG_BYTES);
+	struct logged x;
+	logged_start(&x, false, &(struct start_opts){ .features = LOG_ALL }, true);
+	round_trip(&x.g, 1);
+	assert_int_equal(marked_pages(&x.l[0]), PAGE_BIT(DATA_GPA + 0x1000));
+	set_log_base(x.c, &x.l[1]);
+	memset(x.l[0].bits, 0, LOG_BYTES);
 	for (unsigned i = 2; i <= 10; i++)
-		round_trip(&g, i);
-	assert_int_equal(marked_pages(&l1), 0);
-	assert_int_equal(marked_pages(&l2), PAGE_BIT(DATA_GPA + 0x1000));
-	server_finish(s);
-	server_free(s);
-	test_log_free(&l1);
-	test_log_free(&l2);
-	guest_free(&g);
+		round_trip(&x.g, i);
+	assert_int_equal(marked_pages(&x.l[0]), 0);
+	assert_int_equal(marked_pages(&x.l[1]), PAGE_BIT(DATA_GPA + 0x1000));
+	logged_finish(&x);
 }
 
 /* A packed ring writes its used elements over the descriptor ring (page 0) and arms in the device area, which
@@ -1321,25 +1377,14 @@ static void test_log_ring_flag_and_log_replacement(void **state)
 static void test_log_packed_ring_marks_descriptor_ring(void **state)
 {
 	(void)state;
-	struct server *s = server_start(2);
-	int c = s->sock[1];
-	struct guest g;
-	struct test_log l;
-	guest_init_packed(&g, true);
-	test_log_init(&l);
-	struct start_opts o = log_opts;
-	o.features = LOG_ALL;
-	start_queue_with(c, &g, 1, true, false, VRING_PACKED_BASE_INIT, &o);
-	set_log_base(c, &l);
+	struct logged x;
+	logged_start(&x, true, &all_logged, true);
 	for (unsigned i = 1; i <= 10; i++)
-		round_trip(&g, i);
-	uint64_t m = marked_pages(&l), must = PAGE_BIT(DESC_GPA) | PAGE_BIT(DATA_GPA + 0x1000);
+		round_trip(&x.g, i);
+	uint64_t m = marked_pages(&x.l[0]), must = PAGE_BIT(DESC_GPA) | PAGE_BIT(DATA_GPA + 0x1000);
 	assert_int_equal(m & must, must);
 	assert_int_equal(m & ~(must | PAGE_BIT(USED_GPA)), 0); /* the device area: when the queue armed */
-	server_finish(s);
-	server_free(s);
-	test_log_free(&l);
-	guest_free(&g);
+	logged_finish(&x);
 }
 
 /* A reply completed later from another thread (a pending chain, as SETLKW's) is logged where it lands, and a log
@@ -1358,57 +1403,24 @@ static void *guest_round_trips(void *arg)
 	return NULL;
 }
 
-/* A server whose queue 1 runs with LOG_ALL on and its rings logged, l[0] its log, l[1] a second one at hand. */
-struct logged {
-	struct server *s;
-	int c;
-	struct guest g;
-	struct test_log l[2];
-};
-
-static void logged_start(struct logged *x)
-{
-	struct start_opts o = log_opts;
-	o.features = LOG_ALL;
-	x->s = server_start(2);
-	x->c = x->s->sock[1];
-	guest_init(&x->g, true);
-	test_log_init(&x->l[0]);
-	test_log_init(&x->l[1]);
-	start_queue_with(x->c, &x->g, 1, true, false, 0, &o);
-	set_log_base(x->c, &x->l[0]);
-}
-
-static void logged_finish(struct logged *x)
-{
-	server_finish(x->s);
-	server_free(x->s);
-	test_log_free(&x->l[0]);
-	test_log_free(&x->l[1]);
-	guest_free(&x->g);
-}
-
-#define REPLY_AND_USED (PAGE_BIT(USED_GPA) | PAGE_BIT(DATA_GPA + 0x1000))
-
 static void test_log_pending_reply_and_swaps_under_load(void **state)
 {
 	(void)state;
 	struct logged x;
-	logged_start(&x);
+	logged_start(&x, false, &all_logged, true);
 	__atomic_store_n(&x.s->defer, true, __ATOMIC_SEQ_CST);
 	round_trip(&x.g, 1);
 	assert_int_equal(marked_pages(&x.l[0]), REPLY_AND_USED);
 
 	struct guest_loop loop = { &x.g, 400 };
 	pthread_t t;
-	uint64_t f = base_features(&x.g, true);
 	assert_int_equal(pthread_create(&t, NULL, guest_round_trips, &loop), 0);
 	for (unsigned i = 0; i < 200; i++) {
 		set_log_base(x.c, &x.l[i % 2]);
 		if (i % 7 == 3)
-			assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, f | (i % 2 ? 0 : LOG_ALL)), 0);
+			assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, x.features | (i % 2 ? 0 : LOG_ALL)), 0);
 	}
-	assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, f | LOG_ALL), 0);
+	assert_int_equal(ack_u64(x.c, VHU_SET_FEATURES, x.features | LOG_ALL), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	memset(x.l[1].bits, 0, LOG_BYTES);
 	round_trip(&x.g, 401);
@@ -1430,7 +1442,7 @@ static void test_log_swap_waits_for_markers(void **state)
 	struct logged x;
 	struct vhu_log lg = { .mmap_size = LOG_BYTES, .mmap_offset = 0 };
 	struct vhu_msg m;
-	logged_start(&x);
+	logged_start(&x, false, &all_logged, true);
 	round_trip(&x.g, 1);
 	pthread_mutex_lock(&x.s->dev.q[1].push_lock);
 	send_msg(x.c, VHU_SET_LOG_BASE, VHU_VERSION, &lg, sizeof(lg), &x.l[1].fd, 1);
@@ -1899,6 +1911,7 @@ int main(void)
 		cmocka_unit_test(test_log_shmfd_and_log_all_are_offered),
 		cmocka_unit_test(test_log_marks_reply_and_used_ring_only_while_log_all),
 		cmocka_unit_test(test_log_ring_flag_and_log_replacement),
+		cmocka_unit_test(test_log_qemu_migration_sequence),
 		cmocka_unit_test(test_log_packed_ring_marks_descriptor_ring),
 		cmocka_unit_test(test_log_pending_reply_and_swaps_under_load),
 		cmocka_unit_test(test_log_swap_waits_for_markers),
