@@ -44,13 +44,15 @@ int caps_check_modcaps(const char *modcaps)
 	return apply_modcaps(modcaps, false);
 }
 
-int caps_drop(const char *modcaps)
+int caps_drop(const char *modcaps, bool file_handles)
 {
 	if (geteuid() != 0)
 		return 0; /* unprivileged: nothing to drop */
 	capng_clear(CAPNG_SELECT_BOTH);
 	for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
 		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, (unsigned)kept[i]);
+	if (file_handles)
+		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_DAC_READ_SEARCH);
 	int rc = apply_modcaps(modcaps, true);
 	if (rc < 0)
 		return rc;

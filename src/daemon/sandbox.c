@@ -188,7 +188,7 @@ int sandbox_confine(const struct vufsd_options *o)
 	else if (o->sandbox == SANDBOX_CHROOT)
 		rc = chroot_into(o->shared_dir);
 	if (rc == 0)
-		rc = caps_drop(o->modcaps);
+		rc = caps_drop(o->modcaps, o->migration_mode == FS_MIGRATE_FILE_HANDLES);
 	if (rc == 0)
 		rc = seccomp_install(o->seccomp);
 	return rc;

@@ -84,7 +84,8 @@ mapfile -t src_args < <(qemu_args src "$src_sock")
 "${qemu[@]}" "${src_args[@]}" >"$RUN/src.out" 2>&1 &
 pids+=($!)
 
-ticks() { grep -c '^GUEST-TICK' "$RUN/$1.console" 2>/dev/null || true; }
+console() { tr -d '\r' <"$RUN/$1.console" 2>/dev/null; }   # the serial console ends lines with CR LF
+ticks() { console "$1" | grep -c '^GUEST-TICK' || true; }
 wait_for() {   # DESCRIPTION COMMAND...: polls every 0.2 s up to TIMEOUT
   local what=$1 t=$SECONDS; shift
   until "$@"; do
@@ -129,13 +130,20 @@ while time.time() < deadline:
 print("source:", json.dumps(st))
 if st.get("status") != "completed":
     sys.exit(1)
+d = {}
 for _ in range(100):
-    d = dst("query-status")["return"]
+    try:
+        d = dst("query-status")["return"]
+    except (OSError, ValueError) as e:   # the destination QEMU exited: it could not load the state
+        d = {"status": "gone", "error": str(e)}
+        break
     if d.get("status") == "running":
         break
     time.sleep(0.1)
 print("destination:", json.dumps(d))
 if d.get("status") != "running":
+    # The source says "completed" but the guest lives nowhere: resume it where it was, as a VMM must.
+    print("source resumed:", src("cont"), json.dumps(src("query-status")["return"]))
     sys.exit(1)
 print("figures: total %d ms, downtime %d ms, setup %d ms" % (st.get("total-time", -1), st.get("downtime", -1),
                                                             st.get("setup-time", -1)))
@@ -148,9 +156,9 @@ wait_for "$POST_TICKS ticks on the destination" enough_dst || { tail -n 20 "$RUN
 touch "$share/STOP"
 dst_done() { ! kill -0 "$dst_qemu" 2>/dev/null; }
 wait_for "the destination guest to power off" dst_done || exit 1
-summary=$(grep -a '^GUEST-SUMMARY' "$RUN/dst.console" || true)
-errs=$(grep -a '^GUEST-ERR' "$RUN/src.console" "$RUN/dst.console" || true)
-last=$(grep -a '^GUEST-TICK' "$RUN/dst.console" | tail -1 | cut -d' ' -f2)
+summary=$(console dst | grep -a '^GUEST-SUMMARY' || true)
+errs=$({ console src; console dst; } | grep -a '^GUEST-ERR' || true)
+last=$(console dst | grep -a '^GUEST-TICK' | tail -1 | cut -d' ' -f2)
 whole=no
 if [ -n "$last" ] && [ "$(seq 1 "$last")" = "$(cat "$share/counter.log")" ]; then whole=yes; fi
 echo "ticks: $before before, $(ticks dst) after, counter 1..$last whole: $whole; $summary"
