@@ -5,6 +5,8 @@
 # and reading it back each tick. The migration must complete, the destination run on, the counter be whole
 # (1..N, no gap, no repeat) and the guest see no error. Both vufsd (sanitizer build) must exit cleanly with no
 # sanitizer report; the source's log must show the state saved, the destination's the state loaded.
+# find-paths runs the sanitizer build unconfined; file-handles the plain build in its default confinement
+# (namespace sandbox, seccomp=kill), as users run it: open_by_handle_at needs CAP_DAC_READ_SEARCH kept and allowed.
 # VUFS_MIGRATE_MODES: the modes to run (default both; each boot pair takes ~20 s here).
 # timeout: 600
 set -uo pipefail
@@ -12,7 +14,7 @@ TESTDIR_PREFIX=vufs-guest-migrate
 # shellcheck source=tests/vm/lib.sh
 . "$(dirname "$0")/../vm/lib.sh"
 san_env
-VUFSD=${VUFS_SAN_BUILD:-$VUFS_ROOT/build-san}/vufsd
+VUFSD=${VUFS_SAN_BUILD:-$VUFS_ROOT/build-san}/vufsd PLAIN=${VUFS_BUILD:-$VUFS_ROOT/build}/vufsd
 fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$VUFSD" ] || fail "build first: make SAN=1 all"
 [ "$(id -u)" = 0 ] || skip "must run as root (file handles need CAP_DAC_READ_SEARCH)"
@@ -26,8 +28,10 @@ for mode in $modes; do
   unlinked=0
   [ "$mode" = file-handles ] && unlinked=1
   pids=()
+  daemon=("$VUFSD" --sandbox=none --seccomp=none)
+  [ "$mode" = file-handles ] && daemon=("$PLAIN")
   for side in src dst; do
-    "$VUFSD" --socket-path="$TESTDIR/$mode-$side.sock" --shared-dir="$share" --sandbox=none --seccomp=none \
+    "${daemon[@]}" --socket-path="$TESTDIR/$mode-$side.sock" --shared-dir="$share" \
       --cache=auto --migration-mode="$mode" >"$TESTDIR/$mode-$side.log" 2>&1 &
     pids+=($!)
   done
