@@ -7,7 +7,9 @@
 # sanitizer report; the source's log must show the state saved, the destination's the state loaded.
 # find-paths runs the sanitizer build unconfined; file-handles the plain build in its default confinement
 # (namespace sandbox, seccomp=kill), as users run it: open_by_handle_at needs CAP_DAC_READ_SEARCH kept and allowed.
-# VUFS_MIGRATE_MODES: the modes to run (default both; each boot pair takes ~20 s here).
+# VUFS_MIGRATE_MODES: the modes to run (default both; each boot pair takes ~20 s here). With VUFS_EXTENDED=1
+# (make check-extended) the same migrations then run between two Rust virtiofsd 1.14 (scripts/peers), the
+# reference, and the figures of both are printed side by side ("figures" lines).
 # timeout: 600
 set -uo pipefail
 TESTDIR_PREFIX=vufs-guest-migrate
@@ -63,7 +65,25 @@ for mode in $modes; do
   grep -q 'device state: .* bytes loaded' "$TESTDIR/$mode-dst.log" ||
     problems+=("$mode: the destination vufsd did not load a state")
   grep -h 'migration: state\|device state' "$TESTDIR/$mode-src.log" "$TESTDIR/$mode-dst.log"
+  echo "figures vufsd $mode: $(grep '^figures:' "$TESTDIR/run-$mode/qmp.txt" 2>/dev/null | sed 's/^figures: //')"
 done
+# The reference: Rust virtiofsd migrating the same guest (informational; its failure is reported, not ours).
+if [ "${VUFS_EXTENDED:-0}" = 1 ] && "$VUFS_ROOT/scripts/peers/virtiofsd-rust.sh" --version >/dev/null 2>&1; then
+  for mode in $modes; do
+    share=$TESTDIR/rust-$mode
+    mkdir -p "$share"
+    for side in src dst; do
+      "$VUFS_ROOT/scripts/peers/virtiofsd-rust.sh" --socket-path="$TESTDIR/rust-$mode-$side.sock" \
+        --shared-dir="$share" --cache=auto --migration-mode="$mode" >"$TESTDIR/rust-$mode-$side.log" 2>&1 &
+      CLEANUP_CMDS+=("kill $! 2>/dev/null")
+    done
+    sleep 2
+    rc=0
+    UNLINKED=$([ "$mode" = file-handles ] && echo 1 || echo 0) RUN=$TESTDIR/run-rust-$mode KEEP=1 \
+      "$VUFS_ROOT/tests/vm/migrate.sh" "$TESTDIR/rust-$mode-src.sock" "$TESTDIR/rust-$mode-dst.sock" "$share" || rc=$?
+    echo "figures rust virtiofsd $mode (migrate.sh exit $rc): $(grep '^figures:' "$TESTDIR/run-rust-$mode/qmp.txt" 2>/dev/null | sed 's/^figures: //')"
+  done
+fi
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'FAIL: %s\n' "${problems[@]}"
   for f in "$TESTDIR"/*.log; do echo "--- $f"; tail -n 20 "$f"; done
