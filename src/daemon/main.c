@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 		sock_dir = open_parent_dir(o.socket_path);
 	if (sandbox_enter(&o) < 0)
 		return 1;
-	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .allow_direct_io = o.allow_direct_io,
+	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .posix_acl = o.posix_acl, .allow_direct_io = o.allow_direct_io,
 	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files, .cache = o.cache,
 	                          .readonly = o.readonly, .migration_mode = o.migration_mode,
 	                          .migration_on_error = o.migration_on_error,
@@ -209,7 +209,7 @@ int main(int argc, char **argv)
 	}
 	struct fuse_server_opts sopts = { .writeback = o.writeback, .readdirplus = o.readdirplus,
 	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2,
-	                                  .allow_mmap = o.allow_mmap,
+	                                  .allow_mmap = o.allow_mmap, .posix_acl = o.posix_acl,
 	                                  .announce_submounts = o.announce_submounts };
 	rc = fuse_server_new(fs_ops_of(fs), fs, &sopts, &srv);
 	if (rc < 0) {

@@ -84,6 +84,8 @@ void vufsd_usage(FILE *out)
 	      "  --writeback               let the guest cache writes (FUSE writeback cache)\n"
 	      "  --no-readdirplus          do not return attributes with directory listings\n"
 	      "  --xattr / --no-xattr      serve extended attributes (default off)\n"
+	      "  --posix-acl               POSIX ACLs: the guest enforces the ACLs stored on the host, and default ACLs\n"
+	      "                            replace its umask at creation (needs --xattr; default off)\n"
 	      "  --posix-lock, --flock     serve POSIX / flock() locks on the host (default off: the guest\n"
 	      "                            kernel keeps them itself, visible inside the guest only)\n"
 	      "  --allow-direct-io         honour the guest's O_DIRECT\n"
@@ -130,7 +132,8 @@ void vufsd_usage(FILE *out)
 	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
 	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
 	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY, readonly,\n"
-	      "                            thread_pool_size=N, modcaps=+cap:-cap, sandbox=MODE\n"
+	      "                            thread_pool_size=N, modcaps=+cap:-cap, sandbox=MODE, posix_acl,\n"
+	      "                            no_posix_acl\n"
 	      "  -V, --version             print the version\n"
 	      "  -h, --help                this help\n",
 	      out);
@@ -248,6 +251,8 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		{ "no_killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), false },
 		{ "announce_submounts", offsetof(struct vufsd_options, announce_submounts), true },
 		{ "readonly", offsetof(struct vufsd_options, readonly), true },
+		{ "posix_acl", offsetof(struct vufsd_options, posix_acl), true },
+		{ "no_posix_acl", offsetof(struct vufsd_options, posix_acl), false },
 	};
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		if (!val && !strcmp(item, flags[i].name)) {
@@ -327,9 +332,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_ALLOW_MMAP: o->allow_mmap = true; return 0;
 	case OPT_NO_KILLPRIV_V2: o->killpriv_v2 = false; return 0;
 	case OPT_ANNOUNCE_SUBMOUNTS: o->announce_submounts = true; return 0;
-	case OPT_POSIX_ACL:
-		fprintf(stderr, "vufsd: --posix-acl is not implemented yet\n");
-		return -1;
+	case OPT_POSIX_ACL: o->posix_acl = true; return 0;
 	case OPT_THREAD_POOL: return parse_thread_pool(arg);
 	case OPT_MIGRATION_MODE:
 		if (!strcmp(arg, "find-paths"))
@@ -437,6 +440,11 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 	if (o->writeback && (o->cache == FS_CACHE_NEVER || o->cache == FS_CACHE_METADATA)) {
 		/* The guest would cache writes of files it opens for direct I/O: mtime and size go stale. */
 		fprintf(stderr, "vufsd: --writeback needs --cache=auto or --cache=always\n");
+		return -1;
+	}
+	if (o->posix_acl && !o->xattr) {
+		/* ACLs are extended attributes: virtiofsd refuses this too. */
+		fprintf(stderr, "vufsd: --posix-acl needs --xattr (-o xattr)\n");
 		return -1;
 	}
 	if (o->socket_path && o->fd >= 0) {

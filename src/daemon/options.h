@@ -24,6 +24,7 @@ struct vufsd_options {
 	bool writeback, readdirplus, xattr, posix_lock, flock, allow_direct_io, killpriv_v2, allow_mmap;
 	bool announce_submounts;       /* FUSE_SUBMOUNTS, FUSE_ATTR_SUBMOUNT */
 	bool readonly;                 /* every change fails with EROFS */
+	bool posix_acl;                /* FUSE_POSIX_ACL: the guest enforces ACLs we store on the host (needs xattr) */
 	enum log_level log_level;
 	bool syslog;
 	bool print_capabilities, version, help;

@@ -1,6 +1,7 @@
 #include "daemon/seccomp.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,6 +91,9 @@ int seccomp_install(enum seccomp_mode mode)
 			continue; /* not on this architecture */
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
 	}
+	/* A thread's own umask for creations under POSIX ACLs (fs/creds.c): unshare, and only of CLONE_FS. */
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(unshare), 1, SCMP_A0(SCMP_CMP_EQ, CLONE_FS));
 	if (rc == 0)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);

@@ -56,7 +56,7 @@ int fs_getattr_btime(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *s
 	return getattr(fs, nodeid, fh, st, bt);
 }
 
-static int set_mode(struct fs *fs, struct fs_inode *inode, int fd, mode_t mode)
+int inode_set_mode(struct fs *fs, struct fs_inode *inode, int fd, mode_t mode)
 {
 	char name[16];
 
@@ -139,7 +139,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 
 	dax_sync_before(fs, inode);
 	if (valid & FS_SET_MODE) {
-		ret = set_mode(fs, inode, fd, sa->mode & 07777);
+		ret = inode_set_mode(fs, inode, fd, sa->mode & 07777);
 		if (ret < 0)
 			goto out;
 	}
@@ -168,7 +168,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 			goto out;
 		mode_t kill = fs_suidgid_to_kill(st->st_mode);
 		if (kill) {
-			ret = set_mode(fs, inode, fd, st->st_mode & 07777 & ~kill);
+			ret = inode_set_mode(fs, inode, fd, st->st_mode & 07777 & ~kill);
 			if (ret < 0)
 				goto out;
 		}

@@ -18,7 +18,9 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -36,6 +38,8 @@
 #endif
 
 static __thread bool groups_dropped;
+/* Whether this thread has its own umask (and working directory): see set_caller_umask. */
+static __thread bool fs_unshared;
 /* 1 when this thread's fsuid and fsgid are 0 outside creds_enter/creds_leave, 0 when not, -1 before the first
  * look: a root caller then needs no switch at all (8 system calls saved per creating request). */
 static __thread int at_root = -1;
@@ -53,7 +57,7 @@ static gid_t set_fsgid(gid_t gid)
 
 int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 {
-	saved->switched = saved->grouped = false;
+	saved->switched = saved->grouped = saved->masked = false;
 	if (!ctx || !fs->switch_creds)
 		return 0;
 	if (at_root < 0)
@@ -87,6 +91,10 @@ int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 
 void creds_leave(struct fs_creds *saved)
 {
+	if (saved->masked) {
+		umask(0);
+		saved->masked = false;
+	}
 	if (saved->grouped && syscall(SYS_SETGROUPS, 0, NULL) < 0) {
 		/* The next caller would create with this one's group: a hole; cannot happen with CAP_SETGID. */
 		log_err("fs: cannot drop the caller's supplementary group");
@@ -112,9 +120,37 @@ void creds_leave(struct fs_creds *saved)
  * bypassed (CAP_DAC_OVERRIDE raised again on this thread), while ownership still comes from fsuid/fsgid and
  * CAP_FSETID stays dropped (setgid stripping, which that one group then decides as on the host).
  */
+/*
+ * With POSIX ACLs the guest leaves the umask to us (FUSE_DONT_MASK): the host kernel applies it, or the parent's
+ * default ACL instead of it, as it would for a local process. The umask is per process unless the thread has its
+ * own fs_struct, so the thread leaves the shared one the first time (as virtiofsd's workers do); the umask is 0
+ * whenever no creation is under way.
+ */
+static int set_caller_umask(const struct fs_ctx *ctx, struct fs_creds *saved)
+{
+	if (!ctx || !(ctx->umask & 0777))
+		return 0;
+	if (!fs_unshared) {
+		if (unshare(CLONE_FS) < 0) {
+			int err = errno;
+			log_err("fs: cannot give this thread its own umask: %d", err);
+			return -err;
+		}
+		fs_unshared = true;
+	}
+	umask(ctx->umask & 0777);
+	saved->masked = true;
+	return 0;
+}
+
 int creds_enter_creator(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 {
 	int ret = creds_enter(fs, ctx, saved);
+	if (ret == 0) {
+		ret = set_caller_umask(ctx, saved);
+		if (ret < 0)
+			creds_leave(saved);
+	}
 	if (ret < 0 || !saved->switched || ctx->uid == 0)
 		return ret;
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };

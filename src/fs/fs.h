@@ -100,6 +100,8 @@ struct fs_ctx {
 	 * which the caller has only as a supplementary group. Only on requests that create. */
 	bool has_supp_gid;
 	uint32_t supp_gid;
+	uint32_t umask;           /* creations: the caller's umask when the guest left it to us (FUSE_DONT_MASK, with
+	                           * POSIX ACLs), applied by the host unless the parent has a default ACL; else 0 */
 };
 
 struct fs_entry {
@@ -200,6 +202,9 @@ int fs_fsyncdir(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync);
 int fs_statfs(struct fs *fs, uint64_t nodeid, struct statvfs *out);
 int fs_access(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int mask);
 
+/* flags: XATTR_CREATE, XATTR_REPLACE, and FS_XATTR_KILL_SGID: the guest says the caller setting
+ * system.posix_acl_access is outside the file's group without CAP_FSETID, so S_ISGID goes (as on the host). */
+#define FS_XATTR_KILL_SGID (1 << 16)
 int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, const void *value,
                 size_t size, int flags);
 /* size 0: return the value's size only. Too small a buffer: -ERANGE. */

@@ -206,11 +206,16 @@ struct fs_creds {
 	bool grouped;         /* the caller's supplementary group is this thread's only one (drop it on leave) */
 	uid_t old_uid;
 	gid_t old_gid;
+	bool masked;              /* the thread's umask was set to the caller's: put back to 0 by creds_leave */
 };
 int creds_enter(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved);
-/* creds_enter for creating names: directory permissions were checked by the guest (see creds.c). */
+/* creds_enter for creating names: directory permissions were checked by the guest (see creds.c); the caller's
+ * umask (ctx->umask) applies to the new name until creds_leave. */
 int creds_enter_creator(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved);
 void creds_leave(struct fs_creds *saved);
+
+/* attr.c: chmod of inode, through fd when one is open (>= 0), else through /proc/self/fd. */
+int inode_set_mode(struct fs *fs, struct fs_inode *inode, int fd, mode_t mode);
 
 /* names: "." and ".." and anything with a '/' -> -EINVAL, "" -> -ENOENT. */
 int fs_check_name(const char *name);

@@ -147,14 +147,27 @@ static int xattr_begin(struct fs *fs, uint64_t nodeid, const char *name, struct 
 	return inode_get(fs, nodeid, inode);
 }
 
+/* Before an access ACL replaces the group bits: S_ISGID goes as the guest decided (FS_XATTR_KILL_SGID). */
+static int clear_sgid(struct fs *fs, struct fs_inode *inode)
+{
+	struct stat st;
+	int ret = fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, NULL);
+	if (ret < 0 || !(st.st_mode & S_ISGID))
+		return ret;
+	return inode_set_mode(fs, inode, -1, st.st_mode & 07777 & ~(mode_t)S_ISGID);
+}
+
 int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, const void *value,
                 size_t size, int flags)
 {
 	if (fs->cfg.readonly)
 		return -EROFS;
 	/* As the caller: permissions, and S_ISGID that setting an access ACL may clear (from the setter's groups
-	 * and CAP_FSETID), are then the host's. */
-	struct xcall c = { XOP_SET, name, (void *)value, size, flags, ctx };
+	 * and CAP_FSETID), are then the host's. Under --posix-acl the guest checked the ACL's owner itself and
+	 * tells whether S_ISGID goes, knowing the caller's groups that we do not: ACLs are set as the daemon, as
+	 * virtiofsd does. */
+	bool acl = name && fs->cfg.posix_acl && is_acl_name(name);
+	struct xcall c = { XOP_SET, name, (void *)value, size, flags & ~FS_XATTR_KILL_SGID, acl ? NULL : ctx };
 	struct fs_inode *inode;
 	int ret;
 
@@ -165,7 +178,10 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const 
 		ret = xattr_begin(fs, nodeid, name, &inode);
 	if (ret < 0)
 		return ret;
-	ret = (int)xattr_call(fs, inode, &c);
+	if (acl && (flags & FS_XATTR_KILL_SGID) && !strcmp(name, ACL_PREFIX "access"))
+		ret = clear_sgid(fs, inode);
+	if (ret == 0)
+		ret = (int)xattr_call(fs, inode, &c);
 	inode_put(fs, inode);
 	return ret;
 }

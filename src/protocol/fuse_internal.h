@@ -79,6 +79,8 @@ size_t req_remaining(const struct fuse_req *r);
 /* Checks every extension of a creating request and takes what this session agreed to (the supplementary group,
  * into ctx). 0, or -EINVAL for a malformed one. */
 int req_parse_extensions(struct fuse_req *r);
+/* The caller's umask from a creating request, into ctx when the guest leaves it to the server. */
+void req_take_umask(struct fuse_req *r, uint32_t umask);
 
 void reply_err(struct fuse_req *r, int neg_errno);
 void reply_ok(struct fuse_req *r, const void *payload, size_t len);

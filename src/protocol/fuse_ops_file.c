@@ -50,6 +50,7 @@ void op_create(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!name)
 		return reply_err(r, r->arg_err);
+	req_take_umask(r, in->umask);
 	int rc = FS_CALL(r->srv, create, &r->ctx, r->in.nodeid, name, in->mode, (int)in->flags,
 	                   &e, &fh);
 	reply_create(r, rc, &e, fh);
@@ -62,6 +63,7 @@ void op_tmpfile(struct fuse_req *r)
 	uint64_t fh = 0;
 	if (!in)
 		return reply_err(r, -EINVAL);
+	req_take_umask(r, in->umask);
 	int rc = FS_CALL(r->srv, tmpfile, &r->ctx, r->in.nodeid, in->mode, (int)in->flags, &e, &fh);
 	reply_create(r, rc, &e, fh);
 }

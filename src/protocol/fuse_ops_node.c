@@ -152,6 +152,7 @@ void op_mknod(struct fuse_req *r)
 	struct fs_entry e;
 	if (!name)
 		return reply_err(r, r->arg_err);
+	req_take_umask(r, in->umask);
 	reply_entry(r, FS_CALL(r->srv, mknod, &r->ctx, r->in.nodeid, name, in->mode, in->rdev, &e), &e);
 }
 
@@ -162,6 +163,7 @@ void op_mkdir(struct fuse_req *r)
 	struct fs_entry e;
 	if (!name)
 		return reply_err(r, r->arg_err);
+	req_take_umask(r, in->umask);
 	reply_entry(r, FS_CALL(r->srv, mkdir, &r->ctx, r->in.nodeid, name, in->mode, &e), &e);
 }
 

@@ -27,7 +27,13 @@ void op_setxattr(struct fuse_req *r)
 	const void *value = req_take(r, in->size);
 	if (!value)
 		return reply_err(r, -EINVAL);
-	reply_err(r, FS_CALL(r->srv, setxattr, &r->ctx, r->in.nodeid, name, value, in->size, (int)in->flags));
+	/* setxattr(2)'s flags go to the host as given (it refuses unknown ones); our own bit is not the guest's. */
+	int flags = (int)in->flags;
+	if (in->flags & FS_XATTR_KILL_SGID)
+		return reply_err(r, -EINVAL);
+	if (hdr == sizeof(*in) && (in->setxattr_flags & FUSE_SETXATTR_ACL_KILL_SGID))
+		flags |= FS_XATTR_KILL_SGID;
+	reply_err(r, FS_CALL(r->srv, setxattr, &r->ctx, r->in.nodeid, name, value, in->size, flags));
 }
 
 /* size 0 asks for the length only; otherwise the value itself, or ERANGE. */

@@ -104,6 +104,13 @@ int req_parse_extensions(struct fuse_req *r)
 	return 0;
 }
 
+void req_take_umask(struct fuse_req *r, uint32_t umask)
+{
+	/* Without FUSE_DONT_MASK the guest applied it to the mode already: applying it again would be harmless, but
+	 * the fs would then also apply it where a default ACL should have replaced it. */
+	r->ctx.umask = (r->srv->flags & FUSE_DONT_MASK) ? umask & 0777 : 0;
+}
+
 /* Copies len bytes into the reply space at offset off; the caller checked that they fit. */
 static void copy_out(const struct fuse_req *r, size_t off, const void *src, size_t len)
 {

@@ -10,6 +10,9 @@
 #define DEFAULT_MAX_WRITE (1u << 20)
 #define PAGE_BYTES 4096u
 #define DAX_MAP_ALIGNMENT 21 /* log2(FS_DAX_RANGE) */
+/* The guest enforces ACLs itself, leaves the umask to us (a default ACL replaces it) and says when setting an
+ * access ACL must clear S_ISGID: virtiofsd asks for all three or none. */
+#define POSIX_ACL_FLAGS (FUSE_POSIX_ACL | FUSE_DONT_MASK | FUSE_SETXATTR_EXT)
 
 int fuse_server_new(const struct fs_ops *ops, struct fs *fs, const struct fuse_server_opts *opts,
                     struct fuse_server **out)
@@ -93,6 +96,8 @@ static uint64_t supported_flags(const struct fuse_server *srv)
 		f |= FUSE_HANDLE_KILLPRIV_V2;
 	if (o->announce_submounts)
 		f |= FUSE_SUBMOUNTS;
+	if (o->posix_acl)
+		f |= POSIX_ACL_FLAGS;
 	return f;
 }
 
@@ -130,6 +135,12 @@ static void op_init(struct fuse_req *r)
 		offered |= (uint64_t)*flags2 << 32;
 	}
 	uint64_t flags = offered & supported_flags(srv);
+	if (srv->opts.posix_acl && (offered & POSIX_ACL_FLAGS) != POSIX_ACL_FLAGS) {
+		/* As virtiofsd: a guest that cannot enforce ACLs would let every caller past them. */
+		log_err("FUSE: --posix-acl, but the guest does not offer POSIX_ACL, DONT_MASK and SETXATTR_EXT");
+		reply_err(r, -EPROTO);
+		return;
+	}
 	uint32_t minor = MIN(in->minor, (uint32_t)VUFS_FUSE_MINOR);
 	uint32_t max_write = srv->opts.max_write;
 

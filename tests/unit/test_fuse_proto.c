@@ -40,14 +40,17 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 /* The fs's cache policy for the next setup_opts (the server's INIT offer follows it). */
 static enum fs_cache_mode g_cache = FS_CACHE_AUTO;
+static bool g_posix_acl; /* the fs's posix_acl for the next setup_opts */
 
 static int setup_opts(const struct fuse_server_opts *opts)
 {
 	strcpy(dir, "/tmp/vufs-fuse-proto-XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
-	struct fs_config cfg = { .source = dir, .xattr = true, .posix_lock = true, .flock = true, .cache = g_cache };
+	struct fs_config cfg = { .source = dir, .xattr = true, .posix_lock = true, .flock = true, .cache = g_cache,
+	                         .posix_acl = g_posix_acl };
 	g_cache = FS_CACHE_AUTO;
+	g_posix_acl = false;
 	if (fs_new(&cfg, &fs) < 0)
 		return -1;
 	if (fuse_server_new(&fs_passthrough_ops, fs, opts, &srv) < 0)
@@ -284,6 +287,86 @@ static void test_init_offers_options_we_enable(void **state)
 	assert_int_equal(o.flags, FUSE_WRITEBACK_CACHE); /* no readdirplus, no locks, cache=never: no inval */
 	assert_int_equal(o.max_write, 64 * 1024);
 	assert_int_equal(o.max_pages, 16);
+}
+
+static int mkdir_umask(const char *name, uint32_t mode, uint32_t umask)
+{
+	struct fuse_mkdir_in in = { .mode = mode, .umask = umask };
+	struct fuse_entry_out e;
+	begin(FUSE_MKDIR, FS_ROOT_ID);
+	put(&in, sizeof(in));
+	put_str(name);
+	return call(&e, sizeof(e));
+}
+
+static int setxattr_ext(uint64_t node, const char *name, const void *value, uint32_t size, uint32_t flags,
+                        uint32_t setxattr_flags)
+{
+	struct fuse_setxattr_in in = { .size = size, .flags = flags, .setxattr_flags = setxattr_flags };
+	begin(FUSE_SETXATTR, node);
+	put(&in, sizeof(in));
+	put_str(name);
+	put(value, size);
+	return call(NULL, 0);
+}
+
+static mode_t host_mode(const char *name)
+{
+	struct stat st;
+	assert_int_equal(stat(hpath(name), &st), 0);
+	return st.st_mode & 07777;
+}
+
+/* An access ACL with only the owner, group and other entries (the xattr's wire form): u::rw-, g::rwx, o::---. */
+static const uint8_t minimal_acl[] = { 2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 7, 0,
+                                       0xff, 0xff, 0xff, 0xff, 0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff };
+
+static void test_posix_acl_negotiation_umask_and_kill_sgid(void **state)
+{
+	(void)state;
+	const uint32_t acl_flags = FUSE_POSIX_ACL | FUSE_DONT_MASK | FUSE_SETXATTR_EXT;
+	struct fuse_init_out o;
+	struct create_out co;
+
+	/* Without --posix-acl the guest applied its umask: a umask field is not applied again. */
+	init_ok();
+	assert_int_equal(mkdir_umask("plain", 0777, 027), 0);
+	assert_int_equal(host_mode("plain"), 0777);
+	teardown(NULL);
+
+	struct fuse_server_opts opts = { .posix_acl = true };
+	g_posix_acl = true;
+	assert_int_equal(setup_opts(&opts), 0);
+	/* A guest that cannot enforce ACLs, keep the umask or report S_ISGID decisions is refused, as virtiofsd. */
+	assert_int_equal(do_init_full(7, 38, acl_flags & ~FUSE_DONT_MASK, 0, &o), -EPROTO);
+	assert_int_equal(do_init_full(7, 38, acl_flags & ~FUSE_SETXATTR_EXT, 0, &o), -EPROTO);
+	assert_int_equal(do_init_full(7, 38, acl_flags, 0, &o), 0);
+	assert_int_equal(o.flags & acl_flags, acl_flags);
+
+	/* The guest left the umask to us: the host applies it (no default ACL here). */
+	assert_int_equal(mkdir_umask("masked", 0777, 027), 0);
+	assert_int_equal(host_mode("masked"), 0750);
+	assert_int_equal(mkdir_umask("hostile", 0777, 0xffffffffu), 0); /* only the permission bits count */
+	assert_int_equal(host_mode("hostile"), 0);
+
+	/* S_ISGID goes with an access ACL only when the guest says so; our own flag bit is not the guest's. */
+	assert_int_equal(create_op(FS_ROOT_ID, "kept", &co), 0);
+	assert_int_equal(create_op(FS_ROOT_ID, "killed", &co), 0);
+	assert_int_equal(chmod(hpath("kept"), 02770), 0);
+	assert_int_equal(chmod(hpath("killed"), 02770), 0);
+	uint64_t kept, killed;
+	struct fuse_entry_out e;
+	assert_int_equal(lookup(FS_ROOT_ID, "kept", &e), 0);
+	kept = e.nodeid;
+	assert_int_equal(lookup(FS_ROOT_ID, "killed", &e), 0);
+	killed = e.nodeid;
+	const char *name = "system.posix_acl_access";
+	assert_int_equal(setxattr_ext(kept, name, minimal_acl, sizeof(minimal_acl), 0, 0), 0);
+	assert_int_equal(setxattr_ext(killed, name, minimal_acl, sizeof(minimal_acl), 0,
+	                              FUSE_SETXATTR_ACL_KILL_SGID), 0);
+	assert_int_equal(host_mode("kept"), 02670);
+	assert_int_equal(host_mode("killed"), 0670);
+	assert_int_equal(setxattr_ext(kept, "user.x", "v", 1, FS_XATTR_KILL_SGID, 0), -EINVAL);
 }
 
 static void test_init_with_newer_major_answers_only_the_major(void **state)
@@ -1186,6 +1269,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_statx_gives_the_hosts_birth_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_negotiates_flags_intersection_and_minor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_offers_options_we_enable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_posix_acl_negotiation_umask_and_kill_sgid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_with_newer_major_answers_only_the_major, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_with_older_major_or_short_args_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_ends_the_session, setup, teardown),
