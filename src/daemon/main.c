@@ -162,8 +162,10 @@ int main(int argc, char **argv)
 	struct fuse_server *srv = NULL;
 	int rc, lfd;
 
-	if (vufsd_parse_options(argc, argv, &o) < 0)
+	if (vufsd_parse_options(argc, argv, &o) < 0) {
+		vufsd_free_options(&o);
 		return 2;
+	}
 	if (o.help) {
 		vufsd_usage(stdout);
 		return 0;
@@ -192,7 +194,8 @@ int main(int argc, char **argv)
 		sock_dir = open_parent_dir(o.socket_path);
 	if (sandbox_enter(&o) < 0)
 		return 1;
-	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .posix_acl = o.posix_acl, .allow_direct_io = o.allow_direct_io,
+	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .posix_acl = o.posix_acl, .xattrmap = o.xattrmap,
+	                          .allow_direct_io = o.allow_direct_io,
 	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files, .cache = o.cache,
 	                          .readonly = o.readonly, .migration_mode = o.migration_mode,
 	                          .migration_on_error = o.migration_on_error,

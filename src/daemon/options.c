@@ -2,6 +2,7 @@
 
 #include "common/util.h"
 #include "daemon/caps.h"
+#include "fs/xattrmap.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,7 +14,7 @@ enum {
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
-	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
+	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
 	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
 	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID,
 };
@@ -55,7 +56,7 @@ static const struct option long_opts[] = {
 	{ "readonly", no_argument, NULL, OPT_READONLY },
 	{ "allow-mmap", no_argument, NULL, OPT_ALLOW_MMAP },
 	{ "inode-file-handles", optional_argument, NULL, OPT_INODE_FILE_HANDLES },
-	{ "xattrmap", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "xattrmap", required_argument, NULL, OPT_XATTRMAP },
 	{ "security-label", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "migration-mode", required_argument, NULL, OPT_MIGRATION_MODE },
@@ -85,7 +86,9 @@ void vufsd_usage(FILE *out)
 	      "  --no-readdirplus          do not return attributes with directory listings\n"
 	      "  --xattr / --no-xattr      serve extended attributes (default off)\n"
 	      "  --posix-acl               POSIX ACLs: the guest enforces the ACLs stored on the host, and default ACLs\n"
-	      "                            replace its umask at creation (needs --xattr; default off)\n"
+	      "                            replace its umask at creation (implies --xattr; default off)\n"
+	      "  --xattrmap=RULES          rename, pass, deny or hide xattr names between guest and host, with\n"
+	      "                            virtiofsd's rules (e.g. :map::user.virtiofs.:; implies --xattr)\n"
 	      "  --posix-lock, --flock     serve POSIX / flock() locks on the host (default off: the guest\n"
 	      "                            kernel keeps them itself, visible inside the guest only)\n"
 	      "  --allow-direct-io         honour the guest's O_DIRECT\n"
@@ -133,7 +136,7 @@ void vufsd_usage(FILE *out)
 	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
 	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY, readonly,\n"
 	      "                            thread_pool_size=N, modcaps=+cap:-cap, sandbox=MODE, posix_acl,\n"
-	      "                            no_posix_acl\n"
+	      "                            no_posix_acl, xattrmap=RULES\n"
 	      "  -V, --version             print the version\n"
 	      "  -h, --help                this help\n",
 	      out);
@@ -254,6 +257,8 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		{ "posix_acl", offsetof(struct vufsd_options, posix_acl), true },
 		{ "no_posix_acl", offsetof(struct vufsd_options, posix_acl), false },
 	};
+	if (!val && (!strcmp(item, "xattr") || !strcmp(item, "no_xattr")))
+		o->no_xattr = item[0] == 'n'; /* what implies xattr is refused after an explicit no */
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		if (!val && !strcmp(item, flags[i].name)) {
 			*(bool *)((char *)o + flags[i].off) = flags[i].value;
@@ -262,6 +267,10 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 	}
 	if (val && !strcmp(item, "source")) {
 		o->shared_dir = val;
+		return 0;
+	}
+	if (val && !strcmp(item, "xattrmap")) {
+		o->xattrmap_rules = val;
 		return 0;
 	}
 	if (val && !strcmp(item, "cache"))
@@ -321,8 +330,9 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_WRITEBACK: o->writeback = true; return 0;
 	case OPT_NO_WRITEBACK: o->writeback = false; return 0;
 	case OPT_NO_READDIRPLUS: o->readdirplus = false; return 0;
-	case OPT_XATTR: o->xattr = true; return 0;
-	case OPT_NO_XATTR: o->xattr = false; return 0;
+	case OPT_XATTR: o->xattr = true; o->no_xattr = false; return 0;
+	case OPT_NO_XATTR: o->xattr = false; o->no_xattr = true; return 0;
+	case OPT_XATTRMAP: o->xattrmap_rules = arg; return 0;
 	case OPT_NO_FLOCK: o->flock = false; return 0;
 	case OPT_FLOCK: o->flock = true; return 0;
 	case OPT_POSIX_LOCK: o->posix_lock = true; return 0;
@@ -404,6 +414,33 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	}
 }
 
+/*
+ * ACLs, mapped names and security labels are extended attributes: as in virtiofsd, each implies --xattr. An
+ * explicit --no-xattr with one of them is a contradiction vufsd refuses rather than resolves (virtiofsd lets the
+ * implication win). The rules are parsed here, so that a mistake stops vufsd before it serves anything.
+ */
+static int check_xattr_options(struct vufsd_options *o)
+{
+	const char *needs = o->posix_acl ? "--posix-acl" : o->xattrmap_rules ? "--xattrmap" : NULL;
+	char err[160];
+	int ret;
+
+	if (needs && o->no_xattr) {
+		fprintf(stderr, "vufsd: %s needs extended attributes: drop --no-xattr (-o no_xattr)\n", needs);
+		return -1;
+	}
+	if (needs)
+		o->xattr = true;
+	if (!o->xattrmap_rules)
+		return 0;
+	ret = xattrmap_parse(o->xattrmap_rules, &o->xattrmap, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "vufsd: --xattrmap: %s\n", ret == -EINVAL ? err : strerror(-ret));
+		return -1;
+	}
+	return 0;
+}
+
 int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 {
 	*o = (struct vufsd_options){
@@ -435,16 +472,11 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 		fprintf(stderr, "vufsd: give --socket-path=PATH or --fd=N\n");
 		return -1;
 	}
-	if (caps_check_modcaps(o->modcaps) < 0)
+	if (caps_check_modcaps(o->modcaps) < 0 || check_xattr_options(o) < 0)
 		return -1;
 	if (o->writeback && (o->cache == FS_CACHE_NEVER || o->cache == FS_CACHE_METADATA)) {
 		/* The guest would cache writes of files it opens for direct I/O: mtime and size go stale. */
 		fprintf(stderr, "vufsd: --writeback needs --cache=auto or --cache=always\n");
-		return -1;
-	}
-	if (o->posix_acl && !o->xattr) {
-		/* ACLs are extended attributes: virtiofsd refuses this too. */
-		fprintf(stderr, "vufsd: --posix-acl needs --xattr (-o xattr)\n");
 		return -1;
 	}
 	if (o->socket_path && o->fd >= 0) {
@@ -456,6 +488,8 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 
 void vufsd_free_options(struct vufsd_options *o)
 {
+	xattrmap_free(o->xattrmap);
+	o->xattrmap = NULL;
 	for (unsigned i = 0; i < o->nowned; i++)
 		free(o->owned[i]);
 	o->nowned = 0;

@@ -26,6 +26,7 @@
 #define FS_NO_HANDLE UINT64_MAX /* "no file handle given" */
 
 struct fs;
+struct xattrmap;
 
 /* How much the guest may cache (virtiofsd's --cache): the fs turns it into the policy of each open file and the
  * timeouts of each entry (today the same for every inode; per inode later). */
@@ -79,6 +80,8 @@ struct fs_config {
 	const char *source;       /* the shared directory */
 	bool xattr;               /* serve extended attributes (else -ENOSYS for xattr ops) */
 	bool posix_acl;           /* allow system.posix_acl_* names */
+	const struct xattrmap *xattrmap; /* --xattrmap rules applied to every name (fs/xattrmap.h), or NULL; the
+	                           * caller keeps it alive as long as the fs */
 	bool allow_direct_io;     /* honour O_DIRECT from the guest (else it is dropped) */
 	bool posix_lock;          /* serve POSIX record locks (else -ENOSYS) */
 	bool flock;               /* serve flock() locks (else -ENOSYS) */

@@ -8,6 +8,7 @@
  * Nothing else in this room uses relative paths.
  */
 #include "fs/fs_internal.h"
+#include "fs/xattrmap.h"
 
 #include "common/log.h"
 #include "common/util.h"
@@ -137,14 +138,38 @@ static ssize_t xattr_call(struct fs *fs, struct fs_inode *inode, const struct xc
 	return ret;
 }
 
-/* Common prologue: checks and a reference. */
-static int xattr_begin(struct fs *fs, uint64_t nodeid, const char *name, struct fs_inode **inode)
+/* Common prologue: xattrs served at all, and a reference. */
+static int xattr_begin(struct fs *fs, uint64_t nodeid, struct fs_inode **inode)
 {
 	if (!fs->cfg.xattr)
 		return -ENOSYS;
-	if (name && !fs->cfg.posix_acl && is_acl_name(name))
-		return -EOPNOTSUPP;
 	return inode_get(fs, nodeid, inode);
+}
+
+/*
+ * The host's name for a guest's name: ACL names refused without --posix-acl (judged on the guest's name, whose
+ * meaning the guest kernel gave it), --xattrmap applied, then who may touch the name the host will see.
+ * *host is name itself or buf. A get that a bad rule denies finds nothing, as in virtiofsd.
+ */
+static int host_name(struct fs *fs, const struct fs_ctx *ctx, enum xop op, const char *name,
+                     char buf[XATTR_NAME_MAX + 1], const char **host)
+{
+	int ret;
+
+	if (!fs->cfg.xattr)
+		return -ENOSYS;
+	if (!name)
+		return -EINVAL;
+	if (!fs->cfg.posix_acl && is_acl_name(name))
+		return -EOPNOTSUPP;
+	*host = name;
+	if (fs->cfg.xattrmap) {
+		ret = xattrmap_to_host(fs->cfg.xattrmap, name, buf);
+		if (ret < 0)
+			return ret == -EPERM && op == XOP_GET ? -ENODATA : ret;
+		*host = buf;
+	}
+	return check_name_access(ctx, *host, op != XOP_GET);
 }
 
 /* Before an access ACL replaces the group bits: S_ISGID goes as the guest decided (FS_XATTR_KILL_SGID). */
@@ -167,15 +192,14 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const 
 	 * tells whether S_ISGID goes, knowing the caller's groups that we do not: ACLs are set as the daemon, as
 	 * virtiofsd does. */
 	bool acl = name && fs->cfg.posix_acl && is_acl_name(name);
-	struct xcall c = { XOP_SET, name, (void *)value, size, flags & ~FS_XATTR_KILL_SGID, acl ? NULL : ctx };
+	struct xcall c = { XOP_SET, NULL, (void *)value, size, flags & ~FS_XATTR_KILL_SGID, acl ? NULL : ctx };
+	char buf[XATTR_NAME_MAX + 1];
 	struct fs_inode *inode;
 	int ret;
 
-	if (!name)
-		return -EINVAL;
-	ret = check_name_access(ctx, name, true);
+	ret = host_name(fs, ctx, XOP_SET, name, buf, &c.name);
 	if (ret == 0)
-		ret = xattr_begin(fs, nodeid, name, &inode);
+		ret = xattr_begin(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
 	if (acl && (flags & FS_XATTR_KILL_SGID) && !strcmp(name, ACL_PREFIX "access"))
@@ -189,15 +213,14 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const 
 ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const char *name, void *buf,
                     size_t size)
 {
-	struct xcall c = { XOP_GET, name, buf, size, 0, NULL };
+	struct xcall c = { XOP_GET, NULL, buf, size, 0, NULL };
+	char hbuf[XATTR_NAME_MAX + 1];
 	struct fs_inode *inode;
 	ssize_t ret;
 
-	if (!name)
-		return -EINVAL;
-	ret = check_name_access(ctx, name, false);
+	ret = host_name(fs, ctx, XOP_GET, name, hbuf, &c.name);
 	if (ret == 0)
-		ret = xattr_begin(fs, nodeid, name, &inode);
+		ret = xattr_begin(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
 	ret = xattr_call(fs, inode, &c);
@@ -205,7 +228,15 @@ ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, co
 	return ret;
 }
 
-/* The list without system.posix_acl_* names, into buf (or only its size when size is 0). */
+/* What the guest sees of a host's name, NULL when hidden: --xattrmap's server rules, then without --posix-acl
+ * no ACL names. */
+static const char *listed_name(const struct fs *fs, const char *host)
+{
+	const char *name = fs->cfg.xattrmap ? xattrmap_to_guest(fs->cfg.xattrmap, host) : host;
+	return name && (fs->cfg.posix_acl || !is_acl_name(name)) ? name : NULL;
+}
+
+/* The list as the guest sees it (listed_name), into buf (or only its size when size is 0). */
 static ssize_t list_filtered(struct fs *fs, struct fs_inode *inode, char *buf, size_t size)
 {
 	struct xcall c = { XOP_LIST, NULL, NULL, 0, 0, NULL };
@@ -219,9 +250,10 @@ static ssize_t list_filtered(struct fs *fs, struct fs_inode *inode, char *buf, s
 		if (n <= 0)
 			return n;
 		free(all);
-		all = malloc((size_t)n);
+		all = malloc((size_t)n + 1);
 		if (!all)
 			return -ENOMEM;
+		all[n] = '\0'; /* the last name ends even if the host's list did not end it */
 		c.buf = all;
 		c.size = (size_t)n;
 		n = xattr_call(fs, inode, &c);
@@ -234,16 +266,18 @@ static ssize_t list_filtered(struct fs *fs, struct fs_inode *inode, char *buf, s
 	}
 	for (ssize_t i = 0; i < n;) {
 		size_t len = strnlen(all + i, (size_t)(n - i));
-		if (!is_acl_name(all + i)) {
+		const char *name = len ? listed_name(fs, all + i) : NULL;
+		if (name) {
+			size_t glen = len - (size_t)(name - (all + i));
 			if (size) {
-				if ((size_t)out + len + 1 > size) {
+				if ((size_t)out + glen + 1 > size) {
 					out = -ERANGE;
 					break;
 				}
-				memcpy(buf + out, all + i, len);
-				buf[out + (ssize_t)len] = 0;
+				memcpy(buf + out, name, glen);
+				buf[out + (ssize_t)glen] = 0;
 			}
-			out += (ssize_t)len + 1;
+			out += (ssize_t)glen + 1;
 		}
 		i += (ssize_t)len + 1;
 	}
@@ -258,10 +292,10 @@ ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, c
 	ssize_t ret;
 
 	(void)ctx;
-	ret = xattr_begin(fs, nodeid, NULL, &inode);
+	ret = xattr_begin(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
-	if (fs->cfg.posix_acl)
+	if (fs->cfg.posix_acl && !fs->cfg.xattrmap)
 		ret = xattr_call(fs, inode, &c);
 	else
 		ret = list_filtered(fs, inode, buf, size);
@@ -273,15 +307,14 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, con
 {
 	if (fs->cfg.readonly)
 		return -EROFS;
-	struct xcall c = { XOP_REMOVE, name, NULL, 0, 0, ctx };
+	struct xcall c = { XOP_REMOVE, NULL, NULL, 0, 0, ctx };
+	char buf[XATTR_NAME_MAX + 1];
 	struct fs_inode *inode;
 	int ret;
 
-	if (!name)
-		return -EINVAL;
-	ret = check_name_access(ctx, name, true);
+	ret = host_name(fs, ctx, XOP_REMOVE, name, buf, &c.name);
 	if (ret == 0)
-		ret = xattr_begin(fs, nodeid, name, &inode);
+		ret = xattr_begin(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
 	ret = (int)xattr_call(fs, inode, &c);
