@@ -213,6 +213,7 @@ int main(int argc, char **argv)
 	struct fuse_server_opts sopts = { .writeback = o.writeback, .readdirplus = o.readdirplus,
 	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2,
 	                                  .allow_mmap = o.allow_mmap, .posix_acl = o.posix_acl,
+	                                  .security_label = o.security_label,
 	                                  .announce_submounts = o.announce_submounts };
 	rc = fuse_server_new(fs_ops_of(fs), fs, &sopts, &srv);
 	if (rc < 0) {

@@ -14,7 +14,7 @@ enum {
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
-	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
+	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
 	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
 	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID,
 };
@@ -57,7 +57,7 @@ static const struct option long_opts[] = {
 	{ "allow-mmap", no_argument, NULL, OPT_ALLOW_MMAP },
 	{ "inode-file-handles", optional_argument, NULL, OPT_INODE_FILE_HANDLES },
 	{ "xattrmap", required_argument, NULL, OPT_XATTRMAP },
-	{ "security-label", no_argument, NULL, OPT_UNSUPPORTED },
+	{ "security-label", no_argument, NULL, OPT_SECURITY_LABEL },
 	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
 	{ "migration-mode", required_argument, NULL, OPT_MIGRATION_MODE },
 	{ "migration-on-error", required_argument, NULL, OPT_MIGRATION_ON_ERROR },
@@ -89,6 +89,8 @@ void vufsd_usage(FILE *out)
 	      "                            replace its umask at creation (implies --xattr; default off)\n"
 	      "  --xattrmap=RULES          rename, pass, deny or hide xattr names between guest and host, with\n"
 	      "                            virtiofsd's rules (e.g. :map::user.virtiofs.:; implies --xattr)\n"
+	      "  --security-label          store the security context (SELinux label) the guest gives each new file,\n"
+	      "                            under its name or the one --xattrmap gives it (implies --xattr)\n"
 	      "  --posix-lock, --flock     serve POSIX / flock() locks on the host (default off: the guest\n"
 	      "                            kernel keeps them itself, visible inside the guest only)\n"
 	      "  --allow-direct-io         honour the guest's O_DIRECT\n"
@@ -136,7 +138,7 @@ void vufsd_usage(FILE *out)
 	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
 	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY, readonly,\n"
 	      "                            thread_pool_size=N, modcaps=+cap:-cap, sandbox=MODE, posix_acl,\n"
-	      "                            no_posix_acl, xattrmap=RULES\n"
+	      "                            no_posix_acl, xattrmap=RULES, security_label, no_security_label\n"
 	      "  -V, --version             print the version\n"
 	      "  -h, --help                this help\n",
 	      out);
@@ -256,6 +258,8 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		{ "readonly", offsetof(struct vufsd_options, readonly), true },
 		{ "posix_acl", offsetof(struct vufsd_options, posix_acl), true },
 		{ "no_posix_acl", offsetof(struct vufsd_options, posix_acl), false },
+		{ "security_label", offsetof(struct vufsd_options, security_label), true },
+		{ "no_security_label", offsetof(struct vufsd_options, security_label), false },
 	};
 	if (!val && (!strcmp(item, "xattr") || !strcmp(item, "no_xattr")))
 		o->no_xattr = item[0] == 'n'; /* what implies xattr is refused after an explicit no */
@@ -333,6 +337,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_XATTR: o->xattr = true; o->no_xattr = false; return 0;
 	case OPT_NO_XATTR: o->xattr = false; o->no_xattr = true; return 0;
 	case OPT_XATTRMAP: o->xattrmap_rules = arg; return 0;
+	case OPT_SECURITY_LABEL: o->security_label = true; return 0;
 	case OPT_NO_FLOCK: o->flock = false; return 0;
 	case OPT_FLOCK: o->flock = true; return 0;
 	case OPT_POSIX_LOCK: o->posix_lock = true; return 0;
@@ -421,7 +426,8 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
  */
 static int check_xattr_options(struct vufsd_options *o)
 {
-	const char *needs = o->posix_acl ? "--posix-acl" : o->xattrmap_rules ? "--xattrmap" : NULL;
+	const char *needs = o->posix_acl ? "--posix-acl" : o->xattrmap_rules ? "--xattrmap" :
+	                    o->security_label ? "--security-label" : NULL;
 	char err[160];
 	int ret;
 

@@ -49,6 +49,24 @@ void fs_forget(struct fs *fs, uint64_t nodeid, uint64_t nlookup)
 
 enum make_kind { MAKE_NOD, MAKE_DIR, MAKE_SYMLINK };
 
+/* The guest's security context on a node just made by name; without it the node goes again (as in virtiofsd). */
+static int label_new_name(struct fs *fs, const struct fs_ctx *ctx, struct fs_inode *dir, const char *name,
+                          mode_t type)
+{
+	if (!ctx || !ctx->secctx_name)
+		return 0;
+	int ret, fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		ret = neg_errno();
+	else
+		ret = xattr_set_secctx(fs, ctx, type, fd);
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0)
+		unlinkat(dir->fd, name, type == S_IFDIR ? AT_REMOVEDIR : 0);
+	return ret;
+}
+
 static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name,
                      enum make_kind kind, mode_t mode, dev_t rdev, const char *target, struct fs_entry *e)
 {
@@ -81,6 +99,9 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, c
 	if (ret < 0)
 		ret = neg_errno();
 	creds_leave(&creds);
+	if (ret == 0)
+		ret = label_new_name(fs, ctx, dir, name, kind == MAKE_DIR ? S_IFDIR : kind == MAKE_SYMLINK ? S_IFLNK :
+		                     (mode & S_IFMT ? mode & S_IFMT : S_IFREG));
 	if (ret == 0)
 		ret = inode_open_name(fs, dir, name, e);
 out:

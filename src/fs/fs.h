@@ -105,6 +105,10 @@ struct fs_ctx {
 	uint32_t supp_gid;
 	uint32_t umask;           /* creations: the caller's umask when the guest left it to us (FUSE_DONT_MASK, with
 	                           * POSIX ACLs), applied by the host unless the parent has a default ACL; else 0 */
+	const char *secctx_name;  /* creations: the security context the guest gives the new node (FUSE_SECURITY_CTX):
+	                           * a security.* name (through --xattrmap), or NULL */
+	const void *secctx;       /* its value, secctx_len bytes */
+	uint32_t secctx_len;
 };
 
 struct fs_entry {

@@ -173,6 +173,11 @@ int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, st
 int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e);
 /* Opens the inode for I/O through /proc/self/fd (O_NOFOLLOW is dropped, O_CLOEXEC added). */
 int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags);
+/* The same for any fd of ours (O_PATH or not). */
+int fd_reopen(struct fs *fs, int opath, int flags);
+/* xattr.c: gives a node just created (fd: any fd of it, type: its S_IFMT) the security context the guest sent
+ * with the request (ctx->secctx_name, through --xattrmap), as the daemon. 0 when none was sent. */
+int xattr_set_secctx(struct fs *fs, const struct fs_ctx *ctx, mode_t type, int fd);
 /* Drops every inode but the root (fs_reset). */
 void itab_reset(struct fs *fs);
 /* Loading a migrated state (migrate.c), into a table that holds the root only: an inode at the node id the guest

@@ -458,14 +458,19 @@ int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e)
 	return 0;
 }
 
-int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags)
+int fd_reopen(struct fs *fs, int opath, int flags)
 {
 	char name[16];
 	int fd;
 
-	snprintf(name, sizeof(name), "%d", inode->fd);
+	snprintf(name, sizeof(name), "%d", opath);
 	fd = openat(fs->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
 	return fd < 0 ? neg_errno() : fd;
+}
+
+int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags)
+{
+	return fd_reopen(fs, inode->fd, flags);
 }
 
 /*

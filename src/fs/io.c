@@ -173,6 +173,12 @@ int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const ch
 	}
 	if (fd < 0)
 		goto out;
+	if (opath < 0 && (ret = xattr_set_secctx(fs, ctx, S_IFREG, fd)) < 0) {
+		/* The new file goes again without its label, as in virtiofsd (an existing one is left alone). */
+		close(fd);
+		unlinkat(dir->fd, name, 0);
+		goto out;
+	}
 	ret = register_open_file(fs, fd, opath, flags, e, fh);
 out:
 	inode_put(fs, dir);
@@ -199,7 +205,9 @@ int fs_tmpfile(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t 
 	if (fd < 0)
 		ret = neg_errno();
 	creds_leave(&creds);
-	if (fd >= 0)
+	if (fd >= 0 && (ret = xattr_set_secctx(fs, ctx, S_IFREG, fd)) < 0)
+		close(fd); /* unnamed: it goes with its last fd */
+	else if (fd >= 0)
 		ret = register_open_file(fs, fd, -1, flags, e, fh);
 out:
 	inode_put(fs, dir);

@@ -92,15 +92,15 @@ static ssize_t call_path(const char *path, const struct xcall *c)
 	return -1;
 }
 
-/* One xattr call on inode: as the daemon, or as c->as. */
-static ssize_t xattr_call(struct fs *fs, struct fs_inode *inode, const struct xcall *c)
+/* One xattr call on the node of opath (of type S_IFMT): as the daemon, or as c->as. */
+static ssize_t xattr_call_on(struct fs *fs, mode_t type, int opath, const struct xcall *c)
 {
 	struct fs_creds creds;
 	ssize_t ret;
 	int fd, cwd;
 
-	if (inode->type == S_IFREG || inode->type == S_IFDIR) {
-		fd = inode_reopen(fs, inode, inode->type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK);
+	if (type == S_IFREG || type == S_IFDIR) {
+		fd = fd_reopen(fs, opath, type == S_IFDIR ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK);
 		if (fd < 0)
 			return fd;
 		ret = creds_enter(fs, c->as, &creds);
@@ -115,7 +115,7 @@ static ssize_t xattr_call(struct fs *fs, struct fs_inode *inode, const struct xc
 	}
 
 	char name[16];
-	snprintf(name, sizeof(name), "%d", inode->fd);
+	snprintf(name, sizeof(name), "%d", opath);
 	pthread_mutex_lock(&cwd_mu);
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fchdir(fs->proc_fd) < 0) {
@@ -136,6 +136,11 @@ static ssize_t xattr_call(struct fs *fs, struct fs_inode *inode, const struct xc
 		close(cwd);
 	pthread_mutex_unlock(&cwd_mu);
 	return ret;
+}
+
+static ssize_t xattr_call(struct fs *fs, struct fs_inode *inode, const struct xcall *c)
+{
+	return xattr_call_on(fs, inode->type, inode->fd, c);
 }
 
 /* Common prologue: xattrs served at all, and a reference. */
@@ -319,5 +324,23 @@ int fs_removexattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, con
 		return ret;
 	ret = (int)xattr_call(fs, inode, &c);
 	inode_put(fs, inode);
+	return ret;
+}
+
+/* virtiofsd does the same as the daemon: the caller could not set security.* itself, and the guest kernel chose
+ * the context, not the caller. */
+int xattr_set_secctx(struct fs *fs, const struct fs_ctx *ctx, mode_t type, int fd)
+{
+	struct xcall c = { XOP_SET, NULL, NULL, 0, 0, NULL };
+	char buf[XATTR_NAME_MAX + 1];
+	int ret;
+
+	if (!ctx || !ctx->secctx_name)
+		return 0;
+	c.buf = (void *)ctx->secctx;
+	c.size = ctx->secctx_len;
+	ret = host_name(fs, NULL, XOP_SET, ctx->secctx_name, buf, &c.name);
+	if (ret == 0)
+		ret = (int)xattr_call_on(fs, type, fd, &c);
 	return ret;
 }

@@ -57,7 +57,8 @@ struct fuse_req {
 	struct fuse_in_header in;
 	const uint8_t *arg;
 	size_t arg_len, pos;
-	const uint8_t *ext;       /* the extensions (fuse_ext_header records), ext_len bytes, not aligned */
+	const uint8_t *ext;       /* the extensions (fuse_ext_header records), ext_len bytes, not aligned;
+	                           * decoded by req_parse_extensions */
 	size_t ext_len;
 	const struct iovec *data; /* WRITE payload in guest memory */
 	unsigned ndata;
@@ -76,8 +77,8 @@ const char *req_take_name(struct fuse_req *r);
 /* A NUL-terminated string of at most max bytes (symlink targets, xattr names). */
 const char *req_take_string(struct fuse_req *r, size_t max);
 size_t req_remaining(const struct fuse_req *r);
-/* Checks every extension of a creating request and takes what this session agreed to (the supplementary group,
- * into ctx). 0, or -EINVAL for a malformed one. */
+/* fuse_ext.c: checks every extension of a creating request and takes what this session agreed to (the
+ * supplementary group, the new node's security context) into ctx. 0, or -EINVAL for a malformed one. */
 int req_parse_extensions(struct fuse_req *r);
 /* The caller's umask from a creating request, into ctx when the guest leaves it to the server. */
 void req_take_umask(struct fuse_req *r, uint32_t umask);

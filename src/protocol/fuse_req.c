@@ -45,65 +45,6 @@ const char *req_take_name(struct fuse_req *r)
 	return s;
 }
 
-/* The opcodes Linux extends with the caller's supplementary group (fs/fuse/dir.c get_create_ext). */
-static bool creates(uint32_t opcode)
-{
-	return opcode == FUSE_CREATE || opcode == FUSE_MKNOD || opcode == FUSE_MKDIR || opcode == FUSE_SYMLINK ||
-	       opcode == FUSE_TMPFILE;
-}
-
-/*
- * A FUSE_EXT_GROUPS body of len bytes: nr_groups, then that many gids, all within len. Linux sends one, the
- * parent directory's group, when the caller has it only as a supplementary group. Further ones are ignored:
- * fewer groups can only deny. Used only where INIT agreed to it.
- */
-static int take_supp_group(struct fuse_req *r, const uint8_t *p, size_t len)
-{
-	uint32_t nr, gid;
-	if (len < sizeof(nr))
-		return -EINVAL;
-	memcpy(&nr, p, sizeof(nr));
-	if (nr > (len - sizeof(nr)) / sizeof(gid))
-		return -EINVAL;
-	if (nr == 0 || !(r->srv->flags & FUSE_CREATE_SUPP_GROUP))
-		return 0;
-	memcpy(&gid, p + sizeof(nr), sizeof(gid));
-	if (gid == FUSE_INVALID_UIDGID)
-		return 0;
-	r->ctx.supp_gid = gid;
-	r->ctx.has_supp_gid = true;
-	return 0;
-}
-
-/*
- * Each extension is a fuse_ext_header whose size counts itself, a multiple of 8 (the kernel pads each), within
- * what is left. Types other than FUSE_EXT_GROUPS (security contexts, which we never agree to) are skipped. Only
- * creating requests are looked at: Linux extends no others, and elsewhere the bytes are left unread (a FORGET
- * must stay without a reply whatever follows its arguments).
- */
-int req_parse_extensions(struct fuse_req *r)
-{
-	size_t pos = 0;
-	if (!creates(r->in.opcode))
-		return 0;
-	while (pos < r->ext_len) {
-		struct fuse_ext_header xh;
-		size_t left = r->ext_len - pos;
-		if (left < sizeof(xh))
-			return -EINVAL;
-		memcpy(&xh, r->ext + pos, sizeof(xh));
-		if (xh.size < sizeof(xh) || xh.size > left || xh.size % 8)
-			return -EINVAL;
-		if (xh.type == FUSE_EXT_GROUPS) {
-			int ret = take_supp_group(r, r->ext + pos + sizeof(xh), xh.size - sizeof(xh));
-			if (ret < 0)
-				return ret;
-		}
-		pos += xh.size;
-	}
-	return 0;
-}
-
 void req_take_umask(struct fuse_req *r, uint32_t umask)
 {
 	/* Without FUSE_DONT_MASK the guest applied it to the mode already: applying it again would be harmless, but

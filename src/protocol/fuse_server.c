@@ -98,7 +98,24 @@ static uint64_t supported_flags(const struct fuse_server *srv)
 		f |= FUSE_SUBMOUNTS;
 	if (o->posix_acl)
 		f |= POSIX_ACL_FLAGS;
+	if (o->security_label)
+		f |= FUSE_SECURITY_CTX;
 	return f;
+}
+
+/* What an option promises and the guest cannot do fails INIT, as in virtiofsd: a guest that cannot enforce ACLs
+ * would let every caller past them, one that sends no security context would leave new nodes unlabelled. */
+static bool missing_required(const struct fuse_server *srv, uint64_t offered)
+{
+	if (srv->opts.posix_acl && (offered & POSIX_ACL_FLAGS) != POSIX_ACL_FLAGS) {
+		log_err("FUSE: --posix-acl, but the guest does not offer POSIX_ACL, DONT_MASK and SETXATTR_EXT");
+		return true;
+	}
+	if (srv->opts.security_label && !(offered & FUSE_SECURITY_CTX)) {
+		log_err("FUSE: --security-label, but the guest does not offer FUSE_SECURITY_CTX");
+		return true;
+	}
+	return false;
 }
 
 uint64_t fuse_session_flags_allowed(const struct fuse_server *srv)
@@ -135,9 +152,7 @@ static void op_init(struct fuse_req *r)
 		offered |= (uint64_t)*flags2 << 32;
 	}
 	uint64_t flags = offered & supported_flags(srv);
-	if (srv->opts.posix_acl && (offered & POSIX_ACL_FLAGS) != POSIX_ACL_FLAGS) {
-		/* As virtiofsd: a guest that cannot enforce ACLs would let every caller past them. */
-		log_err("FUSE: --posix-acl, but the guest does not offer POSIX_ACL, DONT_MASK and SETXATTR_EXT");
+	if (missing_required(srv, offered)) {
 		reply_err(r, -EPROTO);
 		return;
 	}

@@ -1,7 +1,8 @@
 /*
  * The FUSE protocol room (fuse_serve) over the real passthrough fs on a fresh temporary directory: raw requests
  * built by hand, served from one or many small iovecs, replies decoded. INIT negotiation, round trips of the
- * common opcodes, framing and argument validation, reply space limits, FORGET accounting, submount announcement.
+ * common opcodes, framing and argument validation, reply space limits, FORGET accounting, submount announcement,
+ * POSIX ACL negotiation, security contexts in request extensions.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "fs/fs.h"
+#include "fs/xattrmap.h"
 #include "protocol/fuse_server.h"
 #include "transport/shm_window.h"
 #include "fuse_wire.h"
@@ -27,6 +29,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -41,6 +44,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 /* The fs's cache policy for the next setup_opts (the server's INIT offer follows it). */
 static enum fs_cache_mode g_cache = FS_CACHE_AUTO;
 static bool g_posix_acl; /* the fs's posix_acl for the next setup_opts */
+static const struct xattrmap *g_xattrmap; /* the fs's xattrmap for the next setup_opts */
 
 static int setup_opts(const struct fuse_server_opts *opts)
 {
@@ -48,9 +52,10 @@ static int setup_opts(const struct fuse_server_opts *opts)
 	if (!mkdtemp(dir))
 		return -1;
 	struct fs_config cfg = { .source = dir, .xattr = true, .posix_lock = true, .flock = true, .cache = g_cache,
-	                         .posix_acl = g_posix_acl };
+	                         .posix_acl = g_posix_acl, .xattrmap = g_xattrmap };
 	g_cache = FS_CACHE_AUTO;
 	g_posix_acl = false;
+	g_xattrmap = NULL;
 	if (fs_new(&cfg, &fs) < 0)
 		return -1;
 	if (fuse_server_new(&fs_passthrough_ops, fs, opts, &srv) < 0)
@@ -367,6 +372,232 @@ static void test_posix_acl_negotiation_umask_and_kill_sgid(void **state)
 	assert_int_equal(host_mode("kept"), 02670);
 	assert_int_equal(host_mode("killed"), 0670);
 	assert_int_equal(setxattr_ext(kept, "user.x", "v", 1, FS_XATTR_KILL_SGID, 0), -EINVAL);
+}
+
+/* ---- security contexts (FUSE_SECURITY_CTX): request extensions built by hand ---- */
+
+static uint8_t ext[512];
+static size_t ext_len;
+
+/* Appends one fuse_secctx_header record with nr contexts (the first named name with value), padded to 8. */
+static void ext_secctx(uint32_t nr, const char *name, const char *value)
+{
+	struct fuse_secctx_header h = { .nr_secctx = nr };
+	struct fuse_secctx sc = { .size = value ? (uint32_t)strlen(value) : 0 };
+	size_t start = ext_len, n = sizeof(h);
+	if (name) {
+		memcpy(ext + start + n, &sc, sizeof(sc));
+		n += sizeof(sc);
+		memcpy(ext + start + n, name, strlen(name) + 1);
+		n += strlen(name) + 1;
+		memcpy(ext + start + n, value, sc.size);
+		n += sc.size;
+	}
+	n = (n + 7) & ~(size_t)7; /* the padding is zero: ext is cleared after each request */
+	h.size = (uint32_t)n;
+	memcpy(ext + start, &h, sizeof(h));
+	ext_len += n;
+}
+
+/* Ends the request with the extensions built so far (total_extlen in 8-byte units, as the kernel sends). */
+static int call_ext(void)
+{
+	put(ext, ext_len);
+	hdr()->total_extlen = (uint16_t)(ext_len / 8);
+	ext_len = 0;
+	memset(ext, 0, sizeof(ext));
+	return call(NULL, 0);
+}
+
+static int mkdir_ext(const char *name)
+{
+	struct fuse_mkdir_in in = { .mode = 0755 };
+	begin(FUSE_MKDIR, FS_ROOT_ID);
+	put(&in, sizeof(in));
+	put_str(name);
+	return call_ext();
+}
+
+static int create_ext(const char *name)
+{
+	struct fuse_create_in in = { .flags = O_RDWR | O_CREAT, .mode = S_IFREG | 0644 };
+	begin(FUSE_CREATE, FS_ROOT_ID);
+	put(&in, sizeof(in));
+	put_str(name);
+	return call_ext();
+}
+
+static int symlink_ext(const char *name)
+{
+	begin(FUSE_SYMLINK, FS_ROOT_ID);
+	put_str(name);
+	put_str("target");
+	return call_ext();
+}
+
+static int mknod_ext(const char *name)
+{
+	struct fuse_mknod_in in = { .mode = S_IFIFO | 0644 };
+	begin(FUSE_MKNOD, FS_ROOT_ID);
+	put(&in, sizeof(in));
+	put_str(name);
+	return call_ext();
+}
+
+/* The host's value of xattr on name ("" when it has none). */
+static const char *host_xattr(const char *name, const char *xattr)
+{
+	static char v[256];
+	ssize_t n = lgetxattr(hpath(name), xattr, v, sizeof(v) - 1);
+	v[n > 0 ? n : 0] = '\0';
+	return v;
+}
+
+static void init_secctx(void)
+{
+	struct fuse_init_out o;
+	assert_int_equal(do_init_full(7, 38, FUSE_INIT_EXT, FUSE_SECURITY_CTX >> 32, &o), 0);
+	assert_int_equal(o.flags2 & (FUSE_SECURITY_CTX >> 32), FUSE_SECURITY_CTX >> 32);
+}
+
+static void test_security_context_labels_every_kind_of_new_node(void **state)
+{
+	(void)state;
+	teardown(NULL);
+	struct fuse_server_opts opts = { .security_label = true };
+	assert_int_equal(setup_opts(&opts), 0);
+	struct fuse_init_out o;
+	assert_int_equal(do_init_full(7, 38, FUSE_INIT_EXT, 0, &o), -EPROTO); /* as virtiofsd */
+	init_secctx();
+
+	ext_secctx(1, "security.vufs", "guest_t");
+	assert_int_equal(create_ext("file"), 0);
+	ext_secctx(1, "security.vufs", "dir_t");
+	assert_int_equal(mkdir_ext("dir"), 0);
+	ext_secctx(1, "security.vufs", "link_t");
+	assert_int_equal(symlink_ext("link"), 0);
+	ext_secctx(1, "security.vufs", "fifo_t");
+	assert_int_equal(mknod_ext("fifo"), 0);
+	assert_string_equal(host_xattr("file", "security.vufs"), "guest_t");
+	assert_string_equal(host_xattr("dir", "security.vufs"), "dir_t");
+	assert_string_equal(host_xattr("link", "security.vufs"), "link_t");
+	assert_string_equal(host_xattr("fifo", "security.vufs"), "fifo_t");
+	/* What Linux sends without an LSM: a header with no context. */
+	ext_secctx(0, NULL, NULL);
+	assert_int_equal(mkdir_ext("plain"), 0);
+	assert_string_equal(host_xattr("plain", "security.vufs"), "");
+}
+
+static void test_hostile_request_extensions_are_refused(void **state)
+{
+	(void)state;
+
+	/* Before FUSE_SECURITY_CTX is agreed (the default server does not offer it), a context is checked for its size
+	 * like any extension but not taken: the node is made as without one. */
+	init_ok();
+	ext_secctx(1, "security.vufs", "early_t");
+	assert_int_equal(mkdir_ext("early"), 0);
+	assert_int_equal(lgetxattr(hpath("early"), "security.vufs", NULL, 0), -1);
+	ext_secctx(0, NULL, NULL);
+	memcpy(ext, &(uint32_t){ 64 }, sizeof(uint32_t)); /* a record past the extensions: refused all the same */
+	assert_int_equal(mkdir_ext("early2"), -EINVAL);
+	assert_int_equal(access(hpath("early2"), F_OK), -1);
+	teardown(NULL);
+	struct fuse_server_opts opts = { .security_label = true };
+	assert_int_equal(setup_opts(&opts), 0);
+	init_secctx();
+
+	/* total_extlen beyond the bytes that arrived. */
+	begin(FUSE_MKDIR, FS_ROOT_ID);
+	struct fuse_mkdir_in in = { .mode = 0755 };
+	put(&in, sizeof(in));
+	put_str("x");
+	hdr()->total_extlen = 1000;
+	assert_int_equal(call(NULL, 0), -EINVAL);
+	/* An extension on a request that creates nothing is not read (Linux extends none; a FORGET must stay without
+	 * a reply whatever follows it): the LOOKUP is answered as without it. */
+	begin(FUSE_LOOKUP, FS_ROOT_ID);
+	put_str("x");
+	ext_secctx(1, "trusted.a", "v");
+	assert_int_equal(call_ext(), -ENOENT);
+	/* A record of a type we do not know is skipped by its size, like FUSE_EXT_GROUPS in a session without it. */
+	memcpy(ext, &(struct fuse_ext_header){ .size = 8, .type = 0xffffffffu }, 8);
+	ext_len = 8;
+	ext_secctx(1, "security.vufs", "after_t");
+	assert_int_equal(mkdir_ext("skipped"), 0);
+	assert_string_equal(host_xattr("skipped", "security.vufs"), "after_t");
+
+	struct { uint32_t size, type; } bad[] = { { 4, 0 }, { 12, 0 }, { 64, 0 }, { 8, 32 }, { 0, 0xffffffffu } };
+	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+		memset(ext, 0, 16);
+		memcpy(ext, &bad[i], sizeof(bad[i]));
+		ext_len = 16;
+		assert_int_equal(mkdir_ext("x"), -EINVAL);
+	}
+	ext_secctx(2, "security.a", "v"); /* two contexts: Linux sends one */
+	assert_int_equal(mkdir_ext("x"), -EINVAL);
+	ext_secctx(1, "trusted.a", "v"); /* not a security context */
+	assert_int_equal(mkdir_ext("x"), -EINVAL);
+	ext_secctx(1, "security.", "v");
+	assert_int_equal(mkdir_ext("x"), -EINVAL);
+	ext_secctx(1, "security.a", "v");
+	ext_secctx(1, "security.b", "w"); /* a second record with a context */
+	assert_int_equal(mkdir_ext("x"), -EINVAL);
+
+	/* A context size past its record, and a name with no NUL inside it. */
+	ext_secctx(1, "security.a", "vvvvvv");
+	uint32_t big = 14; /* 13 bytes follow the name */
+	memcpy(ext + 8, &big, sizeof(big));
+	assert_int_equal(mkdir_ext("x"), -EINVAL);
+	struct fuse_secctx_header h = { .size = 24, .nr_secctx = 1 };
+	struct fuse_secctx sc = { .size = 0 };
+	memcpy(ext, &h, sizeof(h));
+	memcpy(ext + 8, &sc, sizeof(sc));
+	memcpy(ext + 16, "security", 8);
+	ext_len = 24;
+	assert_int_equal(mkdir_ext("x"), -EINVAL);
+	/* A name longer than XATTR_NAME_MAX. */
+	char longname[XATTR_NAME_MAX + 2];
+	memset(longname, 'n', sizeof(longname) - 1);
+	memcpy(longname, "security.", 9);
+	longname[sizeof(longname) - 1] = '\0';
+	ext_secctx(1, longname, "v");
+	assert_int_equal(mkdir_ext("x"), -EINVAL);
+	assert_int_equal(access(hpath("x"), F_OK), -1); /* nothing was made by any of them */
+}
+
+static void test_security_context_goes_through_xattrmap(void **state)
+{
+	(void)state;
+	static char err[128];
+	struct xattrmap *m = NULL;
+	teardown(NULL);
+	assert_int_equal(xattrmap_parse(":map:security.:user.virtiofs.:", &m, err, sizeof(err)), 0);
+	struct fuse_server_opts opts = { .security_label = true };
+	g_xattrmap = m;
+	assert_int_equal(setup_opts(&opts), 0);
+	init_secctx();
+	ext_secctx(1, "security.selinux", "system_u:object_r:guest_t:s0");
+	assert_int_equal(create_ext("mapped"), 0);
+	assert_string_equal(host_xattr("mapped", "user.virtiofs.security.selinux"), "system_u:object_r:guest_t:s0");
+	assert_string_equal(host_xattr("mapped", "security.selinux"), "");
+	teardown(NULL);
+	xattrmap_free(m);
+
+	/* A label the rules refuse: the node goes again, as in virtiofsd. */
+	assert_int_equal(xattrmap_parse(":unsupported:client:security.:::ok:all:::", &m, err, sizeof(err)), 0);
+	g_xattrmap = m;
+	assert_int_equal(setup_opts(&opts), 0);
+	init_secctx();
+	ext_secctx(1, "security.selinux", "x");
+	assert_int_equal(create_ext("refused"), -EOPNOTSUPP);
+	ext_secctx(1, "security.selinux", "x");
+	assert_int_equal(mkdir_ext("refused_dir"), -EOPNOTSUPP);
+	assert_int_equal(access(hpath("refused"), F_OK), -1);
+	assert_int_equal(access(hpath("refused_dir"), F_OK), -1);
+	teardown(NULL);
+	xattrmap_free(m);
+	assert_int_equal(setup(NULL), 0);
 }
 
 static void test_init_with_newer_major_answers_only_the_major(void **state)
@@ -1270,6 +1501,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_init_negotiates_flags_intersection_and_minor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_offers_options_we_enable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_acl_negotiation_umask_and_kill_sgid, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_security_context_labels_every_kind_of_new_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_request_extensions_are_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_security_context_goes_through_xattrmap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_with_newer_major_answers_only_the_major, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_with_older_major_or_short_args_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_ends_the_session, setup, teardown),

@@ -565,6 +565,15 @@ static void test_cache_policy_of_the_fs_reaches_open_and_entry_replies(void **st
 	assert_int_equal(fs_stub_refs(fs), 1);
 }
 
+/* Ends a test that stood up destinations on a stub fs of its own: back to the source's server and fs. */
+static void back_to_source(struct fuse_server *source, struct fs *source_fs, void *st)
+{
+	fs_stub_free(fs);
+	srv = source;
+	fs = source_fs;
+	free(st);
+}
+
 /* The session travels with the fs's state: the destination serves the guest's requests without an INIT. */
 static void test_session_state_travels_and_is_checked(void **state)
 {
@@ -605,10 +614,42 @@ static void test_session_state_travels_and_is_checked(void **state)
 	assert_int_equal(fuse_server_new(&fs_stub_ops, fs, &fewer, &srv), 0);
 	assert_int_equal(fuse_server_state_load(srv, st, len), -EINVAL);
 	fuse_server_free(srv);
-	fs_stub_free(fs);
-	srv = source;
-	fs = source_fs;
-	free(st);
+	back_to_source(source, source_fs, st);
+}
+
+/* A session with POSIX ACLs and security labels travels too: the flags those options add (POSIX_ACL, DONT_MASK,
+ * SETXATTR_EXT, SECURITY_CTX) are what a destination started with them offers, and one without them refuses. */
+static void test_acl_and_label_session_state_travels(void **state)
+{
+	struct fuse_server *source = srv;
+	struct fs *source_fs = fs;
+	struct fuse_server_opts with = { .readdirplus = true, .posix_acl = true, .security_label = true };
+	const uint64_t agreed = FUSE_POSIX_ACL | FUSE_DONT_MASK | FUSE_SETXATTR_EXT | FUSE_SECURITY_CTX;
+	struct fs_stub_config cfg = { .dax_window = 0 };
+	struct fuse_init_out o;
+	void *st;
+	size_t len;
+
+	assert_int_equal(fs_stub_new(&cfg, &fs), 0);
+	assert_int_equal(fuse_server_new(&fs_stub_ops, fs, &with, &srv), 0);
+	assert_int_equal(do_init_full(7, 45, 0xffffffffu, 0xffffffffu, &o), 0);
+	assert_int_equal((o.flags | (uint64_t)o.flags2 << 32) & agreed, agreed);
+	assert_int_equal(fuse_server_state_save(srv, &st, &len), 0);
+	fuse_server_free(srv);
+
+	assert_int_equal(fuse_server_new(&fs_stub_ops, fs, &with, &srv), 0);
+	assert_int_equal(fuse_server_state_load(srv, st, len), 0);
+	build_getattr(FUSE_GETATTR);
+	assert_int_equal(call(NULL, 0), 0);
+	fuse_server_free(srv);
+	struct fuse_server_opts without[] = { { .readdirplus = true, .posix_acl = true },
+	                                      { .readdirplus = true, .security_label = true } };
+	for (size_t i = 0; i < sizeof(without) / sizeof(without[0]); i++) {
+		assert_int_equal(fuse_server_new(&fs_stub_ops, fs, &without[i], &srv), 0);
+		assert_int_equal(fuse_server_state_load(srv, st, len), -EINVAL);
+		fuse_server_free(srv);
+	}
+	back_to_source(source, source_fs, st);
 }
 
 int main(void)
@@ -627,6 +668,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_readdirplus_references_match_the_reply_at_every_buffer_size,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_state_travels_and_is_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acl_and_label_session_state_travels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_policy_of_the_fs_reaches_open_and_entry_replies, setup,
 		                                teardown),
 	};
