@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_init("vufsd", o.log_level, o.syslog);
-	umask(0); /* the guest already applied its umask to every mode it sends */
+	umask(0); /* the guest applied its umask to the modes it sends, or leaves it to the fs (--posix-acl) */
 	if (set_nofile_limit(o.rlimit_nofile) < 0)
 		return 1;
 

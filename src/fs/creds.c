@@ -114,13 +114,6 @@ void creds_leave(struct fs_creds *saved)
 }
 
 /*
- * Creating a name as the caller: the guest kernel has already checked the caller's right to do it
- * (virtio-fs mounts always use default_permissions), including through supplementary groups, of which FUSE tells
- * us at most the parent directory's (FUSE_CREATE_SUPP_GROUP). So the host's directory permission check is
- * bypassed (CAP_DAC_OVERRIDE raised again on this thread), while ownership still comes from fsuid/fsgid and
- * CAP_FSETID stays dropped (setgid stripping, which that one group then decides as on the host).
- */
-/*
  * With POSIX ACLs the guest leaves the umask to us (FUSE_DONT_MASK): the host kernel applies it, or the parent's
  * default ACL instead of it, as it would for a local process. The umask is per process unless the thread has its
  * own fs_struct, so the thread leaves the shared one the first time (as virtiofsd's workers do); the umask is 0
@@ -143,6 +136,13 @@ static int set_caller_umask(const struct fs_ctx *ctx, struct fs_creds *saved)
 	return 0;
 }
 
+/*
+ * Creating a name as the caller: the guest kernel has already checked the caller's right to do it
+ * (virtio-fs mounts always use default_permissions), including through supplementary groups, of which FUSE tells
+ * us at most the parent directory's (FUSE_CREATE_SUPP_GROUP). So the host's directory permission check is
+ * bypassed (CAP_DAC_OVERRIDE raised again on this thread), while ownership still comes from fsuid/fsgid and
+ * CAP_FSETID stays dropped (setgid stripping, which that one group then decides as on the host).
+ */
 int creds_enter_creator(struct fs *fs, const struct fs_ctx *ctx, struct fs_creds *saved)
 {
 	int ret = creds_enter(fs, ctx, saved);

@@ -46,7 +46,8 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	fs->cfg.uid_map = fs->cfg.gid_map = NULL; /* the copies above are the fs's */
 	fs->cfg.max_inodes = bound(cfg->max_inodes, FS_DEFAULT_MAX_INODES);
 	fs->cfg.max_handles = bound(cfg->max_handles, FS_DEFAULT_MAX_HANDLES);
-	/* The guest already applied its umask to every mode it sends. */
+	/* The guest already applied its umask to every mode it sends, or (FUSE_DONT_MASK) creds.c sets the caller's
+	 * around each creation on the creating thread. */
 	umask(0);
 	fs->switch_creds = geteuid() == 0;
 
