@@ -17,7 +17,8 @@
  *
  * Input:
  *   byte 0: session config: bit0 no INIT; bits1-2 cache mode (never/auto/always); bit3 writeback; bit4 xattr;
- *           bit5 no POSIX/flock locks; bit6 no readdirplus; bit7 posix_acl
+ *           bit5 no POSIX/flock locks; bit6 no readdirplus; bit7 posix_acl and security_label (security
+ *           contexts in the extensions of creating requests are then taken)
  *   then up to 256 records, each
  *     ctl  (1 byte): bit0 fix the header (len = request length, unique = a counter, total_extlen = 0 unless
  *                    its extensions fit in the request);
@@ -708,6 +709,7 @@ static void session_start(uint8_t cfg)
 		.posix_lock = !(cfg & 0x20),
 		.flock = !(cfg & 0x20),
 		.posix_acl = cfg & 0x80,
+		.security_label = cfg & 0x80,
 		.killpriv_v2 = true,
 		.announce_submounts = true,
 		.max_write = 0,

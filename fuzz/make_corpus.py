@@ -50,6 +50,13 @@ def supp_group(gid, nr=1, size=None):
     return struct.pack("<II", size, FUSE_EXT_GROUPS) + body
 
 
+def secctx(n=None, value=b""):
+    """A request extension holding one security context (or none, as Linux sends without an LSM)."""
+    body = b"" if n is None else struct.pack("<II", len(value), 0) + n.encode() + b"\0" + value
+    body += b"\0" * (-len(body) % 8)
+    return struct.pack("<II", 8 + len(body), 0 if n is None else 1) + body
+
+
 def name(*names):
     return b"".join(n.encode() + b"\0" for n in names)
 
@@ -171,6 +178,15 @@ fuse = {
                             rec(req(SETXATTR, 2, struct.pack("<II", 28, 0) + name("system.posix_acl_default") +
                                     struct.pack("<IHHIHHIHHI", 2, 1, 7, 0xffffffff, 4, 5, 0xffffffff, 0x20, 5,
                                                 0xffffffff)))),
+    "secctx": fuse_input(CFG_XATTR | CFG_ACL,
+                         rec(req(MKDIR, ROOT, struct.pack("<II", 0o755, 0o022) + name("sd"),
+                                 ext=secctx("security.selinux", b"system_u:object_r:d_t:s0"))),
+                         rec(req(CREATE, ROOT, struct.pack("<IIII", O_RDWR | O_CREAT, S_IFREG | 0o644, 0o022, 0) +
+                                 name("sf"), ext=secctx("security.selinux", b"f_t"))),
+                         rec(req(SYMLINK, ROOT, name("sl", "a"), ext=secctx())),
+                         rec(req(MKNOD, ROOT, struct.pack("<IIII", S_IFIFO | 0o644, 0, 0o022, 0) + name("sp"),
+                                 ext=secctx("security.x", b""))),
+                         rec(req(LOOKUP, ROOT, name("sd"), ext=secctx()))),
     "readdir": fuse_input(CFG_NORDP, rec(req(OPENDIR, ROOT, struct.pack("<II", 0, 0))),
                           rec(req(READDIR, ROOT, read_in(FH0, 0, 4096))),
                           rec(req(READDIR, ROOT, read_in(FH0, 0, 80))),
