@@ -152,8 +152,10 @@ static int xattr_begin(struct fs *fs, uint64_t nodeid, struct fs_inode **inode)
 }
 
 /*
- * The host's name for a guest's name: ACL names refused without --posix-acl (judged on the guest's name, whose
- * meaning the guest kernel gave it), --xattrmap applied, then who may touch the name the host will see.
+ * The host's name for a guest's name: who may touch the name and whether ACL names are served (without
+ * --posix-acl they are refused) are judged on the guest's name, whose meaning the guest's kernel gave it; then
+ * --xattrmap gives the host's. A mapped name's host rules do not apply to the guest's callers (the daemon holds
+ * the capabilities): a label kept as trusted.virtiofs.security.selinux reads as security.selinux does.
  * *host is name itself or buf. A get that a bad rule denies finds nothing, as in virtiofsd.
  */
 static int host_name(struct fs *fs, const struct fs_ctx *ctx, enum xop op, const char *name,
@@ -167,6 +169,9 @@ static int host_name(struct fs *fs, const struct fs_ctx *ctx, enum xop op, const
 		return -EINVAL;
 	if (!fs->cfg.posix_acl && is_acl_name(name))
 		return -EOPNOTSUPP;
+	ret = check_name_access(ctx, name, op != XOP_GET);
+	if (ret < 0)
+		return ret;
 	*host = name;
 	if (fs->cfg.xattrmap) {
 		ret = xattrmap_to_host(fs->cfg.xattrmap, name, buf);
@@ -174,7 +179,7 @@ static int host_name(struct fs *fs, const struct fs_ctx *ctx, enum xop op, const
 			return ret == -EPERM && op == XOP_GET ? -ENODATA : ret;
 		*host = buf;
 	}
-	return check_name_access(ctx, *host, op != XOP_GET);
+	return 0;
 }
 
 /* Before an access ACL replaces the group bits: S_ISGID goes as the guest decided (FS_XATTR_KILL_SGID). */
