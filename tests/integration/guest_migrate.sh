@@ -7,7 +7,11 @@
 # sanitizer report; the source's log must show the state saved, the destination's the state loaded.
 # find-paths runs the sanitizer build unconfined; file-handles the plain build in its default confinement
 # (namespace sandbox, seccomp=kill), as users run it: open_by_handle_at needs CAP_DAC_READ_SEARCH kept and allowed.
-# VUFS_MIGRATE_MODES: the modes to run (default both; each boot pair takes ~20 s here). With VUFS_EXTENDED=1
+# Third case, "refused": the destination vufsd is started without --posix-lock while the guest agreed POSIX locks
+# with the source, so it must refuse the state at CHECK_DEVICE_STATE; the destination QEMU then exits after the
+# source already said "completed", the harness resumes the source (QMP cont, as a VMM must) and the guest must
+# go on there with its counter whole: a state the destination cannot load leaves the source running.
+# VUFS_MIGRATE_MODES: the cases to run (default all three; each boot pair takes ~20 s here). With VUFS_EXTENDED=1
 # (make check-extended) the same migrations then run between two Rust virtiofsd 1.14 (scripts/peers), the
 # reference, and the figures of both are printed side by side ("figures" lines).
 # timeout: 600
@@ -21,7 +25,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$VUFSD" ] || fail "build first: make SAN=1 all"
 [ "$(id -u)" = 0 ] || skip "must run as root (file handles need CAP_DAC_READ_SEARCH)"
 "$VUFS_ROOT/scripts/peers/qemu111.sh" --version >/dev/null 2>&1 || skip "QEMU 11.1 unavailable (scripts/peers/qemu111.sh)"
-modes=${VUFS_MIGRATE_MODES:-file-handles find-paths}
+modes=${VUFS_MIGRATE_MODES:-file-handles find-paths refused}
 
 problems=()
 for mode in $modes; do
@@ -32,9 +36,13 @@ for mode in $modes; do
   pids=()
   daemon=("$VUFSD" --sandbox=none --seccomp=none)
   [ "$mode" = file-handles ] && daemon=("$PLAIN")
+  how=$mode expect=
+  [ "$mode" = refused ] && how=find-paths expect=refused
   for side in src dst; do
+    extra=()
+    [ "$mode" = refused ] && [ $side = src ] && extra=(--posix-lock)
     "${daemon[@]}" --socket-path="$TESTDIR/$mode-$side.sock" --shared-dir="$share" \
-      --cache=auto --migration-mode="$mode" >"$TESTDIR/$mode-$side.log" 2>&1 &
+      --cache=auto --migration-mode="$how" "${extra[@]}" >"$TESTDIR/$mode-$side.log" 2>&1 &
     pids+=($!)
   done
   CLEANUP_CMDS+=("kill ${pids[*]} 2>/dev/null")
@@ -42,7 +50,7 @@ for mode in $modes; do
     for _ in $(seq 100); do [ -S "$TESTDIR/$mode-$side.sock" ] && break; sleep 0.1; done
   done
   rc=0
-  UNLINKED=$unlinked RUN=$TESTDIR/run-$mode KEEP=1 "$VUFS_ROOT/tests/vm/migrate.sh" \
+  EXPECT=$expect UNLINKED=$unlinked RUN=$TESTDIR/run-$mode KEEP=1 "$VUFS_ROOT/tests/vm/migrate.sh" \
     "$TESTDIR/$mode-src.sock" "$TESTDIR/$mode-dst.sock" "$share" || rc=$?
   echo "== $mode: migrate.sh exit $rc"
   [ $rc -eq 3 ] && skip "QEMU 11.1 or the guest kernel could not be had"
@@ -62,14 +70,21 @@ for mode in $modes; do
   done
   grep -q 'device state: .* bytes saved' "$TESTDIR/$mode-src.log" ||
     problems+=("$mode: the source vufsd did not save its state")
-  grep -q 'device state: .* bytes loaded' "$TESTDIR/$mode-dst.log" ||
-    problems+=("$mode: the destination vufsd did not load a state")
+  if [ "$mode" = refused ]; then
+    grep -q 'is not one this vufsd can serve' "$TESTDIR/$mode-dst.log" ||
+      problems+=("$mode: the destination vufsd did not say why it refused the state")
+    grep -q 'device state: .* bytes loaded' "$TESTDIR/$mode-dst.log" &&
+      problems+=("$mode: the destination vufsd loaded a state it cannot serve")
+  else
+    grep -q 'device state: .* bytes loaded' "$TESTDIR/$mode-dst.log" ||
+      problems+=("$mode: the destination vufsd did not load a state")
+  fi
   grep -h 'migration: state\|device state' "$TESTDIR/$mode-src.log" "$TESTDIR/$mode-dst.log"
   echo "figures vufsd $mode: $(grep '^figures:' "$TESTDIR/run-$mode/qmp.txt" 2>/dev/null | sed 's/^figures: //')"
 done
 # The reference: Rust virtiofsd migrating the same guest (informational; its failure is reported, not ours).
 if [ "${VUFS_EXTENDED:-0}" = 1 ] && "$VUFS_ROOT/scripts/peers/virtiofsd-rust.sh" --version >/dev/null 2>&1; then
-  for mode in $modes; do
+  for mode in ${modes/refused/}; do
     share=$TESTDIR/rust-$mode
     mkdir -p "$share"
     for side in src dst; do

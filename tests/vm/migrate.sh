@@ -13,8 +13,11 @@
 # the host creates SHARE/STOP, the guest checks its files, prints GUEST-SUMMARY and powers off.
 #
 # Prints "migration: total N ms, downtime N ms, setup N ms" and "ticks: N before, N after, counter 1..N whole".
-# Exit: 0 PASS; 1 the migration failed or the data is not whole (the reason on stderr); 3 QEMU 11.1 or the
-# kernel cannot be had; 4 a harness error. Everything is kept in RUN (printed at the end when it fails).
+# EXPECT=refused: the destination's backend is meant to refuse the state (CHECK_DEVICE_STATE fails, the
+# destination QEMU exits after the source already said "completed"); the source is resumed (QMP cont, as a VMM
+# must) and the guest must go on there for POST_TICKS more lines with its counter whole.
+# Exit: 0 PASS; 1 the migration failed (or, with EXPECT=refused, succeeded) or the data is not whole (the reason
+# on stderr); 3 QEMU 11.1 or the kernel cannot be had; 4 a harness error. Everything is kept in RUN (printed at the end when it fails).
 # Environment: GUEST_KERNEL (bookworm|sid), MEM (512M), PRE_TICKS (10), POST_TICKS (10), TIMEOUT (seconds per
 # wait, 240), UNLINKED (1), RUN (a fresh temp dir), KEEP=1 keeps RUN on success too.
 set -euo pipefail
@@ -83,8 +86,9 @@ qemu_args() {   # NAME SOCKET
 mapfile -t src_args < <(qemu_args src "$src_sock")
 "${qemu[@]}" "${src_args[@]}" >"$RUN/src.out" 2>&1 &
 pids+=($!)
+src_qemu=$!
 
-console() { tr -d '\r' <"$RUN/$1.console" 2>/dev/null; }   # the serial console ends lines with CR LF
+console() { { tr -d '\r' <"$RUN/$1.console"; } 2>/dev/null; }   # the serial console ends lines with CR LF
 ticks() { console "$1" | grep -c '^GUEST-TICK' || true; }
 wait_for() {   # DESCRIPTION COMMAND...: polls every 0.2 s up to TIMEOUT
   local what=$1 t=$SECONDS; shift
@@ -104,7 +108,8 @@ dst_qemu=$!
 wait_for "the destination's QMP socket" test -S "$RUN/dst.qmp" || exit 1
 
 # QMP: migrate, poll until done, print the figures, quit the source (as libvirt does after success).
-python3 - "$RUN" >"$RUN/qmp.txt" 2>&1 <<'PYEOF' || { cat "$RUN/qmp.txt" >&2; note "migration failed"; exit 1; }
+qrc=0
+python3 - "$RUN" >"$RUN/qmp.txt" 2>&1 <<'PYEOF' || qrc=$?
 import json, socket, sys, time
 run = sys.argv[1]
 def qmp(path):
@@ -129,7 +134,9 @@ while time.time() < deadline:
     time.sleep(0.1)
 print("source:", json.dumps(st))
 if st.get("status") != "completed":
-    sys.exit(1)
+    # The switch-over failed on the source's side: QEMU resumes the guest there by itself.
+    print("source resumed:", json.dumps(src("query-status")["return"]))
+    sys.exit(2 if st.get("status") == "failed" else 1)
 d = {}
 for _ in range(100):
     try:
@@ -144,28 +151,41 @@ print("destination:", json.dumps(d))
 if d.get("status") != "running":
     # The source says "completed" but the guest lives nowhere: resume it where it was, as a VMM must.
     print("source resumed:", src("cont"), json.dumps(src("query-status")["return"]))
-    sys.exit(1)
+    sys.exit(2)
 print("figures: total %d ms, downtime %d ms, setup %d ms" % (st.get("total-time", -1), st.get("downtime", -1),
                                                             st.get("setup-time", -1)))
 src("quit")
 PYEOF
-grep '^figures:' "$RUN/qmp.txt" | sed 's/^figures/migration/'
+# Where the guest runs on: the destination, or (refused) the source again.
+on=dst
+if [ "${EXPECT:-}" = refused ]; then
+  [ $qrc -eq 2 ] || { cat "$RUN/qmp.txt" >&2; note "the destination did not refuse the state (QMP exit $qrc)"; exit 1; }
+  grep '^source resumed' "$RUN/qmp.txt"
+  on=src
+elif [ $qrc -ne 0 ]; then
+  cat "$RUN/qmp.txt" >&2; note "migration failed"; exit 1
+fi
+grep '^figures:' "$RUN/qmp.txt" | sed 's/^figures/migration/' || true   # none when the destination refused
 before=$(ticks src)
-enough_dst() { [ "$(ticks dst)" -ge "$POST_TICKS" ]; }
-wait_for "$POST_TICKS ticks on the destination" enough_dst || { tail -n 20 "$RUN/dst.console" >&2; exit 1; }
+goal=$POST_TICKS
+[ $on = src ] && goal=$((before + POST_TICKS))
+enough_on() { [ "$(ticks $on)" -ge "$goal" ]; }
+wait_for "$POST_TICKS more ticks on the $on side" enough_on || { tail -n 20 "$RUN/$on.console" >&2; exit 1; }
 touch "$share/STOP"
-dst_done() { ! kill -0 "$dst_qemu" 2>/dev/null; }
-wait_for "the destination guest to power off" dst_done || exit 1
-summary=$(console dst | grep -a '^GUEST-SUMMARY' || true)
+on_qemu=$dst_qemu
+[ $on = src ] && on_qemu=$src_qemu
+on_done() { ! kill -0 "$on_qemu" 2>/dev/null; }
+wait_for "the guest to power off ($on)" on_done || exit 1
+summary=$(console $on | grep -a '^GUEST-SUMMARY' || true)
 errs=$({ console src; console dst; } | grep -a '^GUEST-ERR' || true)
-last=$(console dst | grep -a '^GUEST-TICK' | tail -1 | cut -d' ' -f2)
+last=$(console $on | grep -a '^GUEST-TICK' | tail -1 | cut -d' ' -f2)
 whole=no
 if [ -n "$last" ] && [ "$(seq 1 "$last")" = "$(cat "$share/counter.log")" ]; then whole=yes; fi
-echo "ticks: $before before, $(ticks dst) after, counter 1..$last whole: $whole; $summary"
+echo "ticks: $before before, $(ticks $on) after ($on), counter 1..$last whole: $whole; $summary"
 [ -z "$errs" ] || note "the guest saw errors: $errs"
 if [ "$whole" = yes ] && [[ $summary == *errors=0* ]] && [ -z "$errs" ]; then
   result=0
 else
-  tail -n 15 "$RUN/dst.console" >&2
+  tail -n 15 "$RUN/$on.console" >&2
 fi
 exit $result
