@@ -1,8 +1,8 @@
 /*
  * A stub file system behind the protocol room's table (struct fs_ops): no host system calls, deterministic
  * answers, failures on demand. Protocol tests use it to check decoding (what reached the fs: fs_stub_last) and
- * encoding (every reply shape, every error), and the FUSE fuzzer (fuzz_fuse_stub) to run the protocol room many
- * times faster than over the passthrough.
+ * encoding (every reply shape, every error), and the FUSE fuzzer (fuzz_fuse_stub) to run the protocol room
+ * without host system calls (1.5x the executions of the passthrough harness here).
  *
  * What it answers: node ids 1..nodes exist; node n is a directory when n % 3 == 1 (the root is one), a regular
  * file of FS_STUB_FILE_SIZE bytes when n % 3 == 2, a symlink when n % 3 == 0. LOOKUP of a name gives a node
