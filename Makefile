@@ -70,7 +70,7 @@ $(BUILD)/tests/test_fuse_stub: $(BUILD)/obj/tests/unit/fs_stub.o
 # the baseline session reaches the main ones, so a renamed symbol shows up as a failure, not as silence.
 FAULT_WRAP := malloc calloc realloc free strdup open64 openat64 close statx fstatvfs64 fchmod fchmodat fchownat \
               ftruncate64 futimens utimensat faccessat mkdirat mknodat symlinkat linkat unlinkat renameat2 \
-              readlinkat preadv64 pwritev64 fcntl64 flock fsync fdatasync fallocate64 lseek64 copy_file_range \
+              readlinkat preadv64v2 pwritev64v2 fcntl64 flock fsync fdatasync fallocate64 lseek64 copy_file_range \
               syncfs syscall fsetxattr fgetxattr flistxattr fremovexattr setxattr getxattr listxattr removexattr \
               fchdir memfd_create pread64 pwrite64
 comma := ,

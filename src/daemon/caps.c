@@ -13,7 +13,7 @@
 /* What serving a guest as root needs: ownership, permission overrides for the guest's own checks, setuid and
  * setgid bits, per-thread fsuid/fsgid and groups, device nodes, file capabilities (as virtiofsd keeps). */
 static const int kept[] = { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETGID, CAP_SETUID,
-                            CAP_MKNOD, CAP_SETFCAP };
+                            CAP_MKNOD, CAP_SETFCAP, CAP_LEASE /* DAX: leases on guests' mapped files */ };
 
 /* Applies "+cap,-cap" items to the pending libcap-ng state; apply=false only validates. */
 static int apply_modcaps(const char *modcaps, bool apply)

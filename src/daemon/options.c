@@ -14,7 +14,7 @@ enum {
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
-	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
+	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_DAX_COHERENCE, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
 	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
 	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID,
 };
@@ -52,6 +52,7 @@ static const struct option long_opts[] = {
 	{ "announce-submounts", no_argument, NULL, OPT_ANNOUNCE_SUBMOUNTS },
 	{ "dax-window", required_argument, NULL, OPT_DAX_WINDOW },
 	{ "dax-files", required_argument, NULL, OPT_DAX_FILES },
+	{ "dax-coherence", required_argument, NULL, OPT_DAX_COHERENCE },
 	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
 	{ "readonly", no_argument, NULL, OPT_READONLY },
 	{ "allow-mmap", no_argument, NULL, OPT_ALLOW_MMAP },
@@ -114,6 +115,10 @@ void vufsd_usage(FILE *out)
 	      "                            vhost-user-test-device-pci); the guest mounts with -o dax=always|inode\n"
 	      "  --dax-files=page|all|none which files a dax=inode guest maps (default page: sizes that are a\n"
 	      "                            multiple of 4 KiB)\n"
+	      "  --dax-coherence=guarded|shared  guarded (default): a lease guards each mapped file, and a host\n"
+	      "                            process opening it for writing or truncating it turns the guest's\n"
+	      "                            mappings of it into copies; shared: no lease, host writes are seen at\n"
+	      "                            once, and a host truncation of a mapped file kills QEMU\n"
 	      "  --migration-mode=find-paths|file-handles  how the guest's files are found again on a live\n"
 	      "                            migration's destination (default find-paths; file-handles: same file\n"
 	      "                            system, CAP_DAC_READ_SEARCH, also unlinked open files)\n"
@@ -136,7 +141,8 @@ void vufsd_usage(FILE *out)
 	      "  -o OPT[,OPT...]           QEMU virtiofsd style: source=DIR, cache=, xattr, no_xattr, flock,\n"
 	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
 	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
-	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY, readonly,\n"
+	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY,\n"
+	      "                            dax_coherence=MODE, readonly,\n"
 	      "                            thread_pool_size=N, modcaps=+cap:-cap, sandbox=MODE, posix_acl,\n"
 	      "                            no_posix_acl, xattrmap=RULES, security_label, no_security_label\n"
 	      "  -V, --version             print the version\n"
@@ -219,6 +225,17 @@ static int parse_dax_window(const char *s, uint64_t *out)
 	return 0;
 }
 
+static int parse_dax_coherence(const char *s, enum fs_dax_coherence *out)
+{
+	if (!strcmp(s, "guarded"))
+		*out = FS_DAX_GUARDED;
+	else if (!strcmp(s, "shared"))
+		*out = FS_DAX_SHARED;
+	else
+		return bad("DAX coherence (guarded, shared)", s);
+	return 0;
+}
+
 static int parse_dax_files(const char *s, enum fs_dax_files *out)
 {
 	if (!strcmp(s, "page"))
@@ -287,6 +304,8 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		return parse_dax_window(val, &o->dax_window);
 	if (val && !strcmp(item, "dax_files"))
 		return parse_dax_files(val, &o->dax_files);
+	if (val && !strcmp(item, "dax_coherence"))
+		return parse_dax_coherence(val, &o->dax_coherence);
 	if (val && !strcmp(item, "thread_pool_size"))
 		return parse_thread_pool(val);
 	if (val && !strcmp(item, "modcaps")) {
@@ -396,6 +415,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 		return 0;
 	case OPT_DAX_WINDOW: return parse_dax_window(arg, &o->dax_window);
 	case OPT_DAX_FILES: return parse_dax_files(arg, &o->dax_files);
+	case OPT_DAX_COHERENCE: return parse_dax_coherence(arg, &o->dax_coherence);
 	case OPT_QUEUES:
 		if (parse_u64(arg, 16, &v) || v == 0)
 			return bad("queue count (1-16)", arg);

@@ -41,6 +41,7 @@ struct vufsd_options {
 	const char *tag;              /* --tag: answered in the config space (GET_CONFIG), or NULL */
 	uint64_t dax_window;          /* bytes of shared-memory region 0 (0: no window) */
 	enum fs_dax_files dax_files;
+	enum fs_dax_coherence dax_coherence;
 	enum fs_migration_mode migration_mode;
 	enum fs_migration_on_error migration_on_error;
 	bool migration_verify_handles;

@@ -31,6 +31,7 @@ static const char *const allowed[] = {
 	"clone3", "set_robust_list", "rseq", "exit", "exit_group", "gettid", "getpid", "tgkill", "sched_yield",
 	"sched_getaffinity", "clock_gettime", "clock_nanosleep", "nanosleep", "getrandom", "rt_sigaction",
 	"rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall", "membarrier", "prctl", "gettimeofday",
+	"rt_sigtimedwait" /* the DAX lease thread */,
 	"time", "getrlimit", "prlimit64", "uname", "socket", "connect",
 };
 

@@ -78,9 +78,12 @@ static int set_size(struct fs *fs, struct fs_inode *inode, struct fs_handle *h, 
 		return -EISDIR;
 	if (inode->type != S_IFREG)
 		return -EINVAL;
+	dax_before_shrink(fs, inode, size);
 	if (h && (h->flags & O_ACCMODE) != O_RDONLY)
 		return ftruncate(h->fd, (off_t)size) < 0 ? neg_errno() : 0;
-	fd = inode_reopen(fs, inode, O_WRONLY | O_NONBLOCK);
+	fd = dax_share_dup(fs, inode); /* another open would break the daemon's own lease */
+	if (fd == -ENOENT)
+		fd = inode_reopen(fs, inode, O_WRONLY | O_NONBLOCK);
 	if (fd < 0)
 		return fd;
 	if (ftruncate(fd, (off_t)size) < 0)

@@ -15,6 +15,14 @@
  * Sync points: before a request that reads, writes or syncs the inode's data (dax_sync_before), and after one that
  * may have changed its size or reports it (dax_sync_after).
  *
+ * Host truncation (docs/dax-design.md 2.8): a file page mapped by the VMM that a host process truncates away kills
+ * QEMU at the guest's next touch. In guarded mode (the default) a range maps file pages only while the daemon
+ * holds a write lease on the inode's one shared open file description (dax_fd, which the guest's handles of the
+ * file share too: any other description would make the lease impossible). A host process that opens the file or
+ * truncates it waits until dax_lease.c hears the break: a writer's turns every range of the file into copies first;
+ * a reader's leaves them shared (a reader cannot truncate) and the lease is taken again once it is gone. Without a
+ * lease when the guest maps (the file is open elsewhere), the range is a copy.
+ *
  * Lock story: one mutex, dax.mu, guards the range table, every range and part, and the dax_* fields of every inode
  * (dax_ranges is also read without it, atomically, to skip the sync points of inodes that have no range). It is
  * held across the device requests (a map waits for the VMM's reply, bounded by the device): mappings are rare (one
@@ -27,6 +35,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -46,6 +55,7 @@ struct dax_part {
 struct dax_range {
 	struct fs_inode *inode;   /* NULL: free; else holds one reference */
 	uint64_t foffset;
+	bool copies;              /* never file pages (no lease when mapped, or a host writer broke it) */
 	unsigned nparts, cap;
 	struct dax_part *parts;   /* sorted by off, disjoint */
 };
@@ -248,7 +258,7 @@ static int range_fit(struct fs *fs, struct dax_range *r, uint64_t size)
 {
 	struct fs_inode *inode = r->inode;
 	uint32_t need = (uint32_t)MIN(page_up(within_range(size, r->foffset)), (uint64_t)DAX_RANGE);
-	uint32_t file_end = inode->dax_copy_only ? 0 : (uint32_t)page_down(within_range(size, r->foffset));
+	uint32_t file_end = r->copies ? 0 : (uint32_t)page_down(within_range(size, r->foffset));
 	uint32_t pos = 0;
 	int ret = 0;
 
@@ -281,7 +291,7 @@ static int range_fit(struct fs *fs, struct dax_range *r, uint64_t size)
 
 static void range_write_back(struct dax_range *r, uint64_t size)
 {
-	if (r->inode->dax_copy_only)
+	if (!r->inode->dax_writable)
 		return; /* opened read-only: stores through a copy of a file the guest cannot write are dropped */
 	for (unsigned i = 0; i < r->nparts; i++) {
 		if (r->parts[i].copy)
@@ -321,6 +331,104 @@ static uint64_t file_size(int fd)
 	return fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+/* ---- the inode's shared description ------------------------------------------------------------------------ */
+
+/* dax.mu held: the inode's last range is gone; nothing to guard any more. */
+static void share_unmapped(struct fs_inode *inode)
+{
+	if (inode->dax_leased)
+		dax_lease_release(inode->dax_fd);
+	inode->dax_leased = inode->dax_exposed = false;
+	if (inode->dax_handles == 0)
+		close_if_open(&inode->dax_fd);
+}
+
+/* dax.mu held: a description nothing uses any more (opened for a mapping that failed) is closed. */
+static void share_trim(struct fs_inode *inode)
+{
+	if (inode->dax_ranges == 0 && inode->dax_handles == 0 && !inode->dax_leased)
+		close_if_open(&inode->dax_fd);
+}
+
+/*
+ * Returns with dax.mu held and the inode's shared description open: read-write if at all possible, else (with
+ * rdonly_ok) read-only. The open happens without dax.mu: it may wait for a lease break, ours included (a lease of
+ * another inode of the same host file, reached through another mount), which needs dax.mu.
+ */
+static int share_ensure_locked(struct fs *fs, struct fs_inode *inode, bool rdonly_ok)
+{
+	struct fs_dax *d = &fs->dax;
+	bool writable = true;
+	struct stat st;
+	int fd;
+
+	pthread_mutex_lock(&d->mu);
+	if (inode->dax_fd >= 0)
+		return 0;
+	pthread_mutex_unlock(&d->mu);
+	fd = fs->cfg.readonly ? -EROFS : inode_reopen(fs, inode, O_RDWR);
+	if (fd < 0 && rdonly_ok) {
+		writable = false;
+		fd = inode_reopen(fs, inode, O_RDONLY);
+	}
+	if (fd < 0)
+		return fd;
+	/* Only a regular file: a device node would map device memory into the guest. */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&d->mu);
+	if (inode->dax_fd >= 0) {
+		close(fd); /* another request was first: one description per inode */
+		return 0;
+	}
+	inode->dax_fd = fd;
+	inode->dax_writable = writable;
+	return 0;
+}
+
+int dax_share_open(struct fs *fs, struct fs_inode *inode, int flags)
+{
+	struct fs_dax *d = &fs->dax;
+	int fd;
+
+	if (inode->type != S_IFREG || (flags & (O_DIRECT | O_NOATIME)) || fs->cfg.readonly ||
+	    !__atomic_load_n(&d->nranges, __ATOMIC_ACQUIRE))
+		return -ENOTSUP;
+	if (share_ensure_locked(fs, inode, false) < 0)
+		return -ENOTSUP;
+	fd = inode->dax_writable && d->nranges ? fcntl(inode->dax_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd >= 0)
+		inode->dax_handles++;
+	else
+		share_trim(inode);
+	pthread_mutex_unlock(&d->mu);
+	return fd >= 0 ? fd : -ENOTSUP;
+}
+
+void dax_share_put(struct fs *fs, struct fs_inode *inode)
+{
+	pthread_mutex_lock(&fs->dax.mu);
+	inode->dax_handles--;
+	share_trim(inode);
+	pthread_mutex_unlock(&fs->dax.mu);
+}
+
+int dax_share_dup(struct fs *fs, struct fs_inode *inode)
+{
+	int fd = -ENOENT;
+
+	pthread_mutex_lock(&fs->dax.mu);
+	if (inode->dax_fd >= 0 && inode->dax_writable) {
+		fd = fcntl(inode->dax_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			fd = neg_errno();
+	}
+	pthread_mutex_unlock(&fs->dax.mu);
+	return fd;
+}
+
 /* Frees a range: writes its copies back, unmaps its parts (unless the device already dropped them), drops the
  * inode's reference (the caller puts it after unlocking). dax.mu held. Returns the first unmap error. */
 static int range_release(struct fs *fs, struct dax_range *r, bool unmap, struct fs_inode **put)
@@ -337,7 +445,7 @@ static int range_release(struct fs *fs, struct dax_range *r, bool unmap, struct 
 	free(r->parts);
 	*r = (struct dax_range){ 0 };
 	if (__atomic_sub_fetch(&inode->dax_ranges, 1, __ATOMIC_RELEASE) == 0)
-		close_if_open(&inode->dax_fd);
+		share_unmapped(inode);
 	*put = inode;
 	return ret;
 }
@@ -369,13 +477,18 @@ int fs_dax_attach(struct fs *fs, const struct dev_services *svc)
 	fs_dax_detach(fs);
 	if (!n)
 		return 0;
+	if (fs->cfg.dax_coherence == FS_DAX_GUARDED) {
+		int ret = dax_lease_start(fs);
+		if (ret < 0)
+			return ret;
+	}
 	struct dax_range *ranges = calloc(n, sizeof(*ranges));
 	if (!ranges)
 		return -ENOMEM;
 	pthread_mutex_lock(&d->mu);
 	d->svc = *svc;
 	d->ranges = ranges;
-	d->nranges = n;
+	__atomic_store_n(&d->nranges, n, __ATOMIC_RELEASE);
 	d->attached = true;
 	pthread_mutex_unlock(&d->mu);
 	log_info("dax: a window of %llu MiB (%u ranges of 2 MiB)", (unsigned long long)(size >> 20), n);
@@ -390,12 +503,13 @@ void fs_dax_detach(struct fs *fs)
 	release_all(fs, false);
 	pthread_mutex_lock(&d->mu);
 	if (d->attached)
-		log_info("dax: %llu ranges mapped and %llu removed at the guest's request",
-		         (unsigned long long)d->mapped, (unsigned long long)d->removed);
+		log_info("dax: %llu ranges mapped and %llu removed at the guest's request; %llu leases taken, %llu "
+		         "broken by host processes", (unsigned long long)d->mapped, (unsigned long long)d->removed,
+		         (unsigned long long)d->leases, (unsigned long long)d->breaks);
 	d->mapped = d->removed = 0;
 	free(d->ranges);
 	d->ranges = NULL;
-	d->nranges = 0;
+	__atomic_store_n(&d->nranges, 0, __ATOMIC_RELEASE);
 	d->attached = false;
 	pthread_mutex_unlock(&d->mu);
 }
@@ -403,6 +517,7 @@ void fs_dax_detach(struct fs *fs)
 void dax_destroy(struct fs *fs)
 {
 	fs_dax_detach(fs);
+	dax_lease_stop(fs);
 	pthread_mutex_destroy(&fs->dax.mu);
 }
 
@@ -443,27 +558,18 @@ void fs_dax_counts(struct fs *fs, uint64_t *ranges, uint64_t *parts, uint64_t *c
 
 /* ---- requests ------------------------------------------------------------------------------------------------ */
 
-/* The inode's fd for mappings: read-write if the file can be opened so, else read-only and copies only. */
-static int open_map_fd(struct fs *fs, struct fs_inode *inode)
+/* dax.mu held, dax_fd open: whether a new range of the inode may map the file's own pages. */
+static bool range_direct(struct fs *fs, struct fs_inode *inode)
 {
-	struct stat st;
-	int fd;
-
-	if (inode->dax_fd >= 0)
-		return 0;
-	fd = fs->cfg.readonly ? -EROFS : inode_reopen(fs, inode, O_RDWR);
-	inode->dax_copy_only = fd < 0;
-	if (fd < 0)
-		fd = inode_reopen(fs, inode, O_RDONLY);
-	if (fd < 0)
-		return fd;
-	/* Only a regular file: a device node would map device memory into the guest. */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	inode->dax_fd = fd;
-	return 0;
+	if (!inode->dax_writable)
+		return false;
+	if (fs->cfg.dax_coherence == FS_DAX_SHARED || inode->dax_leased || inode->dax_exposed)
+		return true;
+	if (!dax_lease_take(fs, inode->dax_fd))
+		return false;
+	inode->dax_leased = true;
+	fs->dax.leases++;
+	return true;
 }
 
 /* A free range for a new mapping at moffset: an old mapping there (Linux never leaves one) is removed first. */
@@ -501,7 +607,11 @@ int fs_setupmapping(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t l
 		inode_put(fs, inode);
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&d->mu);
+	ret = share_ensure_locked(fs, inode, true);
+	if (ret < 0) {
+		inode_put(fs, inode);
+		return ret == -EAGAIN ? -EIO : ret;
+	}
 	ret = check_mapping(d, moffset, len);
 	struct dax_range *r = ret == 0 ? &d->ranges[moffset / DAX_RANGE] : NULL;
 	if (r && r->inode == inode && r->foffset == foffset) {
@@ -512,10 +622,8 @@ int fs_setupmapping(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t l
 	}
 	if (r)
 		ret = take_range(fs, r, &old);
-	if (ret == 0)
-		ret = open_map_fd(fs, inode);
 	if (ret == 0) {
-		*r = (struct dax_range){ .inode = inode, .foffset = foffset };
+		*r = (struct dax_range){ .inode = inode, .foffset = foffset, .copies = !range_direct(fs, inode) };
 		__atomic_add_fetch(&inode->dax_ranges, 1, __ATOMIC_RELEASE);
 		ret = range_fit(fs, r, file_size(inode->dax_fd));
 		if (ret < 0) {
@@ -527,6 +635,8 @@ int fs_setupmapping(struct fs *fs, uint64_t nodeid, uint64_t foffset, uint64_t l
 			d->mapped++;
 		}
 	}
+	if (inode)
+		share_trim(inode);
 	pthread_mutex_unlock(&d->mu);
 	if (old)
 		inode_put(fs, old);
@@ -612,6 +722,161 @@ void dax_sync_after(struct fs *fs, struct fs_inode *inode)
 void dax_sync_after_growth(struct fs *fs, struct fs_inode *inode)
 {
 	sync_ranges(fs, inode, true, true);
+}
+
+/* ---- file pages that must go: host writers (lease breaks) and the guest's own truncation ---------------------- */
+
+/* dax.mu held: turns file part i of r into a copy of the same bytes, in place (unmap, map: the guest must not
+ * touch the range meanwhile, or it reads a hole for one round trip to the VMM). */
+static int part_to_copy(struct fs *fs, struct dax_range *r, unsigned i)
+{
+	struct dax_part *p = &r->parts[i];
+	struct dax_part c = { .off = p->off, .len = p->len, .copy = true, .memfd = -1 };
+	uint64_t at = range_moffset(fs, r) + p->off;
+	int ret = copy_new(&c, r->inode->dax_fd, r->foffset + p->off);
+
+	if (ret < 0)
+		return ret;
+	ret = fs->dax.svc.shm_unmap(fs->dax.svc.ctx, 0, at, p->len);
+	if (ret < 0) {
+		copy_free(&c);
+		return ret;
+	}
+	ret = fs->dax.svc.shm_map(fs->dax.svc.ctx, 0, c.memfd, 0, at, c.len, true);
+	if (ret < 0) {
+		copy_free(&c);
+		part_remove(r, i); /* a hole now: the guest's accesses there fail, the VMM lives */
+		return ret;
+	}
+	*p = c;
+	return 0;
+}
+
+/* dax.mu held: every file part of the inode's ranges that reaches past file offset limit becomes a copy. */
+static void inode_to_copies(struct fs *fs, struct fs_inode *inode, uint64_t limit, bool whole)
+{
+	struct fs_dax *d = &fs->dax;
+	unsigned left = inode->dax_ranges;
+
+	for (unsigned i = 0; i < d->nranges && left > 0; i++) {
+		struct dax_range *r = &d->ranges[i];
+		if (r->inode != inode)
+			continue;
+		left--;
+		if (whole)
+			r->copies = true;
+		for (unsigned k = 0; k < r->nparts;) {
+			struct dax_part *p = &r->parts[k];
+			unsigned before = r->nparts;
+			if (p->copy || r->foffset + p->off + p->len <= limit) {
+				k++;
+				continue;
+			}
+			int rc = part_to_copy(fs, r, k);
+			if (rc < 0)
+				log_warn("dax: node %llu: a mapped page could not become a copy: %s",
+				         (unsigned long long)inode_nodeid(inode), strerror(-rc));
+			if (r->nparts == before)
+				k++;
+		}
+	}
+}
+
+void dax_before_shrink(struct fs *fs, struct fs_inode *inode, uint64_t size)
+{
+	if (!has_ranges(inode))
+		return;
+	pthread_mutex_lock(&fs->dax.mu);
+	if (inode->dax_fd >= 0)
+		inode_to_copies(fs, inode, page_down(size), false);
+	pthread_mutex_unlock(&fs->dax.mu);
+}
+
+/* dax.mu held, the inode leased: someone else opens or truncates the file, and waits for us. */
+static void lease_broken(struct fs *fs, struct fs_inode *inode)
+{
+	int target = fcntl(inode->dax_fd, F_GETLEASE);
+
+	if (target == F_WRLCK)
+		return; /* no break pending (a late signal) */
+	fs->dax.breaks++;
+	if (target == F_RDLCK) {
+		/* A reader: it cannot truncate, and copies would end the sharing. The lease is taken again once it
+		 * has closed the file (dax_lease_retry); meanwhile the file pages are exposed. */
+		inode->dax_exposed = true;
+		log_info("dax: a host process opens node %llu for reading: its ranges stay shared",
+		         (unsigned long long)inode_nodeid(inode));
+	} else {
+		inode_to_copies(fs, inode, 0, true);
+		inode->dax_exposed = false;
+		log_info("dax: a host process opens node %llu for writing or truncates it: its ranges are copies now",
+		         (unsigned long long)inode_nodeid(inode));
+	}
+	dax_lease_release(inode->dax_fd);
+	inode->dax_leased = false;
+}
+
+/* dax.mu held: the leased inode whose shared description is fd, if any. */
+static struct fs_inode *leased_inode(struct fs_dax *d, int fd)
+{
+	for (unsigned i = 0; i < d->nranges; i++) {
+		struct fs_inode *inode = d->ranges[i].inode;
+		if (inode && inode->dax_leased && inode->dax_fd == fd)
+			return inode;
+	}
+	return NULL;
+}
+
+void dax_lease_broken(struct fs *fs, int fd)
+{
+	pthread_mutex_lock(&fs->dax.mu);
+	struct fs_inode *inode = leased_inode(&fs->dax, fd);
+	if (inode)
+		lease_broken(fs, inode);
+	pthread_mutex_unlock(&fs->dax.mu);
+}
+
+void dax_lease_check_all(struct fs *fs)
+{
+	struct fs_dax *d = &fs->dax;
+
+	pthread_mutex_lock(&d->mu);
+	for (unsigned i = 0; i < d->nranges; i++) {
+		struct fs_inode *inode = d->ranges[i].inode;
+		if (inode && inode->dax_leased)
+			lease_broken(fs, inode);
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
+bool dax_lease_retry(struct fs *fs)
+{
+	struct fs_dax *d = &fs->dax;
+	bool missing = false;
+
+	pthread_mutex_lock(&d->mu);
+	for (unsigned i = 0; i < d->nranges; i++) {
+		struct fs_inode *inode = d->ranges[i].inode;
+		if (!inode || !inode->dax_exposed || inode->dax_leased)
+			continue;
+		if (dax_lease_take(fs, inode->dax_fd)) {
+			inode->dax_leased = true;
+			inode->dax_exposed = false;
+			d->leases++;
+		} else {
+			missing = true;
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	return missing;
+}
+
+void fs_dax_lease_counts(struct fs *fs, uint64_t *taken, uint64_t *broken)
+{
+	pthread_mutex_lock(&fs->dax.mu);
+	*taken = fs->dax.leases;
+	*broken = fs->dax.breaks;
+	pthread_mutex_unlock(&fs->dax.mu);
 }
 
 bool fs_attr_dax(const struct fs *fs, const struct stat *st)

@@ -44,7 +44,7 @@ int fs_opendir(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 		inode_put(fs, inode);
 		return fd;
 	}
-	return handle_new(fs, fd, O_RDONLY | O_DIRECTORY, inode, true, fh);
+	return handle_new(fs, fd, O_RDONLY | O_DIRECTORY, inode, true, false, fh);
 }
 
 static bool is_dot_or_dotdot(const char *name)

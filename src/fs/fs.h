@@ -44,6 +44,13 @@ enum fs_dax_files {
 	FS_DAX_FILES_ALL,
 	FS_DAX_FILES_NONE,
 };
+/* What a mapped file's pages are shared with (docs/dax-design.md 2.8). A range of the window normally maps the
+ * file's own pages, which a host truncation takes away from under the VMM (QEMU dies of the SIGBUS). */
+enum fs_dax_coherence {
+	FS_DAX_GUARDED,           /* a write lease guards every file mapping: a host process opening the file for
+	                           * writing or truncating it first turns the guest's ranges of it into copies */
+	FS_DAX_SHARED,            /* no lease: host writers are seen at once, a host truncation kills the VMM */
+};
 #define FS_DAX_RANGE (2u << 20) /* the unit of the window: Linux maps 2 MiB ranges, map_alignment 21 */
 
 /* Live migration (virtiofsd's --migration-mode and --migration-on-error; src/fs/migrate.c has the details). */
@@ -88,6 +95,7 @@ struct fs_config {
 	uint64_t max_inodes;      /* bound on live inodes; lookups past it fail with -ENFILE (0 = default) */
 	uint64_t max_handles;     /* bound on open handles; opens past it fail with -EMFILE (0 = default) */
 	enum fs_dax_files dax_files;
+	enum fs_dax_coherence dax_coherence;
 	enum fs_cache_mode cache;
 	bool readonly;            /* every change fails with -EROFS (virtiofsd's --readonly) */
 	enum fs_migration_mode migration_mode;
@@ -267,6 +275,9 @@ int fs_removemapping(struct fs *fs, uint64_t nodeid, uint64_t moffset, uint64_t 
 /* Whether a file with these attributes gets FUSE_ATTR_DAX (dax_files policy). */
 bool fs_attr_dax(const struct fs *fs, const struct stat *st);
 void fs_dax_counts(struct fs *fs, uint64_t *ranges, uint64_t *parts, uint64_t *copies);
+/* Leases taken on mapped files, and broken by host processes (each break turned the file's ranges into copies,
+ * or, for a host reader, left them shared). */
+void fs_dax_lease_counts(struct fs *fs, uint64_t *taken, uint64_t *broken);
 
 /*
  * The operations the protocol room calls, as one table: the passthrough file system above is one implementation

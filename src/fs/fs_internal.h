@@ -49,8 +49,11 @@ struct fs_inode {
 
 	/* dax.mu (dax.c); dax_ranges is also read atomically without it */
 	uint32_t dax_ranges;      /* window ranges mapping this inode (each holds a reference) */
-	int dax_fd;               /* the fd the VMM maps, -1 when no range */
-	bool dax_copy_only;       /* dax_fd is read-only: every range is a copy */
+	uint32_t dax_handles;     /* open handles whose fd is a duplicate of dax_fd (one open file description) */
+	int dax_fd;               /* the inode's shared description, the fd the VMM maps; -1 when nothing uses it */
+	bool dax_writable;        /* dax_fd is read-write (else read-only: every range is a copy) */
+	bool dax_leased;          /* we hold a write lease on dax_fd (dax_lease.c) */
+	bool dax_exposed;         /* file pages stay mapped without a lease (a host reader broke it): retried */
 
 	/* lock_mu: POSIX lock owners of this inode (locks.c) */
 	pthread_mutex_t lock_mu;
@@ -88,7 +91,10 @@ struct fs_handle {
 	int flags;                /* the open(2) flags fd was opened with */
 	struct fs_inode *inode;   /* holds one reference */
 	bool is_dir;
+	bool shared;              /* fd duplicates the inode's dax_fd: the access mode is ours to enforce */
 	uint32_t idx, gen;
+	int flock_fd;             /* shared handles: a description of their own for flock(), made on first use
+	                           * (atomic; -1 until then) */
 
 	/* htab.mu */
 	uint64_t refs;            /* 1 while in the table + in-flight operations */
@@ -127,6 +133,8 @@ struct fs_dax {
 	unsigned nranges;         /* window / FS_DAX_RANGE */
 	struct dax_range *ranges;
 	uint64_t mapped, removed; /* ranges set up and removed at the guest's request, this attachment */
+	uint64_t leases, breaks;  /* leases taken on mapped files, and broken by someone else's open or truncate */
+	struct dax_lease_thread *lease; /* dax_lease.c, started with the first window in guarded mode */
 };
 
 struct fs {
@@ -191,8 +199,9 @@ void itab_rebuild_free(struct fs *fs);
 /* handles.c */
 int htab_init(struct handle_table *t, uint64_t max);
 void htab_destroy(struct fs *fs);
-/* Takes ownership of fd and the caller's inode reference (on failure both are released). */
-int handle_new(struct fs *fs, int fd, int flags, struct fs_inode *inode, bool is_dir, uint64_t *fh);
+/* Takes ownership of fd and the caller's inode reference (on failure both are released); shared: fd duplicates
+ * the inode's dax_fd (dax_share_open), whose use is given back with the handle. */
+int handle_new(struct fs *fs, int fd, int flags, struct fs_inode *inode, bool is_dir, bool shared, uint64_t *fh);
 /* An in-flight reference to a live handle, or -EBADF. */
 int handle_get(struct fs *fs, uint64_t fh, struct fs_handle **out);
 void handle_put(struct fs *fs, struct fs_handle *h);
@@ -233,6 +242,10 @@ void locks_drop_all(struct fs_inode *inode);
 void locks_drop_owner(struct fs_inode *inode, uint64_t lock_owner);
 /* Drops the owners that locked through handle fh (RELEASE: their open file description is gone). */
 void locks_drop_handle(struct fs_inode *inode, uint64_t fh);
+/* The fd flock() works on for handle h: its own fd, or for a shared handle a description of its own (-1 before its
+ * first flock; handle_flock_fd_open makes it). */
+int handle_flock_fd(struct fs_handle *h);
+int handle_flock_fd_open(struct fs *fs, struct fs_handle *h);
 
 /* dax.c */
 void dax_init(struct fs *fs);
@@ -246,6 +259,35 @@ void dax_sync_after(struct fs *fs, struct fs_inode *inode);
 /* dax_sync_after for a request that may grow the file and that the guest's own I/O on the inode waits for
  * (WRITE, SETATTR, FALLOCATE, COPY_FILE_RANGE): a range in many small parts may be laid out anew. */
 void dax_sync_after_growth(struct fs *fs, struct fs_inode *inode);
+
+/* The inode's shared read-write description for a new handle of a regular file while a window is attached
+ * (dax.c): a duplicate of dax_fd, so that a write lease on it can guard the file's mappings; -ENOTSUP when the
+ * handle must have a description of its own (no window, O_DIRECT or O_NOATIME, which belong to a description, or
+ * the file cannot be opened read-write). */
+int dax_share_open(struct fs *fs, struct fs_inode *inode, int flags);
+/* A shared handle of inode is gone (its duplicate closed). */
+void dax_share_put(struct fs *fs, struct fs_inode *inode);
+/* A duplicate of the inode's shared description if it has one (-ENOENT otherwise): requests without a handle use
+ * it rather than open the file again, which would break the daemon's own lease. */
+int dax_share_dup(struct fs *fs, struct fs_inode *inode);
+/* The guest is about to shrink the file to size: file pages past it become copies first, so the VMM never maps a
+ * page the truncation takes away (a guest process still touching one would kill the VMM). */
+void dax_before_shrink(struct fs *fs, struct fs_inode *inode, uint64_t size);
+
+/* dax_lease.c: the thread that hears lease breaks. Started once (guarded mode); it calls dax_lease_broken with
+ * the fd whose lease a host process wants broken, and dax_lease_retry after each and then every LEASE_RETRY_MS
+ * while it says some lease is missing. */
+int dax_lease_start(struct fs *fs);
+void dax_lease_stop(struct fs *fs);
+/* A write lease on fd whose breaks reach the thread; false when it cannot be had (another description of the
+ * file is open, or the daemon neither owns the file nor has CAP_LEASE). */
+bool dax_lease_take(struct fs *fs, int fd);
+void dax_lease_release(int fd);
+/* dax.c, from the lease thread: */
+void dax_lease_broken(struct fs *fs, int fd);
+void dax_lease_check_all(struct fs *fs); /* the break signals overflowed: ask every leased fd */
+/* Takes the leases host readers broke again where they are gone; returns whether some are still missing. */
+bool dax_lease_retry(struct fs *fs);
 
 /* dir.c */
 void dir_handle_free(struct fs_handle *h);

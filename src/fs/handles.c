@@ -30,6 +30,9 @@ static void handle_destroy(struct fs *fs, struct fs_handle *h)
 	if (h->is_dir)
 		dir_handle_free(h);
 	close_if_open(&h->fd);
+	close_if_open(&h->flock_fd);
+	if (h->shared)
+		dax_share_put(fs, h->inode);
 	inode_put(fs, h->inode);
 	pthread_mutex_destroy(&h->dir_mu);
 	free(h);
@@ -102,15 +105,17 @@ static int slots_grow(struct handle_table *t, uint32_t need)
 	return 0;
 }
 
-static struct fs_handle *handle_alloc(int fd, int flags, struct fs_inode *inode, bool is_dir)
+static struct fs_handle *handle_alloc(int fd, int flags, struct fs_inode *inode, bool is_dir, bool shared)
 {
 	struct fs_handle *h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
 	h->fd = fd;
+	h->flock_fd = -1;
 	h->flags = flags;
 	h->inode = inode;
 	h->is_dir = is_dir;
+	h->shared = shared;
 	h->refs = 1;
 	pthread_mutex_init(&h->dir_mu, NULL);
 	return h;
@@ -126,14 +131,16 @@ static uint64_t handle_install(struct handle_table *t, struct fs_handle *h)
 	return (uint64_t)h->gen << 32 | h->idx;
 }
 
-int handle_new(struct fs *fs, int fd, int flags, struct fs_inode *inode, bool is_dir, uint64_t *fh)
+int handle_new(struct fs *fs, int fd, int flags, struct fs_inode *inode, bool is_dir, bool shared, uint64_t *fh)
 {
 	struct handle_table *t = &fs->htab;
-	struct fs_handle *h = handle_alloc(fd, flags, inode, is_dir);
+	struct fs_handle *h = handle_alloc(fd, flags, inode, is_dir, shared);
 	int ret = 0;
 
 	if (!h) {
 		close(fd);
+		if (shared)
+			dax_share_put(fs, inode);
 		inode_put(fs, inode);
 		return -ENOMEM;
 	}
@@ -172,7 +179,7 @@ static int slot_claimable(struct handle_table *t, uint32_t idx, uint32_t gen)
 int htab_place(struct fs *fs, uint32_t idx, uint32_t gen, int fd, int flags, struct fs_inode *inode, bool is_dir)
 {
 	struct handle_table *t = &fs->htab;
-	struct fs_handle *h = handle_alloc(fd, flags, inode, is_dir);
+	struct fs_handle *h = handle_alloc(fd, flags, inode, is_dir, false);
 	if (!h) {
 		close(fd);
 		inode_put(fs, inode);

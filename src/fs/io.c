@@ -47,9 +47,33 @@ static int openable(mode_t type)
 	return type == S_IFLNK ? -ELOOP : -EACCES;
 }
 
+/*
+ * The fd a new handle does its I/O through: while a DAX window is attached, a regular file's handles share the
+ * inode's one read-write description (so that a write lease can guard its mappings: dax.c), and the access mode,
+ * O_TRUNC and O_SYNC are ours to apply; otherwise the file opened with the guest's flags.
+ */
+static int handle_fd(struct fs *fs, struct fs_inode *inode, int flags, bool *shared)
+{
+	int fd = dax_share_open(fs, inode, flags), ret;
+
+	*shared = fd >= 0;
+	if (flags & O_TRUNC)
+		dax_before_shrink(fs, inode, 0);
+	if (fd < 0)
+		return inode_reopen(fs, inode, flags);
+	if ((flags & O_TRUNC) && ftruncate(fd, 0) < 0) {
+		ret = neg_errno();
+		close(fd);
+		dax_share_put(fs, inode);
+		return ret;
+	}
+	return fd;
+}
+
 int fs_open(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int flags, uint64_t *fh)
 {
 	struct fs_inode *inode;
+	bool shared;
 	int fd, ret;
 
 	(void)ctx;
@@ -72,14 +96,14 @@ int fs_open(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int flags,
 		flags &= ~O_DIRECTORY;
 	}
 	dax_sync_before(fs, inode);
-	fd = inode_reopen(fs, inode, flags);
+	fd = handle_fd(fs, inode, flags, &shared);
 	if (fd < 0) {
 		ret = fd;
 		goto fail;
 	}
 	if (flags & O_TRUNC)
 		dax_sync_after(fs, inode);
-	return handle_new(fs, fd, flags, inode, inode->type == S_IFDIR, fh);
+	return handle_new(fs, fd, flags, inode, inode->type == S_IFDIR, shared, fh);
 fail:
 	inode_put(fs, inode);
 	return ret;
@@ -118,7 +142,14 @@ static int register_open_file(struct fs *fs, int fd, int opath, int flags, struc
 	e->generation = inode->gen;
 	e->st = st;
 	e->submount = false;
-	ret = handle_new(fs, fd, flags, inode, false, fh);
+	/* Created (or opened by CREATE) with the guest's flags; its handle shares the inode's description like any
+	 * other while a window is attached (O_TRUNC, if any, was done by that open). */
+	int sfd = dax_share_open(fs, inode, flags);
+	if (sfd >= 0) {
+		close(fd);
+		fd = sfd;
+	}
+	ret = handle_new(fs, fd, flags, inode, false, sfd >= 0, fh);
 	if (ret < 0)
 		inode_forget(fs, e->nodeid, 1);
 	return ret;
@@ -230,14 +261,15 @@ static unsigned clip_iov(const struct iovec *iov, unsigned n, size_t size, struc
 	return k;
 }
 
-/* preadv/pwritev until everything is done, end of file, or an error (reported only if nothing was done). */
-static ssize_t rw_all(int fd, bool write, struct iovec *iov, unsigned n, uint64_t off)
+/* preadv2/pwritev2 until everything is done, end of file, or an error (reported only if nothing was done). */
+static ssize_t rw_all(int fd, bool write, struct iovec *iov, unsigned n, uint64_t off, int rwf)
 {
 	size_t done = 0;
 
 	while (n > 0) {
 		int cnt = (int)MIN(n, (unsigned)IOV_MAX);
-		ssize_t r = write ? pwritev(fd, iov, cnt, (off_t)(off + done)) : preadv(fd, iov, cnt, (off_t)(off + done));
+		ssize_t r = write ? pwritev2(fd, iov, cnt, (off_t)(off + done), rwf)
+		                  : preadv2(fd, iov, cnt, (off_t)(off + done), rwf);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -261,6 +293,24 @@ static ssize_t rw_all(int fd, bool write, struct iovec *iov, unsigned n, uint64_
 	return (ssize_t)done;
 }
 
+/* What the host kernel checks of an fd opened with the guest's flags, checked here for every handle (a shared one's
+ * fd is read-write whatever the guest asked). */
+static bool handle_allows(const struct fs_handle *h, bool write)
+{
+	int acc = h->flags & O_ACCMODE;
+	return write ? acc != O_RDONLY : acc != O_WRONLY;
+}
+
+/* O_SYNC and O_DSYNC of a shared handle, per write (the shared description has neither). */
+static int handle_sync_flags(const struct fs_handle *h)
+{
+	if (!h->shared)
+		return 0;
+	if ((h->flags & O_SYNC) == O_SYNC)
+		return RWF_SYNC;
+	return (h->flags & O_DSYNC) ? RWF_DSYNC : 0;
+}
+
 static ssize_t do_rw(struct fs_handle *h, bool write, const struct iovec *iov, unsigned n, size_t size,
                      uint64_t off)
 {
@@ -270,6 +320,8 @@ static ssize_t do_rw(struct fs_handle *h, bool write, const struct iovec *iov, u
 
 	if (h->is_dir)
 		return -EISDIR;
+	if (!handle_allows(h, write))
+		return -EBADF;
 	if (off > INT64_MAX)
 		return write ? -EFBIG : -EINVAL;
 	if (add_overflows_u64(off, size, &end) || end > INT64_MAX) {
@@ -283,7 +335,7 @@ static ssize_t do_rw(struct fs_handle *h, bool write, const struct iovec *iov, u
 			return -ENOMEM;
 	}
 	n = clip_iov(iov, n, size, v);
-	ret = n ? rw_all(h->fd, write, v, n, off) : 0;
+	ret = n ? rw_all(h->fd, write, v, n, off, write ? handle_sync_flags(h) : 0) : 0;
 	if (v != local)
 		free(v);
 	return ret;
@@ -369,7 +421,7 @@ int fs_release(struct fs *fs, uint64_t nodeid, uint64_t fh, bool release_flock, 
 		return ret;
 	dax_sync_before(fs, h->inode);
 	if (release_flock && fs->cfg.flock)
-		flock(h->fd, LOCK_UN);
+		flock(handle_flock_fd(h), LOCK_UN);
 	if (fs->cfg.posix_lock) {
 		locks_drop_owner(h->inode, lock_owner);
 		locks_drop_handle(h->inode, fh);
@@ -405,7 +457,9 @@ static int do_fsync(struct fs *fs, uint64_t nodeid, uint64_t fh, bool datasync, 
 		fd = inode_reopen(fs, inode, O_RDONLY | O_DIRECTORY);
 	} else if (inode->type == S_IFREG && !dir) {
 		dax_sync_before(fs, inode);
-		fd = inode_reopen(fs, inode, O_RDONLY);
+		fd = dax_share_dup(fs, inode); /* another open would break the daemon's own lease */
+		if (fd == -ENOENT)
+			fd = inode_reopen(fs, inode, O_RDONLY);
 	} else {
 		fd = -EINVAL;
 	}
@@ -445,8 +499,12 @@ int fs_fallocate(struct fs *fs, uint64_t nodeid, uint64_t fh, int mode, uint64_t
 		return ret;
 	if (h->is_dir) {
 		ret = -EISDIR;
+	} else if (!handle_allows(h, true)) {
+		ret = -EBADF;
 	} else {
 		dax_sync_before(fs, h->inode);
+		if (mode & FALLOC_FL_COLLAPSE_RANGE)
+			dax_before_shrink(fs, h->inode, off); /* the file ends len sooner: pages past off move or go */
 		if (fallocate(h->fd, mode, (off_t)off, (off_t)len) < 0)
 			ret = neg_errno();
 		dax_sync_after_growth(fs, h->inode);
@@ -500,6 +558,8 @@ ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint6
 	}
 	if (in->is_dir || out->is_dir) {
 		ret = -EISDIR;
+	} else if (!handle_allows(in, false) || !handle_allows(out, true)) {
+		ret = -EBADF;
 	} else {
 		off_t oi = (off_t)off_in, oo = (off_t)off_out;
 		dax_sync_before(fs, in->inode);

@@ -110,6 +110,16 @@ void locks_drop_handle(struct fs_inode *inode, uint64_t fh)
 	drop_matching(inode, locked_through, fh);
 }
 
+/* inode_reopen; for a regular file whose open would wait for a lease break (ours: its mappings become copies
+ * first), waits rather than fail with EWOULDBLOCK. */
+static int reopen_waiting(struct fs *fs, struct fs_inode *inode, int flags)
+{
+	int fd = inode_reopen(fs, inode, flags);
+	if (fd == -EWOULDBLOCK && inode->type == S_IFREG)
+		fd = inode_reopen(fs, inode, flags & ~O_NONBLOCK);
+	return fd;
+}
+
 /* An fd on its own open file description, readable and writable if at all possible. */
 static int open_lock_fd(struct fs *fs, struct fs_inode *inode)
 {
@@ -117,12 +127,37 @@ static int open_lock_fd(struct fs *fs, struct fs_inode *inode)
 
 	if (inode->type == S_IFDIR)
 		return inode_reopen(fs, inode, O_RDONLY | O_DIRECTORY);
-	fd = inode_reopen(fs, inode, O_RDWR | O_NONBLOCK);
+	fd = reopen_waiting(fs, inode, O_RDWR | O_NONBLOCK);
 	if (fd < 0)
-		fd = inode_reopen(fs, inode, O_RDONLY | O_NONBLOCK);
+		fd = reopen_waiting(fs, inode, O_RDONLY | O_NONBLOCK);
 	if (fd < 0)
-		fd = inode_reopen(fs, inode, O_WRONLY | O_NONBLOCK);
+		fd = reopen_waiting(fs, inode, O_WRONLY | O_NONBLOCK);
 	return fd;
+}
+
+/*
+ * flock() locks belong to an open file description, and a shared handle's is every other shared handle's too: it
+ * gets one of its own on first use (a reader's description, so a lease break leaves the inode's mappings shared).
+ */
+int handle_flock_fd_open(struct fs *fs, struct fs_handle *h)
+{
+	int fd = handle_flock_fd(h), mine, none = -1;
+
+	if (fd >= 0)
+		return fd;
+	mine = reopen_waiting(fs, h->inode, O_RDONLY | O_NONBLOCK);
+	if (mine < 0)
+		return mine;
+	if (!__atomic_compare_exchange_n(&h->flock_fd, &none, mine, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		close(mine); /* another request of this handle was first */
+		return none;
+	}
+	return mine;
+}
+
+int handle_flock_fd(struct fs_handle *h)
+{
+	return h->shared ? __atomic_load_n(&h->flock_fd, __ATOMIC_ACQUIRE) : h->fd;
 }
 
 /* lock_mu held. */
@@ -284,7 +319,10 @@ int fs_flock(struct fs *fs, uint64_t nodeid, uint64_t fh, int op)
 	ret = handle_get(fs, fh, &h);
 	if (ret < 0)
 		return ret;
-	if (flock(h->fd, op) < 0)
+	int fd = handle_flock_fd_open(fs, h);
+	if (fd < 0)
+		ret = fd;
+	else if (flock(fd, op) < 0)
 		ret = neg_errno();
 	handle_put(fs, h);
 	return ret;

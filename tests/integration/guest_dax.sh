@@ -66,11 +66,43 @@ host_side() {
   touch "$share/flags/host-wrote"
 }
 
+# The host truncates a file the guest reads through mmap (vufs-daxmap --read-loop), 1 s after it mapped it.
+host_truncate() {   # name
+  local i t0 t1
+  for i in $(seq 1 1500); do [ -e "$share/flags/mapped" ] && break; sleep 0.2; done
+  if [ ! -e "$share/flags/mapped" ]; then echo "the guest never mapped the file" >"$TESTDIR/trunc-$1.txt"; return; fi
+  sleep 1
+  # truncate(2) by path: it waits for the lease break (coreutils' truncate opens O_NONBLOCK, and a lease makes
+  # that open fail with EAGAIN while vufsd turns the ranges into copies: see the README).
+  t0=$(date +%s%N); perl -e 'truncate($ARGV[0], 4096) or die "truncate: $!\n"' "$share/trunc8m"; t1=$(date +%s%N)
+  echo "host truncate took $(( (t1 - t0) / 1000000 )) ms" >"$TESTDIR/trunc-$1.txt"
+}
+make_trunc_file() {
+  rm -f "$share/flags/mapped"; head -c 8388608 /dev/urandom >"$share/trunc8m"
+  trunc_sum=$(head -c 4096 "$share/trunc8m" | sha256sum | cut -d' ' -f1)
+}
+# The guest's half: read through the mapping while the host truncates, then the file as it is now.
+GUEST_TRUNC='vufs-daxmap --read-loop /mnt/trunc8m /mnt/flags 6
+sleep 1.5; echo "TRUNC-AFTER $(stat -c %s /mnt/trunc8m) $(sha256sum < /mnt/trunc8m | cut -d" " -f1)"'
+check_trunc() {   # name: QEMU and the guest lived through the host's truncation, which waited for vufsd only
+  local c=$TESTDIR/console-$1.txt ms
+  echo "== $1: $(cat "$TESTDIR/trunc-$1.txt" 2>/dev/null); $(grep -m1 '^DAXREAD' "$c"); $(grep -m1 '^TRUNC-AFTER' "$c")"
+  grep -q '^DAXREAD passes [1-9]' "$c" || problems+=("$1: the guest's reads through the mapping did not go on")
+  grep -q "^TRUNC-AFTER 4096 $trunc_sum" "$c" ||
+    problems+=("$1: after the host's truncation the guest does not read the file's 4096 bytes")
+  grep -q 'truncates it: its ranges are copies now' "$TESTDIR/vufsd-$1.log" ||
+    problems+=("$1: vufsd did not turn the truncated file's ranges into copies (no lease break)")
+  ms=$(sed -n 's/^host truncate took \([0-9]*\) ms/\1/p' "$TESTDIR/trunc-$1.txt")
+  [ -n "$ms" ] && [ "$ms" -lt 10000 ] || problems+=("$1: the host's truncate: $(cat "$TESTDIR/trunc-$1.txt")")
+}
+
 boot() {   # name mount-opts guest-script [guest.sh options...]
   local name=$1 opts=$2 script=$3; shift 3
   SOCK=$TESTDIR/$name.sock BACKEND_LOG=$TESTDIR/vufsd-$name.log
+  # shellcheck disable=SC2086
   start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --tag=myfs --dax-window=64M \
-    --cache=auto --log-level=${VUFSD_LOG_LEVEL:-info} || { cat "$BACKEND_LOG"; fail "$name: vufsd did not start"; }
+    --cache=auto --log-level=${VUFSD_LOG_LEVEL:-info} ${VUFSD_EXTRA:-} ||
+    { cat "$BACKEND_LOG"; fail "$name: vufsd did not start"; }
   local grc=0
   "$GUEST" --qemu 11.1 --device generic --mount-opts "$opts" "$@" "$SOCK" "$script" "$DAXMAP" "$FSX" \
     >"$TESTDIR/console-$name.txt" 2>"$TESTDIR/guest-$name.err" || grc=$?
@@ -104,7 +136,8 @@ sync
 vufs-fsx -q -n 3000 -s 7 /mnt/fsx; echo "FSX-EXIT $?"
 EOF
 host_side & hs=$!
-boot always dax=always "$TESTDIR/guest-always.sh"
+# Shared coherence: the host's write shows up in the guest's mapping at once (no lease; boots 2 and 3 are guarded).
+VUFSD_EXTRA=--dax-coherence=shared boot always dax=always "$TESTDIR/guest-always.sh"
 wait $hs 2>/dev/null
 c=$TESTDIR/console-always.txt
 grep -q 'GUEST-MOUNT-OK' "$c" || problems+=("always: the guest did not mount with dax=always")
@@ -140,7 +173,12 @@ for f in pages16m odd16m; do
   a=$(awk '/^Cached:/ {print $2}' /proc/meminfo); echo "CACHED $f $b $a"; echo "SUM $sum"
 done
 EOF
+echo "$GUEST_TRUNC" >>"$TESTDIR/guest-inode.sh"
+make_trunc_file
+host_truncate inode & ht=$!
 boot inode dax=inode "$TESTDIR/guest-inode.sh"
+wait $ht 2>/dev/null
+check_trunc inode
 c=$TESTDIR/console-inode.txt
 for f in pages16m odd16m; do
   grep -q "^SUM $(grep " $f\$" "$TESTDIR/host.sha256" | cut -d' ' -f1)" "$c" || problems+=("inode: $f read back wrong")
@@ -156,12 +194,16 @@ cat >"$TESTDIR/guest-sid.sh" <<'GEOF'
 cd /mnt
 echo "KERNEL $(uname -r)"
 echo SHA-BEGIN; sha256sum f_* pages16m odd16m; echo SHA-END
-vufs-daxmap /mnt/coh /mnt/flags 60
+vufs-daxmap /mnt/coh /mnt/flags 60 stat
 vufs-fsx -q -n 2000 -s 11 /mnt/fsx; echo "FSX-EXIT $?"
 GEOF
+echo "$GUEST_TRUNC" >>"$TESTDIR/guest-sid.sh"
+make_trunc_file
 host_side & hs=$!
+host_truncate sid & ht=$!
 boot sid dax=always "$TESTDIR/guest-sid.sh" --kernel sid
-wait $hs 2>/dev/null
+wait $hs $ht 2>/dev/null
+check_trunc sid
 c=$TESTDIR/console-sid.txt
 echo "== sid: kernel $(sed -n 's/^KERNEL //p' "$c" | head -1)"
 sed -n '/^SHA-BEGIN/,/^SHA-END/p' "$c" | grep -v '^SHA-' | sed 's| /mnt/| |' >"$TESTDIR/guest-sid.sha256"

@@ -10,13 +10,23 @@
  * 4. polls its mapping, never remapping, until offset 200 shows "HOST-WRITE" or TIMEOUT_S (default 20) passes.
  * Prints "DAXMAP OK" or "DAXMAP FAIL: why"; exits 0 or 1. With DAX both directions are immediate (one copy of the
  * page); through a guest page cache neither is (the host sees the store at writeback, the mapping never sees the
- * host's write).
+ * host's write). With a fourth argument "stat", step 4 also fstat()s the file between polls: vufsd's guarded
+ * coherence shows a host writer's bytes at the guest's next revalidation, not at once.
+ *
+ *   vufs-daxmap --read-loop FILE FLAGDIR SECONDS
+ *
+ * maps all of FILE read-only, creates FLAGDIR/mapped, and reads every page of the mapping over and over for
+ * SECONDS while the host truncates the file under it; a SIGBUS in this process is counted, not fatal. Prints
+ * "DAXREAD passes N sigbus K"; the test's question is whether the VM is still alive afterwards.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -51,10 +61,57 @@ static int wait_for(const char *path, double deadline)
 	return 0;
 }
 
+static sigjmp_buf bus_jmp;
+
+static void on_bus(int sig)
+{
+	(void)sig;
+	siglongjmp(bus_jmp, 1);
+}
+
+static int read_loop(const char *file, const char *flagdir, double seconds)
+{
+	char flag[4096];
+	struct stat st;
+	int fd = open(file, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+		return fail("open the file to read");
+	size_t size = (size_t)st.st_size;
+	volatile const unsigned char *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return fail("mmap");
+	struct sigaction sa = { .sa_handler = on_bus };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	snprintf(flag, sizeof(flag), "%s/mapped", flagdir);
+	int ffd = open(flag, O_CREAT | O_WRONLY, 0644);
+	if (ffd < 0)
+		return fail("create mapped");
+	close(ffd);
+	volatile unsigned long passes = 0, sigbus = 0, sum = 0;
+	double end = now() + seconds;
+	while (now() < end) {
+		if (sigsetjmp(bus_jmp, 1) != 0) {
+			sigbus++; /* a page past the new end: this process's fault, as on a local file system */
+			nap();
+			continue;
+		}
+		for (size_t off = 0; off < size; off += 4096)
+			sum += p[off];
+		passes++;
+	}
+	printf("DAXREAD passes %lu sigbus %lu\n", passes, sigbus);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char flag[4096];
 	double timeout = argc > 3 ? atof(argv[3]) : 20.0, deadline;
+
+	if (argc == 5 && !strcmp(argv[1], "--read-loop"))
+		return read_loop(argv[2], argv[3], atof(argv[4]));
+	bool revalidate = argc > 4 && !strcmp(argv[4], "stat");
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: vufs-daxmap FILE FLAGDIR [TIMEOUT_S]\n");
@@ -78,6 +135,10 @@ int main(int argc, char **argv)
 		return fail("the host never answered");
 	double seen_at = now();
 	while (memcmp((const char *)p + 200, "HOST-WRITE", 10) != 0) {
+		if (revalidate) {
+			struct stat st;
+			fstat(fd, &st);
+		}
 		if (now() > seen_at + 5.0) {
 			errno = 0;
 			printf("DAXMAP FAIL: the mapping does not show the host's write: '%.10s'\n", (const char *)p + 200);
@@ -85,6 +146,7 @@ int main(int argc, char **argv)
 		}
 		nap();
 	}
-	printf("DAXMAP OK (host write seen in the mapping %.3f s after the flag)\n", now() - seen_at);
+	printf("DAXMAP OK (host write seen in the mapping %.3f s after the flag%s)\n", now() - seen_at,
+	       revalidate ? ", revalidating" : "");
 	return 0;
 }

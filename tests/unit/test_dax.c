@@ -22,7 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MiB (1u << 20)
@@ -36,6 +40,7 @@ static struct dev_services window_svc, checked_svc;
 static const struct fs_ctx root = { .uid = 0, .gid = 0, .pid = 1 };
 static unsigned maps, unmaps, eof_violations;
 static bool fail_maps;
+static enum fs_dax_coherence coherence;
 
 /* A VMM that refuses what QEMU refuses, and counts. */
 static uint64_t checked_size(void *ctx, uint8_t shmid)
@@ -77,7 +82,7 @@ static int setup(void **state)
 	strcpy(dir, "/tmp/vufs-dax-XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
-	struct fs_config cfg = { .source = dir };
+	struct fs_config cfg = { .source = dir, .flock = true, .dax_coherence = coherence };
 	if (fs_new(&cfg, &fs) < 0 || shm_window_init(&win, WINDOW) < 0)
 		return -1;
 	shm_window_services(&win, &window_svc);
@@ -86,6 +91,15 @@ static int setup(void **state)
 	maps = unmaps = eof_violations = 0;
 	fail_maps = false;
 	return fs_dax_attach(fs, &checked_svc);
+}
+
+/* --dax-coherence=shared: no lease, the file's pages stay shared with host writers. */
+static int setup_shared(void **state)
+{
+	coherence = FS_DAX_SHARED;
+	int ret = setup(state);
+	coherence = FS_DAX_GUARDED;
+	return ret;
 }
 
 static int teardown(void **state)
@@ -407,6 +421,216 @@ static void test_random_growth_and_stores_match_a_model(void **state)
 	assert_int_equal(fs_release(fs, node, fh, false, 0), 0);
 }
 
+/* ---- host processes and the lease (guarded mode, the default) ------------------------------------------------ */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+enum host_act { HOST_WRITE, HOST_TRUNCATE, HOST_READ };
+
+/* A host process acting on a file; returns how long it took (an open or truncate waits for the lease break). */
+static uint64_t host_process(const char *name, enum host_act act, uint64_t arg)
+{
+	uint64_t t0 = now_ms();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd, ok = 0;
+		char c;
+		switch (act) {
+		case HOST_WRITE:
+			fd = open(hpath(name), O_WRONLY);
+			ok = fd >= 0 && pwrite(fd, "q", 1, (off_t)arg) == 1;
+			break;
+		case HOST_TRUNCATE:
+			ok = truncate(hpath(name), (off_t)arg) == 0;
+			break;
+		case HOST_READ:
+			fd = open(hpath(name), O_RDONLY);
+			ok = fd >= 0 && pread(fd, &c, 1, 0) == 1;
+			usleep(100 * 1000); /* keeps it open a while */
+			break;
+		}
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return now_ms() - t0;
+}
+
+static void lease_counts(uint64_t *taken, uint64_t *broken)
+{
+	fs_dax_lease_counts(fs, taken, broken);
+}
+
+static void test_host_writer_turns_ranges_into_copies(void **state)
+{
+	(void)state;
+	uint64_t node = make_file("hw", RANGE + 8192), fh = open_rw(node), taken, broken, ranges, parts, copies;
+	assert_int_equal(fs_setupmapping(fs, node, 0, RANGE, 0, false), 0);
+	assert_int_equal(fs_setupmapping(fs, node, RANGE, RANGE, RANGE, false), 0);
+	lease_counts(&taken, &broken);
+	assert_int_equal(taken, 1);
+	counts(&ranges, &parts, &copies);
+	assert_int_equal(copies, 0); /* the file's own pages */
+	uint64_t ms = host_process("hw", HOST_WRITE, 100);
+	assert_true(ms < 5000); /* the open waited for the break, not for lease-break-time */
+	lease_counts(&taken, &broken);
+	assert_int_equal(broken, 1);
+	counts(&ranges, &parts, &copies);
+	assert_int_equal(copies, parts); /* nothing of the file is mapped any more */
+	assert_int_equal(win.base[100], pattern(100)); /* a copy: the host's byte is not there yet */
+	struct stat st;
+	assert_int_equal(fs_getattr(fs, node, FS_NO_HANDLE, &st), 0);
+	assert_int_equal(win.base[100], 'q'); /* copied in before the attributes, as a tail page is */
+	win.base[RANGE + 5] = 'G'; /* the guest's store into a copy reaches the file at its next sync */
+	assert_int_equal(fs_fsync(fs, node, fh, false), 0);
+	int fd = open(hpath("hw"), O_RDONLY);
+	char c;
+	assert_int_equal(pread(fd, &c, 1, RANGE + 5), 1);
+	assert_int_equal(c, 'G');
+	close(fd);
+	assert_int_equal(fs_release(fs, node, fh, false, 0), 0);
+}
+
+static void test_host_truncate_while_mapped_leaves_the_window_whole(void **state)
+{
+	(void)state;
+	uint64_t node = make_file("ht", 2 * RANGE), fh = open_rw(node), ranges, parts, copies;
+	assert_int_equal(fs_setupmapping(fs, node, 0, RANGE, 0, false), 0);
+	assert_int_equal(fs_setupmapping(fs, node, RANGE, RANGE, RANGE, true), 0);
+	uint64_t ms = host_process("ht", HOST_TRUNCATE, 4096);
+	assert_true(ms < 5000);
+	assert_int_equal(host_size("ht"), 4096);
+	/* The guest still believes the old size: every byte it may touch is there (with the truncation unguarded,
+	 * this very read is the SIGBUS that kills QEMU: test_host_truncate_unguarded_would_fault). */
+	assert_window_shows(0, 0, 2 * RANGE);
+	counts(&ranges, &parts, &copies);
+	assert_int_equal(copies, parts);
+	win.base[RANGE + 7] = 'X'; /* past the new end: dropped, never written back */
+	assert_int_equal(fs_fsync(fs, node, fh, false), 0);
+	assert_int_equal(host_size("ht"), 4096);
+	assert_int_equal(fs_release(fs, node, fh, false, 0), 0);
+}
+
+static sigjmp_buf fault_jmp;
+
+static void on_fault(int sig)
+{
+	(void)sig;
+	siglongjmp(fault_jmp, 1);
+}
+
+static void test_host_truncate_unguarded_would_fault(void **state)
+{
+	(void)state;
+	uint64_t node = make_file("hu", RANGE), fh = open_rw(node);
+	assert_int_equal(fs_setupmapping(fs, node, 0, RANGE, 0, false), 0);
+	host_process("hu", HOST_TRUNCATE, 4096);
+	struct sigaction sa = { .sa_handler = on_fault }, old;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old);
+	volatile bool faulted = false;
+	if (sigsetjmp(fault_jmp, 1) == 0)
+		(void)*(volatile uint8_t *)(win.base + 8192);
+	else
+		faulted = true;
+	sigaction(SIGBUS, &old, NULL);
+	assert_true(faulted); /* what QEMU dies of */
+	assert_int_equal(fs_release(fs, node, fh, false, 0), 0);
+}
+
+static void test_host_reader_leaves_ranges_shared_and_lease_returns(void **state)
+{
+	(void)state;
+	uint64_t node = make_file("hr", RANGE), taken, broken, ranges, parts, copies;
+	assert_int_equal(fs_setupmapping(fs, node, 0, RANGE, 0, false), 0);
+	host_process("hr", HOST_READ, 0);
+	lease_counts(&taken, &broken);
+	assert_int_equal(broken, 1);
+	counts(&ranges, &parts, &copies);
+	assert_int_equal(copies, 0); /* a reader cannot truncate: still the file's pages */
+	uint64_t t0 = now_ms();
+	while (taken < 2 && now_ms() - t0 < 5000) {
+		usleep(20 * 1000);
+		lease_counts(&taken, &broken);
+	}
+	assert_int_equal(taken, 2); /* taken again once the reader closed the file */
+	uint64_t ms = host_process("hr", HOST_TRUNCATE, 100); /* and so a truncation is guarded again */
+	assert_true(ms < 5000);
+	counts(&ranges, &parts, &copies);
+	assert_int_equal(copies, parts);
+	assert_window_shows(0, 0, RANGE);
+}
+
+static void test_file_open_elsewhere_is_mapped_as_copies(void **state)
+{
+	(void)state;
+	uint64_t node = make_file("busy", RANGE), taken, broken, ranges, parts, copies;
+	int fd = open(hpath("busy"), O_RDWR); /* a host process has it open: no lease can be had */
+	assert_true(fd >= 0);
+	assert_int_equal(fs_setupmapping(fs, node, 0, RANGE, 0, false), 0);
+	lease_counts(&taken, &broken);
+	assert_int_equal(taken, 0);
+	counts(&ranges, &parts, &copies);
+	assert_int_equal(copies, parts);
+	assert_window_shows(0, 0, RANGE);
+	assert_int_equal(ftruncate(fd, 0), 0); /* and so the host may truncate it at any time */
+	assert_window_shows(0, 0, RANGE);
+	close(fd);
+}
+
+static void test_shared_handles_keep_their_open_flags(void **state)
+{
+	(void)state;
+	uint64_t node = make_file("fl", 8192), ro, wo, rw, taken, broken;
+	char buf[4];
+	struct iovec iov = { buf, sizeof(buf) };
+	assert_int_equal(fs_open(fs, &root, node, O_RDONLY, &ro), 0);
+	assert_int_equal(fs_open(fs, &root, node, O_WRONLY, &wo), 0);
+	assert_int_equal(fs_setupmapping(fs, node, 0, RANGE, 0, false), 0);
+	assert_int_equal(fs_open(fs, &root, node, O_RDWR, &rw), 0); /* one description: no break of our lease */
+	lease_counts(&taken, &broken);
+	assert_int_equal(taken, 1);
+	assert_int_equal(broken, 0);
+	assert_int_equal(fs_write(fs, &root, ro, 0, &iov, 1, false), -EBADF);
+	assert_int_equal(fs_read(fs, wo, 0, sizeof(buf), &iov, 1), -EBADF);
+	assert_int_equal(fs_fallocate(fs, node, ro, 0, 0, 4096), -EBADF);
+	assert_int_equal(fs_read(fs, ro, 0, sizeof(buf), &iov, 1), (ssize_t)sizeof(buf));
+	assert_int_equal(buf[0], (char)pattern(0));
+	/* flock: each handle is its own owner, as two opens on the host are */
+	assert_int_equal(fs_flock(fs, node, ro, LOCK_EX), 0);
+	assert_int_equal(fs_flock(fs, node, rw, LOCK_EX | LOCK_NB), -EWOULDBLOCK);
+	assert_int_equal(fs_flock(fs, node, ro, LOCK_UN), 0);
+	assert_int_equal(fs_flock(fs, node, rw, LOCK_EX | LOCK_NB), 0);
+	uint64_t tr;
+	assert_int_equal(fs_open(fs, &root, node, O_WRONLY | O_TRUNC, &tr), 0);
+	assert_int_equal(host_size("fl"), 0);
+	uint64_t fhs[] = { ro, wo, rw, tr };
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(fs_release(fs, node, fhs[i], true, 0), 0);
+}
+
+static void test_guest_truncate_leaves_no_file_page_past_eof(void **state)
+{
+	(void)state;
+	uint64_t node = make_file("gt", RANGE), fh = open_rw(node);
+	assert_int_equal(fs_setupmapping(fs, node, 0, RANGE, 0, true), 0);
+	struct fs_setattr sa = { .valid = FS_SET_SIZE, .size = 5000 };
+	struct stat st;
+	assert_int_equal(fs_setattr(fs, &root, node, fh, &sa, &st), 0);
+	/* A guest process that has not yet seen the new size may still touch the old pages: it reads zeros (copies of
+	 * what is no longer in the file), and the VMM gets no SIGBUS. */
+	assert_int_equal(win.base[RANGE - 1], 0);
+	assert_window_shows(0, 0, 5000);
+	assert_int_equal(fs_release(fs, node, fh, false, 0), 0);
+}
+
 int main(void)
 {
 	log_init("test_dax", LOG_LVL_ERROR, false);
@@ -415,7 +639,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_empty_file_maps_nothing_and_stays_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_into_tail_copy_is_written_back_below_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_growth_is_mapped_before_the_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_host_write_into_tail_is_seen_after_getattr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_write_into_tail_is_seen_after_getattr, setup_shared, teardown),
+		cmocka_unit_test_setup_teardown(test_host_writer_turns_ranges_into_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_truncate_while_mapped_leaves_the_window_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_truncate_unguarded_would_fault, setup_shared, teardown),
+		cmocka_unit_test_setup_teardown(test_host_reader_leaves_ranges_shared_and_lease_returns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_open_elsewhere_is_mapped_as_copies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_handles_keep_their_open_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_truncate_leaves_no_file_page_past_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shrink_then_regrow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_mappings_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_is_bookkeeping_and_remap_replaces, setup, teardown),
