@@ -198,7 +198,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .posix_acl = o.posix_acl, .xattrmap = o.xattrmap,
-	                          .allow_direct_io = o.allow_direct_io,
+	                          .allow_direct_io = o.allow_direct_io, .preserve_noatime = o.preserve_noatime,
 	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files, .cache = o.cache,
 	                          .readonly = o.readonly, .migration_mode = o.migration_mode,
 	                          .migration_on_error = o.migration_on_error,

@@ -17,7 +17,7 @@ enum {
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
 	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP,
 	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
-	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID, OPT_UID_MAP, OPT_GID_MAP, OPT_UNSUPPORTED,
+	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID, OPT_UID_MAP, OPT_GID_MAP, OPT_PRESERVE_NOATIME,
 };
 
 static const struct option long_opts[] = {
@@ -58,7 +58,7 @@ static const struct option long_opts[] = {
 	{ "inode-file-handles", optional_argument, NULL, OPT_INODE_FILE_HANDLES },
 	{ "xattrmap", required_argument, NULL, OPT_XATTRMAP },
 	{ "security-label", no_argument, NULL, OPT_SECURITY_LABEL },
-	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
+	{ "preserve-noatime", no_argument, NULL, OPT_PRESERVE_NOATIME },
 	{ "migration-mode", required_argument, NULL, OPT_MIGRATION_MODE },
 	{ "migration-on-error", required_argument, NULL, OPT_MIGRATION_ON_ERROR },
 	{ "migration-verify-handles", no_argument, NULL, OPT_MIGRATION_VERIFY_HANDLES },
@@ -129,6 +129,8 @@ void vufsd_usage(FILE *out)
 	      "                            sandbox: map COUNT host ids from HOST_UID into vufsd's user namespace\n"
 	      "                            from NS_UID (repeatable; beyond your own id through newuidmap/newgidmap\n"
 	      "                            and /etc/subuid, /etc/subgid; default: your own ids only)\n"
+	      "  --preserve-noatime        keep the guest's O_NOATIME when opening host files (default: dropped, as\n"
+	      "                            virtiofsd, since it needs ownership or CAP_FOWNER on the host)\n"
 	      "  --sandbox=namespace|chroot|none  confinement (default namespace: mount, pid and net namespaces\n"
 	      "                            and pivot_root into the shared directory; not root: in a user namespace)\n"
 	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
@@ -384,6 +386,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 		fprintf(stderr, "vufsd: --%s '%s': %s\n", optname, arg, err);
 		return -1;
 	}
+	case OPT_PRESERVE_NOATIME: o->preserve_noatime = true; return 0;
 	case OPT_MIGRATION_VERIFY_HANDLES: o->migration_verify_handles = true; return 0;
 	case OPT_MIGRATION_CONFIRM_PATHS: return 0; /* always so: paths are found and checked at switch-over */
 	case OPT_READONLY: o->readonly = true; return 0;
@@ -423,9 +426,6 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case 'h': o->help = true; return 0;
 	case 'f': return 0; /* QEMU virtiofsd's foreground flag: we always run in the foreground */
 	case 'd': o->log_level = LOG_LVL_DEBUG; return 0; /* QEMU virtiofsd's debug flag (libvirt passes it) */
-	case OPT_UNSUPPORTED:
-		fprintf(stderr, "vufsd: --%s is not implemented yet\n", optname);
-		return -1;
 	default:
 		return -1;
 	}

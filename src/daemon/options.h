@@ -47,6 +47,7 @@ struct vufsd_options {
 	bool migration_verify_handles;
 	struct fs_idmap uid_map, gid_map;     /* --translate-uid, --translate-gid */
 	struct userns_map ns_uid_map, ns_gid_map; /* --uid-map, --gid-map: an unprivileged vufsd's user namespace */
+	bool preserve_noatime;        /* pass the guest's O_NOATIME to the host (else dropped, as virtiofsd) */
 	char *owned[8];               /* copies of -o arguments that fields point into */
 	unsigned nowned;
 };

@@ -6,7 +6,8 @@
 # 5003 through the second range, and one of a guest uid no range maps is EPERM (chown to it EINVAL); host owners in
 # the ranges are seen shifted back, an unmapped owner as 65534;
 # the daemon's outer process keeps the user's ids and removes the socket at exit. With no maps the user's own ids
-# are mapped to themselves. Bad maps (format, count 0, overflow, overlap, a
+# are mapped to themselves. The guest's O_NOATIME on a file of an unmapped owner works by default and is EPERM
+# with --preserve-noatime (virtiofsd's reason for dropping it). Bad maps (format, count 0, overflow, overlap, a
 # range /etc/subuid does not grant, as root, without the namespace sandbox, uid 0 mapped with only the user's own
 # gid) are refused with a message.
 # timeout: 180
@@ -85,8 +86,19 @@ echo "$out" | grep -q "Invalid argument" || fail "chown to an unmapped id: expec
 expect_owner "$SHARE/by-root" "$BASE:$BASE" "after a refused chown"
 chown 7 "$MNT/by-root" || fail "chown to guest uid 7"
 expect_owner "$SHARE/by-root" "$((BASE + 7)):$BASE" "chown to guest uid 7"
+echo hello >"$SHARE/host-unmapped"
+dd if="$MNT/host-unmapped" of=/dev/null iflag=noatime status=none ||
+  fail "O_NOATIME on a file of an unmapped owner (vufsd drops it by default)"
 finish
 [ -e "$SOCK" ] && fail "socket file left behind"
+
+# --- --preserve-noatime passes O_NOATIME on: root of the namespace has no CAP_FOWNER over an unmapped owner
+start_unprivileged "${MAPS[@]}" --preserve-noatime --cache=never
+mount_backend -o allow_other
+out=$(dd if="$MNT/host-unmapped" of=/dev/null iflag=noatime status=none 2>&1) &&
+  fail "--preserve-noatime: O_NOATIME on a file of an unmapped owner succeeded"
+echo "$out" | grep -q "Operation not permitted" || fail "--preserve-noatime: expected EPERM, got: $out"
+finish
 
 # --- no maps: the user's own ids, mapped to themselves (virtiofsd's default); no uid 0, so a warning
 start_unprivileged
