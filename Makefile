@@ -61,6 +61,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libvufs.a
 # Unit tests of vufs-mount parts, which are not in the library.
 $(BUILD)/tests/test_forgets: $(BUILD)/obj/src/mount/forgets.o
 $(BUILD)/tests/test_mount_dax: $(BUILD)/obj/src/mount/dax.o $(BUILD)/obj/src/mount/dax_guard.o
+# ... and of vufsd's, which is not either.
+$(BUILD)/tests/test_userns_map: $(BUILD)/obj/src/daemon/userns_map.o
 # The protocol room over the stub file system (tests/unit/fs_stub.c), not the passthrough.
 $(BUILD)/tests/test_fuse_stub: $(BUILD)/obj/tests/unit/fs_stub.o
 

@@ -46,8 +46,10 @@ int caps_check_modcaps(const char *modcaps)
 
 int caps_drop(const char *modcaps, bool file_handles)
 {
-	if (geteuid() != 0)
-		return 0; /* unprivileged: nothing to drop */
+	/* Not root: nothing to drop, unless this is a user namespace, whose creator holds every capability in it
+	 * whatever its uid there (when --uid-map maps no uid 0). */
+	if (geteuid() != 0 && (capng_get_caps_process() < 0 || capng_have_capabilities(CAPNG_SELECT_CAPS) == CAPNG_NONE))
+		return 0;
 	capng_clear(CAPNG_SELECT_BOTH);
 	for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
 		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, (unsigned)kept[i]);

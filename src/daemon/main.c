@@ -192,10 +192,13 @@ int main(int argc, char **argv)
 	int sock_dir = -1;
 	if (o.socket_path && o.sandbox != SANDBOX_NAMESPACE)
 		sock_dir = open_parent_dir(o.socket_path);
-	if (sandbox_enter(&o) < 0)
+	if (sandbox_enter(&o) < 0) {
+		if (o.socket_path)
+			unlink(o.socket_path); /* nobody will serve it */
 		return 1;
+	}
 	struct fs_config fcfg = { .source = o.shared_dir, .xattr = o.xattr, .posix_acl = o.posix_acl, .xattrmap = o.xattrmap,
-	                          .allow_direct_io = o.allow_direct_io,
+	                          .allow_direct_io = o.allow_direct_io, .preserve_noatime = o.preserve_noatime,
 	                          .posix_lock = o.posix_lock, .flock = o.flock, .dax_files = o.dax_files,
 	                          .dax_coherence = o.dax_coherence, .cache = o.cache,
 	                          .readonly = o.readonly, .migration_mode = o.migration_mode,

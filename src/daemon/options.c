@@ -8,15 +8,17 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
 	OPT_SOCKET_PATH = 256, OPT_SOCKET_GROUP, OPT_FD, OPT_SHARED_DIR, OPT_CACHE, OPT_WRITEBACK, OPT_NO_WRITEBACK,
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
-	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES, OPT_DAX_COHERENCE, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_UNSUPPORTED,
+	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES,
+	OPT_DAX_COHERENCE, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP,
 	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
-	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID,
+	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID, OPT_UID_MAP, OPT_GID_MAP, OPT_PRESERVE_NOATIME,
 };
 
 static const struct option long_opts[] = {
@@ -53,21 +55,20 @@ static const struct option long_opts[] = {
 	{ "dax-window", required_argument, NULL, OPT_DAX_WINDOW },
 	{ "dax-files", required_argument, NULL, OPT_DAX_FILES },
 	{ "dax-coherence", required_argument, NULL, OPT_DAX_COHERENCE },
-	/* virtiofsd options we do not implement yet: refused, never silently ignored. */
 	{ "readonly", no_argument, NULL, OPT_READONLY },
 	{ "allow-mmap", no_argument, NULL, OPT_ALLOW_MMAP },
 	{ "inode-file-handles", optional_argument, NULL, OPT_INODE_FILE_HANDLES },
 	{ "xattrmap", required_argument, NULL, OPT_XATTRMAP },
 	{ "security-label", no_argument, NULL, OPT_SECURITY_LABEL },
-	{ "preserve-noatime", no_argument, NULL, OPT_UNSUPPORTED },
+	{ "preserve-noatime", no_argument, NULL, OPT_PRESERVE_NOATIME },
 	{ "migration-mode", required_argument, NULL, OPT_MIGRATION_MODE },
 	{ "migration-on-error", required_argument, NULL, OPT_MIGRATION_ON_ERROR },
 	{ "migration-verify-handles", no_argument, NULL, OPT_MIGRATION_VERIFY_HANDLES },
 	{ "migration-confirm-paths", no_argument, NULL, OPT_MIGRATION_CONFIRM_PATHS },
 	{ "translate-uid", required_argument, NULL, OPT_TRANSLATE_UID },
 	{ "translate-gid", required_argument, NULL, OPT_TRANSLATE_GID },
-	{ "uid-map", required_argument, NULL, OPT_UNSUPPORTED },
-	{ "gid-map", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "uid-map", required_argument, NULL, OPT_UID_MAP },
+	{ "gid-map", required_argument, NULL, OPT_GID_MAP },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -130,8 +131,14 @@ void vufsd_usage(FILE *out)
 	      "                            map:GUEST:HOST:COUNT, guest:GUEST:HOST:COUNT, host:HOST:GUEST:COUNT,\n"
 	      "                            squash-guest:GUEST:HOST:COUNT, squash-host:HOST:GUEST:COUNT or\n"
 	      "                            forbid-guest:GUEST:COUNT (repeatable; unnamed ids pass unchanged)\n"
+	      "  --uid-map=:NS_UID:HOST_UID:COUNT:, --gid-map=:NS_GID:HOST_GID:COUNT:  not root, namespace\n"
+	      "                            sandbox: map COUNT host ids from HOST_UID into vufsd's user namespace\n"
+	      "                            from NS_UID (repeatable; beyond your own id through newuidmap/newgidmap\n"
+	      "                            and /etc/subuid, /etc/subgid; default: your own ids only)\n"
+	      "  --preserve-noatime        keep the guest's O_NOATIME when opening host files (default: dropped, as\n"
+	      "                            virtiofsd, since it needs ownership or CAP_FOWNER on the host)\n"
 	      "  --sandbox=namespace|chroot|none  confinement (default namespace: mount, pid and net namespaces\n"
-	      "                            and pivot_root into the shared directory)\n"
+	      "                            and pivot_root into the shared directory; not root: in a user namespace)\n"
 	      "  --seccomp=kill|log|trap|none  system call allowlist; what happens to others (default kill)\n"
 	      "  --modcaps=+cap,-cap       adjust the capabilities kept\n"
 	      "  --rlimit-nofile=N         set the open-file limit to N (default fs.nr_open; 0: leave it)\n"
@@ -391,6 +398,15 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 			fprintf(stderr, "vufsd: --%s=%s overlaps an earlier rule of the same direction\n", optname, arg);
 		return rc ? (rc == -EEXIST ? -1 : bad(optname, arg)) : 0;
 	}
+	case OPT_UID_MAP:
+	case OPT_GID_MAP: {
+		char err[160];
+		if (userns_map_add(c == OPT_UID_MAP ? &o->ns_uid_map : &o->ns_gid_map, arg, err, sizeof(err)) == 0)
+			return 0;
+		fprintf(stderr, "vufsd: --%s '%s': %s\n", optname, arg, err);
+		return -1;
+	}
+	case OPT_PRESERVE_NOATIME: o->preserve_noatime = true; return 0;
 	case OPT_MIGRATION_VERIFY_HANDLES: o->migration_verify_handles = true; return 0;
 	case OPT_MIGRATION_CONFIRM_PATHS: return 0; /* always so: paths are found and checked at switch-over */
 	case OPT_READONLY: o->readonly = true; return 0;
@@ -431,9 +447,6 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case 'h': o->help = true; return 0;
 	case 'f': return 0; /* QEMU virtiofsd's foreground flag: we always run in the foreground */
 	case 'd': o->log_level = LOG_LVL_DEBUG; return 0; /* QEMU virtiofsd's debug flag (libvirt passes it) */
-	case OPT_UNSUPPORTED:
-		fprintf(stderr, "vufsd: --%s is not implemented yet\n", optname);
-		return -1;
 	default:
 		return -1;
 	}
@@ -462,6 +475,37 @@ static int check_xattr_options(struct vufsd_options *o)
 	ret = xattrmap_parse(o->xattrmap_rules, &o->xattrmap, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "vufsd: --xattrmap: %s\n", ret == -EINVAL ? err : strerror(-ret));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The user namespace is how a vufsd that is not root gets its namespace sandbox (daemon/userns.h): as in
+ * virtiofsd, its maps mean nothing to root, which needs no namespace to own every id (--translate-uid/gid
+ * translates ids), nor without the namespace sandbox.
+ */
+static int check_userns_options(const struct vufsd_options *o)
+{
+	if (!o->ns_uid_map.n && !o->ns_gid_map.n)
+		return 0;
+	if (o->sandbox != SANDBOX_NAMESPACE) {
+		fprintf(stderr, "vufsd: --uid-map and --gid-map need --sandbox=namespace (the user namespace they map is "
+		        "part of it)\n");
+		return -1;
+	}
+	if (geteuid() == 0) {
+		fprintf(stderr, "vufsd: --uid-map and --gid-map are for an unprivileged vufsd (as in virtiofsd): root "
+		        "serves every id without a user namespace; use --translate-uid/--translate-gid to translate "
+		        "ids\n");
+		return -1;
+	}
+	/* Root of the namespace switches to the guest's ids after dropping its supplementary groups, which a gid
+	 * map of one's own gid forbids (setgroups denied); virtiofsd would start and then fail every creation. */
+	if (userns_map_has_inside(&o->ns_uid_map, 0) && userns_map_only_own(&o->ns_gid_map, (uint32_t)getegid())) {
+		fprintf(stderr, "vufsd: --uid-map maps uid 0, so vufsd takes the guest's ids and must drop its "
+		        "supplementary groups, which a gid map of only your own gid forbids: give --gid-map a range "
+		        "from /etc/subgid\n");
 		return -1;
 	}
 	return 0;
@@ -498,7 +542,7 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 		fprintf(stderr, "vufsd: give --socket-path=PATH or --fd=N\n");
 		return -1;
 	}
-	if (caps_check_modcaps(o->modcaps) < 0 || check_xattr_options(o) < 0)
+	if (caps_check_modcaps(o->modcaps) < 0 || check_xattr_options(o) < 0 || check_userns_options(o) < 0)
 		return -1;
 	if (o->writeback && (o->cache == FS_CACHE_NEVER || o->cache == FS_CACHE_METADATA)) {
 		/* The guest would cache writes of files it opens for direct I/O: mtime and size go stale. */

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "daemon/seccomp.h"
+#include "daemon/userns_map.h"
 #include "fs/fs.h"
 #include "protocol/fuse_server.h"
 
@@ -46,6 +47,8 @@ struct vufsd_options {
 	enum fs_migration_on_error migration_on_error;
 	bool migration_verify_handles;
 	struct fs_idmap uid_map, gid_map;     /* --translate-uid, --translate-gid */
+	struct userns_map ns_uid_map, ns_gid_map; /* --uid-map, --gid-map: an unprivileged vufsd's user namespace */
+	bool preserve_noatime;        /* pass the guest's O_NOATIME to the host (else dropped, as virtiofsd) */
 	char *owned[8];               /* copies of -o arguments that fields point into */
 	unsigned nowned;
 };

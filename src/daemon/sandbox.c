@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "daemon/caps.h"
 #include "daemon/seccomp.h"
+#include "daemon/userns.h"
 
 static int fail(const char *step, const char *why)
 {
@@ -51,8 +52,38 @@ static void forward_signal(int sig)
 		kill(sandboxed_child, sig);
 }
 
-static int enter_namespaces(const char *socket_path)
+/* Signals the VMM or an administrator sends to us must reach the child; its exit status is ours. */
+static void stay_outside(pid_t child, const char *socket_path)
 {
+	sandboxed_child = child;
+	struct sigaction sa = { .sa_handler = forward_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	wait_for_child(child, socket_path);
+}
+
+/*
+ * Not root: the namespaces are created as root of a user namespace (daemon/userns.h). The parent stays outside it
+ * with the caller's ids, which may own nothing the namespace's root does: it is the one that can remove the socket.
+ */
+static int enter_user_namespace(const struct vufsd_options *o)
+{
+	pid_t child;
+	int rc = userns_fork(&o->ns_uid_map, &o->ns_gid_map, &child);
+	if (rc < 0)
+		return rc;
+	if (child > 0)
+		stay_outside(child, o->socket_path);
+	return 0;
+}
+
+static int enter_namespaces(const struct vufsd_options *o)
+{
+	bool userns = geteuid() != 0;
+	if (userns && enter_user_namespace(o) < 0)
+		return -EPERM;
 	/* Only the pid namespace is entered before the fork (it applies to children): the parent stays in the
 	 * host's mount namespace, where pivot_root cannot move its root and the socket path still means the same. */
 	if (unshare(CLONE_NEWPID) < 0)
@@ -62,16 +93,8 @@ static int enter_namespaces(const char *socket_path)
 	pid_t child = fork();
 	if (child < 0)
 		return fail("fork", "");
-	if (child > 0) {
-		/* Signals the VMM or an administrator sends to us must reach the daemon. */
-		sandboxed_child = child;
-		struct sigaction sa = { .sa_handler = forward_signal };
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGHUP, &sa, NULL);
-		wait_for_child(child, socket_path);
-	}
+	if (child > 0)
+		stay_outside(child, userns ? NULL : o->socket_path);
 	/* Our parent is outside the new pid namespace (getppid() says 0): if it dies, so do we. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (unshare(CLONE_NEWNS | CLONE_NEWNET) < 0)
@@ -139,7 +162,7 @@ int sandbox_enter(const struct vufsd_options *o)
 {
 	if (o->sandbox != SANDBOX_NAMESPACE)
 		return 0;
-	int rc = enter_namespaces(o->socket_path);
+	int rc = enter_namespaces(o);
 	return rc < 0 ? rc : bind_shared_dir(o->shared_dir);
 }
 

@@ -90,6 +90,7 @@ struct fs_config {
 	const struct xattrmap *xattrmap; /* --xattrmap rules applied to every name (fs/xattrmap.h), or NULL; the
 	                           * caller keeps it alive as long as the fs */
 	bool allow_direct_io;     /* honour O_DIRECT from the guest (else it is dropped) */
+	bool preserve_noatime;    /* OPEN keeps the guest's O_NOATIME (else it is dropped, as virtiofsd does) */
 	bool posix_lock;          /* serve POSIX record locks (else -ENOSYS) */
 	bool flock;               /* serve flock() locks (else -ENOSYS) */
 	uint64_t max_inodes;      /* bound on live inodes; lookups past it fail with -ENFILE (0 = default) */

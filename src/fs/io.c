@@ -86,6 +86,10 @@ int fs_open(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int flags,
 	if (ret < 0)
 		goto fail;
 	flags = open_flags(fs, flags);
+	/* As virtiofsd: O_NOATIME needs the file's owner or CAP_FOWNER over it, which an unprivileged daemon, or root
+	 * of a user namespace for a file of an unmapped id, lacks, while the guest already allowed it. */
+	if (!fs->cfg.preserve_noatime)
+		flags &= ~O_NOATIME;
 	if (inode->type == S_IFDIR) {
 		if ((flags & O_ACCMODE) != O_RDONLY) {
 			ret = -EISDIR;

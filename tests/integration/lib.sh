@@ -6,7 +6,10 @@
 #                                      VUFS_MOUNT_EXTRA adds options to every mount (e.g. --packed: any host test
 #                                      on packed rings)
 #   skip "why" / fail "why"
+#   need_pkgs PKG...                   installs the Debian packages that are missing (tests/lib/need_pkgs.sh)
 set -uo pipefail
+# shellcheck source=tests/lib/need_pkgs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/need_pkgs.sh"
 BUILD=${BUILD:-${VUFS_SAN_BUILD:-$PWD/build-san}}
 [ -x "$BUILD/vufsd" ] || BUILD=${VUFS_BUILD:-$PWD/build}
 SCRATCH=$(mktemp -d /tmp/vufs-test.XXXXXX)

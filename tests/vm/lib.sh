@@ -32,6 +32,8 @@ CLEANUP_PATHS=() CLEANUP_CMDS=()
 TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/${TESTDIR_PREFIX:-vufs-test}.XXXXXX")
 
 skip() { echo "SKIP: $*"; exit 77; }
+# shellcheck source=tests/lib/need_pkgs.sh
+. "$VUFS_ROOT/tests/lib/need_pkgs.sh"
 
 start_backend() {
   local sock=${SOCK:-} a prev='' i=0
@@ -103,18 +105,6 @@ console_section() {
 san_env() {
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=66}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-}
-
-need_pkgs() {
-  local p missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  [ ${#missing[@]} -gt 0 ] || return 0
-  [ "$(id -u)" = 0 ] || { echo "need_pkgs: missing Debian packages (run as root): ${missing[*]}" >&2; return 1; }
-  echo "need_pkgs: installing ${missing[*]}" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 cleanup() {
