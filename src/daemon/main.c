@@ -217,6 +217,7 @@ int main(int argc, char **argv)
 	struct fuse_server_opts sopts = { .writeback = o.writeback, .readdirplus = o.readdirplus,
 	                                  .posix_lock = o.posix_lock, .flock = o.flock, .killpriv_v2 = o.killpriv_v2,
 	                                  .allow_mmap = o.allow_mmap, .posix_acl = o.posix_acl,
+	                                  .request_timeout = o.request_timeout,
 	                                  .security_label = o.security_label,
 	                                  .announce_submounts = o.announce_submounts };
 	rc = fuse_server_new(fs_ops_of(fs), fs, &sopts, &srv);

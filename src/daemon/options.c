@@ -16,7 +16,7 @@ enum {
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
 	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES,
-	OPT_DAX_COHERENCE, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP,
+	OPT_DAX_COHERENCE, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_REQUEST_TIMEOUT,
 	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
 	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID, OPT_UID_MAP, OPT_GID_MAP, OPT_PRESERVE_NOATIME,
 };
@@ -57,6 +57,7 @@ static const struct option long_opts[] = {
 	{ "dax-coherence", required_argument, NULL, OPT_DAX_COHERENCE },
 	{ "readonly", no_argument, NULL, OPT_READONLY },
 	{ "allow-mmap", no_argument, NULL, OPT_ALLOW_MMAP },
+	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 	{ "inode-file-handles", optional_argument, NULL, OPT_INODE_FILE_HANDLES },
 	{ "xattrmap", required_argument, NULL, OPT_XATTRMAP },
 	{ "security-label", no_argument, NULL, OPT_SECURITY_LABEL },
@@ -116,6 +117,8 @@ void vufsd_usage(FILE *out)
 	      "                            vhost-user-test-device-pci); the guest mounts with -o dax=always|inode\n"
 	      "  --dax-files=page|all|none which files a dax=inode guest maps (default page: sizes that are a\n"
 	      "                            multiple of 4 KiB)\n"
+	      "  --request-timeout=SECS    let a guest of Linux 6.15 or later (FUSE 7.43) abort its mount when a request\n"
+	      "                            is not answered in SECS seconds, e.g. because vufsd died (not with host locks)\n"
 	      "  --dax-coherence=guarded|shared  guarded (default): a lease guards each mapped file, and a host\n"
 	      "                            process opening it for writing or truncating it turns the guest's\n"
 	      "                            mappings of it into copies; shared: no lease, host writes are seen at\n"
@@ -149,7 +152,7 @@ void vufsd_usage(FILE *out)
 	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
 	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
 	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY,\n"
-	      "                            dax_coherence=MODE, readonly,\n"
+	      "                            dax_coherence=MODE, request_timeout=SECS, readonly,\n"
 	      "                            thread_pool_size=N, modcaps=+cap:-cap, sandbox=MODE, posix_acl,\n"
 	      "                            no_posix_acl, xattrmap=RULES, security_label, no_security_label\n"
 	      "  -V, --version             print the version\n"
@@ -229,6 +232,15 @@ static int parse_dax_window(const char *s, uint64_t *out)
 {
 	if (parse_size(s, VUFSD_DAX_WINDOW_MAX, out) || *out % FS_DAX_RANGE)
 		return bad("DAX window size (a multiple of 2M, at most 64G)", s);
+	return 0;
+}
+
+static int parse_request_timeout(const char *s, uint16_t *out)
+{
+	uint64_t v;
+	if (parse_u64(s, UINT16_MAX, &v) || v == 0)
+		return bad("request timeout (1-65535 seconds)", s);
+	*out = (uint16_t)v;
 	return 0;
 }
 
@@ -315,6 +327,8 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		return parse_dax_coherence(val, &o->dax_coherence);
 	if (val && !strcmp(item, "thread_pool_size"))
 		return parse_thread_pool(val);
+	if (val && !strcmp(item, "request_timeout"))
+		return parse_request_timeout(val, &o->request_timeout);
 	if (val && !strcmp(item, "modcaps")) {
 		/* QEMU virtiofsd's -o modcaps separates with ':' (',' separates -o items) */
 		for (char *c = val; *c; c++)
@@ -371,6 +385,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_ALLOW_DIRECT_IO: o->allow_direct_io = true; return 0;
 	case OPT_KILLPRIV_V2: o->killpriv_v2 = true; return 0;
 	case OPT_ALLOW_MMAP: o->allow_mmap = true; return 0;
+	case OPT_REQUEST_TIMEOUT: return parse_request_timeout(arg, &o->request_timeout);
 	case OPT_NO_KILLPRIV_V2: o->killpriv_v2 = false; return 0;
 	case OPT_ANNOUNCE_SUBMOUNTS: o->announce_submounts = true; return 0;
 	case OPT_POSIX_ACL: o->posix_acl = true; return 0;
@@ -551,6 +566,12 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 	}
 	if (o->socket_path && o->fd >= 0) {
 		fprintf(stderr, "vufsd: --socket-path and --fd exclude each other\n");
+		return -1;
+	}
+	if (o->request_timeout && (o->posix_lock || o->flock)) {
+		/* A lock wait outlasting the timeout would make the guest abort the whole mount. */
+		fprintf(stderr, "vufsd: --request-timeout cannot go with --posix-lock or --flock: a guest waiting for a "
+		        "lock longer than the timeout would abort its mount\n");
 		return -1;
 	}
 	return 0;

@@ -43,6 +43,7 @@ struct vufsd_options {
 	uint64_t dax_window;          /* bytes of shared-memory region 0 (0: no window) */
 	enum fs_dax_files dax_files;
 	enum fs_dax_coherence dax_coherence;
+	uint16_t request_timeout;     /* seconds offered as FUSE_REQUEST_TIMEOUT (0: not offered) */
 	enum fs_migration_mode migration_mode;
 	enum fs_migration_on_error migration_on_error;
 	bool migration_verify_handles;

@@ -17,7 +17,8 @@ struct bridge_config {
 	uint32_t max_write;      /* bytes of data per READ/WRITE request */
 	unsigned poll_us;        /* a reader polls the used ring this long for its reply before sleeping */
 	unsigned hiprio_size;    /* entries on the hiprio queue: one forget buffer each */
-	bool dax;                /* dax=always: serve READ/WRITE through the frontend's DAX window (mount/dax.h) */
+	bool dax;                /* dax=always or inode: serve READ/WRITE through the frontend's DAX window (mount/dax.h) */
+	bool dax_inode;          /* dax=inode: only for the files whose attributes carry FUSE_ATTR_DAX */
 };
 
 struct bridge;

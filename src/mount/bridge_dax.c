@@ -11,11 +11,16 @@
 /* INIT's answer: the backend maps 2 MiB ranges (map_alignment <= 21, as Linux checks), or there is no DAX. */
 void bridge_dax_init_reply(struct bridge *b, const struct fuse_init_out *o, size_t have)
 {
+	bool ext = have >= offsetof(struct fuse_init_out, flags2) + sizeof(o->flags2) && (o->flags & FUSE_INIT_EXT);
+	uint64_t flags = o->flags | (ext ? (uint64_t)o->flags2 << 32 : 0);
+
 	if (have < offsetof(struct fuse_init_out, map_alignment) + sizeof(o->map_alignment) ||
-	    !(o->flags & FUSE_MAP_ALIGNMENT))
+	    !(flags & FUSE_MAP_ALIGNMENT))
 		mdax_disable(b->dax, "the backend's INIT has no map_alignment");
 	else if (o->map_alignment > MDAX_ALIGN_SHIFT)
 		mdax_disable(b->dax, "the backend's map_alignment is above 21");
+	else if (b->cfg.dax_inode && !(flags & FUSE_HAS_INODE_DAX))
+		mdax_disable(b->dax, "dax=inode, and the backend does not choose files (no FUSE_HAS_INODE_DAX)");
 }
 
 /* The DAX driver's own requests (mdax_io), in the slot's ctl buffer: the kernel's request stays in req. */
@@ -109,15 +114,20 @@ bool bridge_dax_request(struct bridge *b, struct slot *s, const struct fuse_in_h
 	return false;
 }
 
-/* INIT: ask for the window's alignment as the Linux driver does when it has a window. */
+/* INIT: ask for the window's alignment as the Linux driver does when it has a window, and with dax=inode for the
+ * backend's choice of files (FUSE_HAS_INODE_DAX, a flags2 bit: the host kernel's INIT has flags2 since 5.17). */
 void bridge_dax_init_request(struct bridge *b, struct slot *s, size_t len)
 {
 	struct fuse_init_in in;
+	size_t ext = offsetof(struct fuse_init_in, flags2) + sizeof(in.flags2);
 	if (len < sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags2))
 		return;
-	memcpy(&in, s->req + sizeof(struct fuse_in_header), offsetof(struct fuse_init_in, flags2));
+	size_t have = MIN(len - sizeof(struct fuse_in_header), sizeof(in));
+	memcpy(&in, s->req + sizeof(struct fuse_in_header), have);
 	in.flags |= FUSE_MAP_ALIGNMENT;
-	memcpy(s->req + sizeof(struct fuse_in_header), &in, offsetof(struct fuse_init_in, flags2));
+	if (b->cfg.dax_inode && have >= ext && (in.flags & FUSE_INIT_EXT))
+		in.flags2 |= (uint32_t)(FUSE_HAS_INODE_DAX >> 32);
+	memcpy(s->req + sizeof(struct fuse_in_header), &in, have);
 }
 
 /* dax=always: the window the frontend took, if the backend offered one. */
@@ -130,6 +140,8 @@ void bridge_dax_new(struct bridge *b)
 		return;
 	}
 	b->dax = mdax_new(b->fe->window.base, b->fe->window.size);
+	if (b->dax && b->cfg.dax_inode)
+		mdax_per_inode(b->dax);
 	if (!b->dax)
 		log_warn("DAX is not available (a window of %llu bytes has no 2 MiB range, or no memory)",
 		         (unsigned long long)b->fe->window.size);

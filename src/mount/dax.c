@@ -36,6 +36,7 @@ struct mnode {
 	uint64_t size;
 	uint64_t raised_seq;      /* seq when a WRITE last raised size */
 	bool size_known;
+	bool dax;                 /* its last attributes carried FUSE_ATTR_DAX */
 	struct mrange *ranges;
 	struct mnode *hnext;
 };
@@ -50,6 +51,7 @@ struct mdax {
 	uint8_t *base;
 	unsigned nranges;
 	bool enabled;
+	bool per_inode;           /* dax=inode: serve only nodes marked dax */
 	uint64_t seq;
 	struct mrange *ranges, *free, *lru_head, *lru_tail;
 	struct mnode *buckets[NODE_BUCKETS];
@@ -105,6 +107,19 @@ void mdax_free(struct mdax *d)
 	free(d);
 }
 
+void mdax_per_inode(struct mdax *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->per_inode = true;
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* mu held: whether reads and writes of n may go through the window. */
+static bool servable(const struct mdax *d, const struct mnode *n)
+{
+	return d->enabled && n && n->size_known && (!d->per_inode || n->dax);
+}
+
 void mdax_disable(struct mdax *d, const char *why)
 {
 	pthread_mutex_lock(&d->mu);
@@ -157,6 +172,8 @@ void mdax_attr(struct mdax *d, uint64_t nodeid, const struct fuse_attr *attr, ui
 		n->hnext = *bucket(d, nodeid);
 		*bucket(d, nodeid) = n;
 	}
+	if (n)
+		n->dax = attr->flags & FUSE_ATTR_DAX;
 	if (n && !S_ISREG(attr->mode)) {
 		n->size_known = false; /* never served: only regular files have data in the window */
 	} else if (n && n->raised_seq > seq) {
@@ -374,7 +391,7 @@ ssize_t mdax_read(struct mdax *d, const struct mdax_io *io, uint64_t nodeid, uin
 	ssize_t rc = -EAGAIN;
 	pthread_mutex_lock(&d->mu);
 	struct mnode *n = find_node(d, nodeid);
-	if (d->enabled && n && n->size_known && off < n->size && size) {
+	if (servable(d, n) && off < n->size && size) {
 		uint64_t len = MIN((uint64_t)size, n->size - off);
 		rc = copy_io(d, io, nodeid, off, len, dst, false);
 		if (rc == 0) {
@@ -395,7 +412,7 @@ ssize_t mdax_write(struct mdax *d, const struct mdax_io *io, uint64_t nodeid, ui
 	struct mnode *n = find_node(d, nodeid);
 	/* Below the page that holds the end: the backend writes that page back only at its sync points. */
 	uint64_t whole = n ? n->size & ~(uint64_t)(PAGE_BYTES - 1) : 0;
-	if (d->enabled && n && n->size_known && size && size <= whole && off <= whole - size) {
+	if (servable(d, n) && size && size <= whole && off <= whole - size) {
 		rc = copy_io(d, io, nodeid, off, size, (uint8_t *)src, true);
 		if (rc == 0) {
 			rc = size;

@@ -37,6 +37,9 @@ struct mdax;
 struct mdax *mdax_new(uint8_t *base, uint64_t size);
 /* Logs what the window served. */
 void mdax_free(struct mdax *d);
+/* dax=inode: only files whose last attributes carried FUSE_ATTR_DAX are served from the window (the backend
+ * chooses, as for a Linux guest mounted dax=inode). */
+void mdax_per_inode(struct mdax *d);
 /* The backend has no DAX after all: logged once, nothing is served from the window any more. */
 void mdax_disable(struct mdax *d, const char *why);
 bool mdax_enabled(struct mdax *d);

@@ -30,7 +30,7 @@ struct mount_options {
 	unsigned poll_us;
 	bool no_event_idx;
 	bool packed;
-	bool dax;
+	bool dax, dax_inode;
 	const char *dirty_log;    /* tests: --dirty-log=FILE, logging on as during a migration */
 	enum log_level log_level;
 };
@@ -52,8 +52,8 @@ static void usage(FILE *out)
 	      "  --no-event-idx      do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
 	      "  --packed            packed virtqueues (VIRTIO_F_RING_PACKED); fails if the backend lacks them\n"
 	      "  --poll-us=N         poll for each reply N microseconds before sleeping (default 0)\n"
-	      "  --dax=never|always  serve reads and writes through the backend's DAX window (default never;\n"
-	      "                      also -o dax=...)\n"
+	      "  --dax=never|always|inode  serve reads and writes through the backend's DAX window (default\n"
+	      "                      never; inode: the files the backend marks FUSE_ATTR_DAX; also -o dax=...)\n"
 	      "  --log-level=LEVEL   error, warn, info (default), debug\n"
 	      "  --dirty-log=FILE    (tests) make FILE the dirty-page log and have the backend log every page it\n"
 	      "                      writes, as during a live migration; fails if the backend cannot\n"
@@ -61,13 +61,14 @@ static void usage(FILE *out)
 	      out);
 }
 
-static int parse_dax(const char *v, bool *out)
+static int parse_dax(const char *v, struct mount_options *o)
 {
-	if (!strcmp(v, "never") || !strcmp(v, "always")) {
-		*out = !strcmp(v, "always");
+	if (!strcmp(v, "never") || !strcmp(v, "always") || !strcmp(v, "inode")) {
+		o->dax = strcmp(v, "never") != 0;
+		o->dax_inode = !strcmp(v, "inode");
 		return 0;
 	}
-	fprintf(stderr, "vufs-mount: dax=%s: never or always (dax=inode needs a guest kernel)\n", v);
+	fprintf(stderr, "vufs-mount: dax=%s: never, always or inode\n", v);
 	return -1;
 }
 
@@ -79,7 +80,7 @@ static int add_mount_options(struct mount_options *o, const char *opts)
 		return -1;
 	for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 		if (!strncmp(item, "dax=", 4)) {
-			if (parse_dax(item + 4, &o->dax) < 0) {
+			if (parse_dax(item + 4, o) < 0) {
 				free(copy);
 				return -1;
 			}
@@ -131,7 +132,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		case 'E': o->no_event_idx = true; break;
 		case 'K': o->packed = true; break;
 		case 'P': if (parse_u64(optarg, 1000000, &v)) return -1; o->poll_us = (unsigned)v; break;
-		case 'D': if (parse_dax(optarg, &o->dax) < 0) return -1; break;
+		case 'D': if (parse_dax(optarg, o) < 0) return -1; break;
 		case 'L': if (log_parse_level(optarg, &o->log_level)) return -1; break;
 		case 'G': o->dirty_log = optarg; break;
 		case 'h': usage(stdout); exit(0);
@@ -223,7 +224,8 @@ int main(int argc, char **argv)
 	}
 	log_init("vufs-mount", o.log_level, false);
 	struct bridge_config bcfg = { .threads = o.threads, .max_write = o.max_write, .poll_us = o.poll_us,
-	                              .hiprio_size = o.hiprio_size, .dax = o.dax };
+	                              .hiprio_size = o.hiprio_size, .dax = o.dax,
+	                              .dax_inode = o.dax_inode };
 	struct vu_frontend_config fcfg = { .nqueues = 1 + o.queues, .queue_size = o.queue_size,
 	                                   .hiprio_size = o.hiprio_size, .no_event_idx = o.no_event_idx,
 	                                   .packed = o.packed, .want_shmem = o.dax, .dirty_log = o.dirty_log };

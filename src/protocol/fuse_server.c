@@ -71,8 +71,9 @@ uint32_t fuse_server_minor(const struct fuse_server *srv)
 /*
  * What we offer, each only when served. Not offered (README, "FUSE protocol"): FUSE_HAS_EXPIRE_ONLY,
  * FUSE_HAS_RESEND (notifications: Linux's virtio-fs driver has no notification queue), FUSE_PASSTHROUGH and
- * FUSE_OVER_IO_URING (/dev/fuse only), FUSE_NO_EXPORT_SUPPORT, FUSE_ALLOW_IDMAP, FUSE_REQUEST_TIMEOUT (a SETLKW
- * may rightly wait longer than any timeout, which would abort the whole connection).
+ * FUSE_OVER_IO_URING (/dev/fuse only), FUSE_NO_EXPORT_SUPPORT, FUSE_ALLOW_IDMAP. FUSE_REQUEST_TIMEOUT only when
+ * asked (--request-timeout, refused with host locks: a SETLKW may rightly wait longer than any timeout, which
+ * would abort the whole connection).
  */
 static uint64_t supported_flags(const struct fuse_server *srv)
 {
@@ -100,6 +101,8 @@ static uint64_t supported_flags(const struct fuse_server *srv)
 		f |= POSIX_ACL_FLAGS;
 	if (o->security_label)
 		f |= FUSE_SECURITY_CTX;
+	if (o->request_timeout)
+		f |= FUSE_REQUEST_TIMEOUT;
 	return f;
 }
 
@@ -179,6 +182,10 @@ static void op_init(struct fuse_req *r)
 	out.max_pages = (uint16_t)MIN(max_write / PAGE_BYTES, 0xffffu);
 	out.max_background = 64;
 	out.congestion_threshold = 48;
+	if (flags & FUSE_REQUEST_TIMEOUT) {
+		struct fuse_init_out_tail tail = { .request_timeout = srv->opts.request_timeout };
+		memcpy((uint8_t *)&out + FUSE_INIT_OUT_TAIL_OFFSET, &tail, sizeof(tail));
+	}
 
 	pthread_mutex_lock(&srv->state_lock);
 	srv->minor = minor;

@@ -24,6 +24,8 @@ struct fuse_server_opts {
 	bool killpriv_v2;     /* offer FUSE_HANDLE_KILLPRIV_V2 */
 	bool allow_mmap;      /* offer FUSE_DIRECT_IO_ALLOW_MMAP: shared mmap of files opened for direct I/O */
 	bool announce_submounts; /* offer FUSE_SUBMOUNTS: entries the fs marks submount get FUSE_ATTR_SUBMOUNT */
+	uint16_t request_timeout; /* offer FUSE_REQUEST_TIMEOUT: the guest aborts the connection when a request is not
+	                       * answered in this many seconds (0: not offered) */
 	uint32_t max_write;   /* largest WRITE/READ we accept (bytes); 0 = 1 MiB */
 };
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The libFuzzer harnesses (fuzz/) build with clang and fuzz 30 s each without a crash, a leak or a broken
+# The libFuzzer harnesses (fuzz/) build with clang and fuzz 20 s each without a crash, a leak or a broken
 # invariant, and every input kept in fuzz/regressions/ (past crashes) replays cleanly.
 # timeout: 400
 set -uo pipefail
@@ -11,5 +11,5 @@ if ! command -v clang >/dev/null || [ -z "$(find /usr/lib/llvm-* -name 'libclang
 fi
 rc=0
 fuzz/run.sh --replay || rc=1
-fuzz/run.sh "${FUZZ_SHORT_SECONDS:-30}" || rc=1
+fuzz/run.sh "${FUZZ_SHORT_SECONDS:-20}" || rc=1
 exit $rc

@@ -11,7 +11,10 @@
 # with the source, so it must refuse the state at CHECK_DEVICE_STATE; the destination QEMU then exits after the
 # source already said "completed", the harness resumes the source (QMP cont, as a VMM must) and the guest must
 # go on there with its counter whole: a state the destination cannot load leaves the source running.
-# VUFS_MIGRATE_MODES: the cases to run (default all three; each boot pair takes ~20 s here). With VUFS_EXTENDED=1
+# Fourth case, "dirty": find-paths with --cache=always and migrate.sh's DIRTY_CHECK: the guest reads a new 1 MiB
+# file each tick and at the end reads them all again from its page cache; pages vufsd filled during the pre-copy
+# reach the destination only if vufsd logged them dirty (a backend that logs nothing leaves them stale there).
+# VUFS_MIGRATE_MODES: the cases to run (default all four; each boot pair takes ~20 s here). With VUFS_EXTENDED=1
 # (make check-extended) the same migrations then run between two Rust virtiofsd 1.14 (scripts/peers), the
 # reference, and the figures of both are printed side by side ("figures" lines).
 # timeout: 600
@@ -25,7 +28,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$VUFSD" ] || fail "build first: make SAN=1 all"
 [ "$(id -u)" = 0 ] || skip "must run as root (file handles need CAP_DAC_READ_SEARCH)"
 "$VUFS_ROOT/scripts/peers/qemu111.sh" --version >/dev/null 2>&1 || skip "QEMU 11.1 unavailable (scripts/peers/qemu111.sh)"
-modes=${VUFS_MIGRATE_MODES:-file-handles find-paths refused}
+modes=${VUFS_MIGRATE_MODES:-file-handles find-paths refused dirty}
 
 problems=()
 for mode in $modes; do
@@ -36,13 +39,14 @@ for mode in $modes; do
   pids=()
   daemon=("$VUFSD" --sandbox=none --seccomp=none)
   [ "$mode" = file-handles ] && daemon=("$PLAIN")
-  how=$mode expect=
+  how=$mode expect= cache=auto dirty=0
   [ "$mode" = refused ] && how=find-paths expect=refused
+  [ "$mode" = dirty ] && how=find-paths cache=always dirty=1
   for side in src dst; do
     extra=()
     [ "$mode" = refused ] && [ $side = src ] && extra=(--posix-lock)
     "${daemon[@]}" --socket-path="$TESTDIR/$mode-$side.sock" --shared-dir="$share" \
-      --cache=auto --migration-mode="$how" "${extra[@]}" >"$TESTDIR/$mode-$side.log" 2>&1 &
+      --cache=$cache --migration-mode="$how" "${extra[@]}" >"$TESTDIR/$mode-$side.log" 2>&1 &
     pids+=($!)
   done
   CLEANUP_CMDS+=("kill ${pids[*]} 2>/dev/null")
@@ -50,7 +54,7 @@ for mode in $modes; do
     for _ in $(seq 100); do [ -S "$TESTDIR/$mode-$side.sock" ] && break; sleep 0.1; done
   done
   rc=0
-  EXPECT=$expect UNLINKED=$unlinked RUN=$TESTDIR/run-$mode KEEP=1 "$VUFS_ROOT/tests/vm/migrate.sh" \
+  EXPECT=$expect UNLINKED=$unlinked DIRTY_CHECK=$dirty RUN=$TESTDIR/run-$mode KEEP=1 "$VUFS_ROOT/tests/vm/migrate.sh" \
     "$TESTDIR/$mode-src.sock" "$TESTDIR/$mode-dst.sock" "$share" || rc=$?
   echo "== $mode: migrate.sh exit $rc"
   [ $rc -eq 3 ] && skip "QEMU 11.1 or the guest kernel could not be had"
@@ -79,12 +83,18 @@ for mode in $modes; do
     grep -q 'device state: .* bytes loaded' "$TESTDIR/$mode-dst.log" ||
       problems+=("$mode: the destination vufsd did not load a state")
   fi
+  if [ "$mode" = dirty ]; then
+    line=$(tr -d '\r' <"$TESTDIR/run-$mode/dst.console" 2>/dev/null | grep -a -m1 '^GUEST-DIRTY-CHECK')
+    echo "== dirty: ${line:-no GUEST-DIRTY-CHECK line}"
+    [[ $line == *stale=0* ]] || problems+=("dirty: pages filled during the pre-copy: ${line:-not checked}")
+  fi
   grep -h 'migration: state\|device state' "$TESTDIR/$mode-src.log" "$TESTDIR/$mode-dst.log"
   echo "figures vufsd $mode: $(grep '^figures:' "$TESTDIR/run-$mode/qmp.txt" 2>/dev/null | sed 's/^figures: //')"
 done
 # The reference: Rust virtiofsd migrating the same guest (informational; its failure is reported, not ours).
 if [ "${VUFS_EXTENDED:-0}" = 1 ] && "$VUFS_ROOT/scripts/peers/virtiofsd-rust.sh" --version >/dev/null 2>&1; then
-  for mode in ${modes/refused/}; do
+  for mode in $modes; do
+    case $mode in refused|dirty) continue ;; esac
     share=$TESTDIR/rust-$mode
     mkdir -p "$share"
     for side in src dst; do

@@ -6,6 +6,7 @@
 # forwards); fsx passes on the DAX mount (cache auto, always+writeback, never); the logs show SETUPMAPPING, REMOVEMAPPING (reclaim and before FORGET),
 # reads and writes from the window, and SHMEM_MAP/UNMAP served by the frontend. The same reads with --dax=never
 # use no window; vufsd without a window and --dax=always logs once that DAX is not available and works as without.
+# --dax=inode maps only the files vufsd marks FUSE_ATTR_DAX (whole pages by default), and none with --dax-files=none.
 # vufsd and vufs-mount (the sanitizer build when there is one) exit 0 with no report.
 # timeout: 300
 . "$(dirname "$0")/lib.sh"
@@ -134,6 +135,26 @@ overwrite_and_append "dax=never"
 finish
 grep -q "dax:\|DAX window" "$SCRATCH/mount.log" && { cat "$SCRATCH/mount.log"; fail "--dax=never used the window"; }
 echo "dax=never: ok"
+
+# dax=inode: vufsd's default --dax-files=page marks whole-page files only (FUSE_ATTR_DAX); the others are forwarded.
+start_vufsd --dax-window=32M
+mount_backend --dax=inode
+for s in 1 4097 2097153 5242883; do cmp "$SHARE/f$s" "$MNT/f$s" || fail "dax=inode: file of $s bytes differs"; done
+finish
+grep -q "SETUPMAPPING" "$SCRATCH/mount.log" && { cat "$SCRATCH/mount.log"; fail "dax=inode: odd sizes were mapped"; }
+head -c 4194304 /dev/urandom >"$SHARE/pages4m"   # (the f* of whole pages had bytes appended above)
+start_vufsd --dax-window=32M
+mount_backend --dax=inode
+cmp "$SHARE/pages4m" "$MNT/pages4m" || fail "dax=inode: a file of whole pages differs"
+finish
+reads=$(counter "$SCRATCH/mount.log" "reads (")
+[ "${reads:-0}" -gt 0 ] || { cat "$SCRATCH/mount.log"; fail "dax=inode: whole-page files not read from the window"; }
+start_vufsd --dax-window=32M --dax-files=none
+mount_backend --dax=inode
+read_sizes "dax=inode, --dax-files=none"
+finish
+grep -q "SETUPMAPPING" "$SCRATCH/mount.log" && { cat "$SCRATCH/mount.log"; fail "dax=inode: mapped with --dax-files=none"; }
+echo "dax=inode: ok ($reads reads from the window, whole-page files only)"
 
 start_vufsd
 mount_backend -o dax=always

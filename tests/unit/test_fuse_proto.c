@@ -294,6 +294,27 @@ static void test_init_offers_options_we_enable(void **state)
 	assert_int_equal(o.max_pages, 16);
 }
 
+static void test_init_offers_the_request_timeout_when_asked(void **state)
+{
+	(void)state;
+	struct fuse_init_out o;
+	struct fuse_init_out_tail tail;
+	uint32_t flags2 = (uint32_t)(FUSE_REQUEST_TIMEOUT >> 32);
+	assert_int_equal(do_init_full(7, 45, FUSE_INIT_EXT, flags2, &o), 0);
+	assert_int_equal(o.flags2 & flags2, 0); /* not without --request-timeout */
+	teardown(NULL);
+	struct fuse_server_opts opts = { .request_timeout = 30 };
+	assert_int_equal(setup_opts(&opts), 0);
+	assert_int_equal(do_init_full(7, 45, FUSE_INIT_EXT, 0, &o), 0); /* a guest that does not offer it */
+	memcpy(&tail, (uint8_t *)&o + FUSE_INIT_OUT_TAIL_OFFSET, sizeof(tail));
+	assert_int_equal(o.flags2, 0);
+	assert_int_equal(tail.request_timeout, 0);
+	assert_int_equal(do_init_full(7, 45, FUSE_INIT_EXT, flags2, &o), 0);
+	memcpy(&tail, (uint8_t *)&o + FUSE_INIT_OUT_TAIL_OFFSET, sizeof(tail));
+	assert_int_equal(o.flags2, flags2);
+	assert_int_equal(tail.request_timeout, 30);
+}
+
 static int mkdir_umask(const char *name, uint32_t mode, uint32_t umask)
 {
 	struct fuse_mkdir_in in = { .mode = mode, .umask = umask };
@@ -1528,6 +1549,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_statx_gives_the_hosts_birth_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_negotiates_flags_intersection_and_minor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_offers_options_we_enable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_init_offers_the_request_timeout_when_asked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_acl_negotiation_umask_and_kill_sgid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_security_context_labels_every_kind_of_new_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_request_extensions_are_refused, setup, teardown),

@@ -129,6 +129,22 @@ static void test_read_is_the_file_clipped_to_its_size(void **state)
 	assert_int_equal(mdax_read(d, &io, 2, (3u << 20) - 10, 4096, buf), 10);
 }
 
+static void test_dax_inode_serves_only_files_the_backend_marks(void **state)
+{
+	uint8_t buf[4096];
+	mdax_per_inode(d);
+	attr(2, FILE_BYTES, S_IFREG | 0644); /* no FUSE_ATTR_DAX: the backend keeps it out of the window */
+	assert_true(mdax_read(d, &io, 2, 0, sizeof(buf), buf) < 0);
+	assert_true(mdax_write(d, &io, 2, 0, sizeof(buf), buf) < 0);
+	assert_int_equal(f.setups, 0);
+	struct fuse_attr a = { .size = FILE_BYTES, .mode = S_IFREG | 0644, .flags = FUSE_ATTR_DAX };
+	mdax_attr(d, 2, &a, mdax_seq(d));
+	assert_int_equal(mdax_read(d, &io, 2, 0, sizeof(buf), buf), sizeof(buf));
+	assert_int_equal(f.setups, 1);
+	attr(2, FILE_BYTES, S_IFREG | 0644); /* the mark goes: forwarded again (the range stays until reclaimed) */
+	assert_true(mdax_read(d, &io, 2, 0, sizeof(buf), buf) < 0);
+}
+
 static void test_write_below_the_last_page_upgrades_and_lands(void **state)
 {
 	uint8_t data[100], back[100];
@@ -216,6 +232,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_read_is_the_file_clipped_to_its_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dax_inode_serves_only_files_the_backend_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_below_the_last_page_upgrades_and_lands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reclaim_takes_the_least_recently_used, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forget_removes_the_node_ranges_first, setup, teardown),

@@ -40,6 +40,8 @@
 #                           scripts/peers/sid-apt.sh and cached under CACHE/sid/, keyed by version [GUEST_KERNEL,
 #                           default bookworm]
 #       --qemu-args ARGS    extra QEMU arguments, split on spaces [QEMU_ARGS]
+#       (no flag)           options appended to the backend's -chardev socket, e.g. ",reconnect-ms=1000"
+#                           [CHARDEV_OPTS]
 #       --watch-pid PID     stop QEMU soon after process PID (the backend) exits [WATCH_PID; lib.sh sets it]
 #       --pid-file FILE     QEMU writes its pid there (a test can signal QEMU through it) [QEMU_PIDFILE,
 #                           default a file in guest.sh's own temp dir]; removed when QEMU has exited
@@ -308,7 +310,7 @@ fi
 sync
 umount /mnt 2>/dev/null &      # sends FUSE_DESTROY; never let a stuck unmount keep the guest up
 i=0; while kill -0 $! 2>/dev/null && [ $i -lt 50 ]; do usleep 200000; i=$((i + 1)); done
-poweroff -f
+poweroff -n -f                 # -n: no sync(), which would wait for ever behind an unmount that hangs
 INIT
 chmod 0755 "$root/init" "$root/bin/runas"
 initrd=$run/initrd.gz
@@ -345,7 +347,7 @@ else
     [ -z "$QUEUE_SIZE" ] || dev+=",queue-size=$QUEUE_SIZE"
   fi
   [ -z "$DEVICE_OPTS" ] || dev+=",$DEVICE_OPTS"
-  qemu+=(-chardev "socket,id=char0,path=$(qesc "$(realpath "$target")")" -device "$dev")
+  qemu+=(-chardev "socket,id=char0,path=$(qesc "$(realpath "$target")")${CHARDEV_OPTS:-}" -device "$dev")
 fi
 # shellcheck disable=SC2206   # QEMU_ARGS is split on purpose
 [ -z "$QEMU_ARGS" ] || qemu+=($QEMU_ARGS)

@@ -18,8 +18,13 @@
 # must) and the guest must go on there for POST_TICKS more lines with its counter whole.
 # Exit: 0 PASS; 1 the migration failed (or, with EXPECT=refused, succeeded) or the data is not whole (the reason
 # on stderr); 3 QEMU 11.1 or the kernel cannot be had; 4 a harness error. Everything is kept in RUN (printed at the end when it fails).
+# DIRTY_CHECK=1 (with a backend in cache=always): the guest also reads a new BLOB_KB KiB file each tick (NBLOBS of
+# them, checked against the host's md5) and at the end reads them all again from its page cache: pages the backend
+# filled during the pre-copy must have been logged dirty (VHOST_USER_SET_LOG_BASE), or the destination has stale
+# copies (the kernel boots with init_on_alloc=0: zeroing pages at allocation would make QEMU see them dirty itself).
 # Environment: GUEST_KERNEL (bookworm|sid), MEM (512M), PRE_TICKS (10), POST_TICKS (10), TIMEOUT (seconds per
-# wait, 240), UNLINKED (1), RUN (a fresh temp dir), KEEP=1 keeps RUN on success too.
+# wait, 240), UNLINKED (1), DIRTY_CHECK (0), NBLOBS (40), BLOB_KB (1024), RUN (a fresh temp dir), KEEP=1 keeps RUN
+# on success too.
 set -euo pipefail
 me=migrate.sh
 die() { echo "$me: $*" >&2; exit 4; }
@@ -29,7 +34,7 @@ src_sock=$1 dst_sock=$2 share=$(realpath "$3")
 [ -S "$src_sock" ] && [ -S "$dst_sock" ] || die "both backends must listen ($src_sock, $dst_sock)"
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MEM=${MEM:-512M} PRE_TICKS=${PRE_TICKS:-10} POST_TICKS=${POST_TICKS:-10} TIMEOUT=${TIMEOUT:-240}
-UNLINKED=${UNLINKED:-1}
+UNLINKED=${UNLINKED:-1} DIRTY_CHECK=${DIRTY_CHECK:-0} NBLOBS=${NBLOBS:-40} BLOB_KB=${BLOB_KB:-1024}
 RUN=${RUN:-$(mktemp -d "${TMPDIR:-/tmp}/vufs-migrate.XXXXXX")}
 mkdir -p "$RUN"
 pids=()
@@ -43,6 +48,12 @@ mapfile -t qemu < <("$top/scripts/peers/qemu111.sh" --print-prefix) || { note "Q
 [ ${#qemu[@]} -gt 0 ] || { note "QEMU 11.1 unavailable"; exit 3; }
 
 rm -f "$share/counter.log" "$share/STOP" "$share/gone"
+rm -rf "$share/blob" "$share/blobs.md5"
+if [ "$DIRTY_CHECK" = 1 ]; then
+  mkdir -p "$share/blob"
+  for i in $(seq 1 "$NBLOBS"); do head -c $((BLOB_KB * 1024)) /dev/urandom >"$share/blob/b$i"; done
+  for i in $(seq 1 "$NBLOBS"); do md5sum <"$share/blob/b$i" | cut -d' ' -f1; done >"$share/blobs.md5"
+fi
 cat >"$RUN/workload.sh" <<'GUEST'
 i=0
 exec 3>>/mnt/counter.log
@@ -50,6 +61,10 @@ if [ "$(cat /etc/vufs-unlinked 2>/dev/null)" = 1 ]; then
   exec 4<>/mnt/gone; rm /mnt/gone; unlinked=1
 fi
 errors=0
+dirty=$(cat /etc/vufs-dirty-check 2>/dev/null)
+blob_ok() {   # N: blob N reads as the host's md5 says (through the page cache once it holds it)
+  [ "$(md5sum </mnt/blob/b$1 | cut -d' ' -f1)" = "$(sed -n "$1p" /mnt/blobs.md5)" ]
+}
 while [ ! -e /mnt/STOP ] && [ $i -lt 3000 ]; do
   i=$((i + 1))
   echo "$i" >&3 || errors=$((errors + 1))
@@ -58,9 +73,18 @@ while [ ! -e /mnt/STOP ] && [ $i -lt 3000 ]; do
     echo "line $i" >&4 || errors=$((errors + 1))
     grep -q "^line $i\$" /proc/self/fd/4 || { echo "GUEST-ERR unlinked file lost line $i"; errors=$((errors + 1)); }
   fi
+  if [ "$dirty" = 1 ] && [ -e /mnt/blob/b$i ]; then
+    blob_ok $i || { echo "GUEST-ERR blob $i read wrong"; errors=$((errors + 1)); }
+  fi
   echo "GUEST-TICK $i"
   usleep 200000
 done
+if [ "$dirty" = 1 ]; then   # again, from the page cache: filled on the source during the pre-copy for most
+  b=1; bad=0
+  while [ -e /mnt/blob/b$b ] && [ $b -le $i ]; do blob_ok $b || bad=$((bad + 1)); b=$((b + 1)); done
+  echo "GUEST-DIRTY-CHECK blobs=$((b - 1)) stale=$bad"
+  [ $bad = 0 ] || { echo "GUEST-ERR $bad blobs read back stale from the page cache"; errors=$((errors + 1)); }
+fi
 exec 3>&-
 n=$(wc -l </mnt/counter.log)
 [ "$n" = "$i" ] || { echo "GUEST-ERR counter.log has $n lines, wrote $i"; errors=$((errors + 1)); }
@@ -72,6 +96,9 @@ prep=$(PREPARE_ONLY=1 INITRD="$RUN/initrd.gz" "$top/tests/vm/guest.sh" --kernel 
        "$src_sock" "$RUN/workload.sh" 2>"$RUN/prepare.err") || { cat "$RUN/prepare.err" >&2; exit 3; }
 kernel=${prep%% *}
 mkdir -p "$RUN/extra/etc" && echo "$UNLINKED" >"$RUN/extra/etc/vufs-unlinked"
+echo "$DIRTY_CHECK" >"$RUN/extra/etc/vufs-dirty-check"
+append=""
+[ "$DIRTY_CHECK" = 1 ] && append=" init_on_alloc=0"
 (cd "$RUN/extra" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$RUN/extra.gz"
 cat "$RUN/initrd.gz" "$RUN/extra.gz" >"$RUN/initrd-all.gz"    # the kernel unpacks concatenated archives in turn
 
@@ -79,7 +106,7 @@ qemu_args() {   # NAME SOCKET
   # shellcheck disable=SC2054
   printf '%s\n' -accel tcg -cpu max -smp 1 -m "$MEM" -display none -no-reboot -nic none \
     -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem \
-    -kernel "$kernel" -initrd "$RUN/initrd-all.gz" -append "console=ttyS0 quiet panic=-1 vufs.fs=virtiofs" \
+    -kernel "$kernel" -initrd "$RUN/initrd-all.gz" -append "console=ttyS0 quiet panic=-1 vufs.fs=virtiofs$append" \
     -chardev "socket,id=char0,path=$2" -device vhost-user-fs-pci,chardev=char0,tag=myfs \
     -serial "file:$RUN/$1.console" -qmp "unix:$RUN/$1.qmp,server=on,wait=off" -pidfile "$RUN/$1.pid"
 }
