@@ -388,6 +388,13 @@ static int share_ensure_locked(struct fs *fs, struct fs_inode *inode, bool rdonl
 	return 0;
 }
 
+/* Whether the file's attributes now get FUSE_ATTR_DAX. */
+static bool inode_attr_dax(const struct fs *fs, const struct fs_inode *inode)
+{
+	struct stat st;
+	return fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, NULL) == 0 && fs_attr_dax(fs, &st);
+}
+
 int dax_share_open(struct fs *fs, struct fs_inode *inode, int flags)
 {
 	struct fs_dax *d = &fs->dax;
@@ -396,6 +403,9 @@ int dax_share_open(struct fs *fs, struct fs_inode *inode, int flags)
 	if (inode->type != S_IFREG || (flags & (O_DIRECT | O_NOATIME)) || fs->cfg.readonly ||
 	    !__atomic_load_n(&d->nranges, __ATOMIC_ACQUIRE))
 		return -ENOTSUP;
+	if (__atomic_load_n(&fs->dax_per_inode, __ATOMIC_ACQUIRE) && !inode_attr_dax(fs, inode))
+		return -ENOTSUP; /* a dax=inode guest never maps it: no read-write description (it would keep the host
+		                  * from executing the file, and a lease has nothing to guard) */
 	if (share_ensure_locked(fs, inode, false) < 0)
 		return -ENOTSUP;
 	fd = inode->dax_writable && d->nranges ? fcntl(inode->dax_fd, F_DUPFD_CLOEXEC, 0) : -1;

@@ -102,9 +102,10 @@ fail:
 	return ret;
 }
 
-void fs_session_start(struct fs *fs, bool guest_caches_writes)
+void fs_session_start(struct fs *fs, const struct fs_session *s)
 {
-	__atomic_store_n(&fs->guest_caches_writes, guest_caches_writes, __ATOMIC_RELEASE);
+	__atomic_store_n(&fs->guest_caches_writes, s->guest_caches_writes, __ATOMIC_RELEASE);
+	__atomic_store_n(&fs->dax_per_inode, s->dax_per_inode, __ATOMIC_RELEASE);
 	fs_dax_session_start(fs);
 }
 

@@ -243,9 +243,13 @@ ssize_t fs_copy_file_range(struct fs *fs, uint64_t fh_in, uint64_t off_in, uint6
                            size_t len, unsigned flags);
 int fs_syncfs(struct fs *fs);
 
-/* A new session (INIT) starts; guest_caches_writes: it negotiated writeback caching, so it also reads pages of
- * files it opened write-only (those are then opened read-write on the host). */
-void fs_session_start(struct fs *fs, bool guest_caches_writes);
+/* What a new session (INIT) agreed that the file system must know. */
+struct fs_session {
+	bool guest_caches_writes; /* writeback caching: the guest also reads pages of files it opened write-only
+	                           * (those are then opened read-write on the host) */
+	bool dax_per_inode;       /* FUSE_HAS_INODE_DAX (dax=inode): the guest maps only files attr_dax marks */
+};
+void fs_session_start(struct fs *fs, const struct fs_session *s);
 
 /* What the guest may keep of an open file or directory (FUSE's FOPEN_* in the protocol's words). */
 struct fs_open_policy {
@@ -288,7 +292,7 @@ void fs_dax_lease_counts(struct fs *fs, uint64_t *taken, uint64_t *broken);
  */
 struct fs_ops {
 	/* session */
-	void (*session_start)(struct fs *fs, bool guest_caches_writes);
+	void (*session_start)(struct fs *fs, const struct fs_session *s);
 	void (*reset)(struct fs *fs);
 	/* names and attributes */
 	int (*lookup)(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, struct fs_entry *e);

@@ -147,6 +147,7 @@ struct fs {
 	struct fs_inode *root;
 	uint64_t lock_fds;        /* open lock-owner fds (locks.c, atomic); bounded by max_handles */
 	bool guest_caches_writes; /* negotiated writeback caching (set at INIT, atomic) */
+	bool dax_per_inode;       /* the guest mounted dax=inode (set at INIT, atomic) */
 	struct fs_idmap uid_map, gid_map; /* immutable after fs_new */
 	struct fs_dax dax;
 };

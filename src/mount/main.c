@@ -31,6 +31,7 @@ struct mount_options {
 	bool no_event_idx;
 	bool packed;
 	bool dax, dax_inode;
+	uint64_t dax_window;      /* --dax-window: at most this much of the backend's window (0: all of it) */
 	const char *dirty_log;    /* tests: --dirty-log=FILE, logging on as during a migration */
 	enum log_level log_level;
 };
@@ -54,6 +55,7 @@ static void usage(FILE *out)
 	      "  --poll-us=N         poll for each reply N microseconds before sleeping (default 0)\n"
 	      "  --dax=never|always|inode  serve reads and writes through the backend's DAX window (default\n"
 	      "                      never; inode: the files the backend marks FUSE_ATTR_DAX; also -o dax=...)\n"
+	      "  --dax-window=SIZE   use at most SIZE (K, M, G; a multiple of 2M) of the backend's window\n"
 	      "  --log-level=LEVEL   error, warn, info (default), debug\n"
 	      "  --dirty-log=FILE    (tests) make FILE the dirty-page log and have the backend log every page it\n"
 	      "                      writes, as during a live migration; fails if the backend cannot\n"
@@ -70,6 +72,23 @@ static int parse_dax(const char *v, struct mount_options *o)
 	}
 	fprintf(stderr, "vufs-mount: dax=%s: never, always or inode\n", v);
 	return -1;
+}
+
+/* --dax-window=SIZE: K, M or G, a multiple of 2 MiB (the driver's range), at most 64 GiB. */
+static int parse_window(const char *v, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+	if (shift)
+		end++;
+	if (errno || end == v || *end || n > (64ull << 30) >> shift || !n || (n << shift) % (2u << 20)) {
+		fprintf(stderr, "vufs-mount: --dax-window=%s: a multiple of 2M, at most 64G\n", v);
+		return -1;
+	}
+	*out = (uint64_t)n << shift;
+	return 0;
 }
 
 /* Appends user options; default_permissions unless the user says no_default_permissions; dax= is ours. */
@@ -110,7 +129,8 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		{ "threads", required_argument, NULL, 't' },
 		{ "memory", required_argument, NULL, 'm' }, { "max-write", required_argument, NULL, 'w' },
 		{ "no-event-idx", no_argument, NULL, 'E' }, { "packed", no_argument, NULL, 'K' },
-		{ "poll-us", required_argument, NULL, 'P' }, { "dax", required_argument, NULL, 'D' }, { "log-level", required_argument, NULL, 'L' },
+		{ "poll-us", required_argument, NULL, 'P' }, { "dax", required_argument, NULL, 'D' },
+		{ "dax-window", required_argument, NULL, 'W' }, { "log-level", required_argument, NULL, 'L' },
 		{ "dirty-log", required_argument, NULL, 'G' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -133,6 +153,7 @@ static int parse(int argc, char **argv, struct mount_options *o)
 		case 'K': o->packed = true; break;
 		case 'P': if (parse_u64(optarg, 1000000, &v)) return -1; o->poll_us = (unsigned)v; break;
 		case 'D': if (parse_dax(optarg, o) < 0) return -1; break;
+		case 'W': if (parse_window(optarg, &o->dax_window) < 0) return -1; break;
 		case 'L': if (log_parse_level(optarg, &o->log_level)) return -1; break;
 		case 'G': o->dirty_log = optarg; break;
 		case 'h': usage(stdout); exit(0);
@@ -228,7 +249,8 @@ int main(int argc, char **argv)
 	                              .dax_inode = o.dax_inode };
 	struct vu_frontend_config fcfg = { .nqueues = 1 + o.queues, .queue_size = o.queue_size,
 	                                   .hiprio_size = o.hiprio_size, .no_event_idx = o.no_event_idx,
-	                                   .packed = o.packed, .want_shmem = o.dax, .dirty_log = o.dirty_log };
+	                                   .packed = o.packed, .want_shmem = o.dax,
+	                                   .max_window = o.dax_window, .dirty_log = o.dirty_log };
 	size_t entries = (size_t)o.queues * o.queue_size + o.hiprio_size;
 	size_t rings = entries * 3 * 16 + (size_t)fcfg.nqueues * 3 * 8192; /* the old per-queue bound, summed */
 	fcfg.mem_size = o.memory ? o.memory : bridge_memory_needed(&bcfg) + rings;

@@ -94,6 +94,8 @@ void fill_entry(const struct fuse_server *srv, struct fuse_entry_out *o, const s
 void fill_attr_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_attr_out *o, const struct stat *st);
 /* Every FUSE_* INIT flag this server may agree to (what it offers, plus the DAX window's when it has one). */
 uint64_t fuse_session_flags_allowed(const struct fuse_server *srv);
+/* Tells the file system what a session agreed (at INIT, and when a migrated session is loaded). */
+void fuse_session_to_fs(struct fuse_server *srv, uint64_t flags);
 void fill_statx_out(const struct fuse_server *srv, uint64_t nodeid, struct fuse_statx_out *o, const struct stat *st,
                     const struct fs_btime *bt);
 /* FOPEN_* for an open of nodeid, from the fs's policy. */

@@ -129,6 +129,13 @@ uint64_t fuse_session_flags_allowed(const struct fuse_server *srv)
 	return f;
 }
 
+void fuse_session_to_fs(struct fuse_server *srv, uint64_t flags)
+{
+	struct fs_session s = { .guest_caches_writes = flags & FUSE_WRITEBACK_CACHE,
+	                        .dax_per_inode = flags & FUSE_HAS_INODE_DAX };
+	FS_CALL(srv, session_start, &s);
+}
+
 static void op_init(struct fuse_req *r)
 {
 	struct fuse_server *srv = r->srv;
@@ -162,8 +169,6 @@ static void op_init(struct fuse_req *r)
 	uint32_t minor = MIN(in->minor, (uint32_t)VUFS_FUSE_MINOR);
 	uint32_t max_write = srv->opts.max_write;
 
-	/* A new session: whatever the window held belonged to the last one (the device was reset since). */
-	FS_CALL(srv, session_start, flags & FUSE_WRITEBACK_CACHE);
 	if (FS_CALL(srv, dax_window)) {
 		/* Every offset in the window and the file is then a multiple of 2 MiB: Linux's only unit. */
 		if (offered & FUSE_MAP_ALIGNMENT) {
@@ -172,6 +177,8 @@ static void op_init(struct fuse_req *r)
 		}
 		flags |= offered & FUSE_HAS_INODE_DAX;
 	}
+	/* A new session: whatever the window held belonged to the last one (the device was reset since). */
+	fuse_session_to_fs(srv, flags);
 
 	out.minor = minor;
 	out.max_readahead = in->max_readahead;

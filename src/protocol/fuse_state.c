@@ -78,6 +78,8 @@ int fuse_server_state_load(struct fuse_server *srv, const void *buf, size_t len)
 	int rc = FS_CALL(srv, state_load, p + STATE_HEAD, len - STATE_HEAD);
 	if (rc < 0)
 		return rc;
+	/* What INIT told the source's file system (writeback caching: write-only opens become read-write). */
+	fuse_session_to_fs(srv, flags);
 	pthread_mutex_lock(&srv->state_lock);
 	srv->minor = minor;
 	srv->flags = flags;

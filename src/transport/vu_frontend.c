@@ -89,6 +89,7 @@ int vu_frontend_connect(struct vu_frontend *fe, const char *socket_path, const s
 	fe->mem_size = cfg->mem_size;
 	fe->want_packed = cfg->packed;
 	fe->want_shmem = cfg->want_shmem;
+	fe->max_window = cfg->max_window;
 	if (cfg->no_event_idx)
 		fe->features = 1; /* marker read by start: never ask for EVENT_IDX */
 
@@ -222,7 +223,8 @@ static uint64_t shmem_window_size(struct vu_frontend *fe)
 		         (unsigned long long)size);
 		return 0;
 	}
-	return size;
+	/* Smaller than the backend's is fine: the driver maps only ranges inside the window it has. */
+	return fe->max_window ? MIN(size, fe->max_window) : size;
 }
 
 /* The backend channel (a socketpair whose other end the backend takes) and the window it maps into. */

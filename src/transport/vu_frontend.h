@@ -26,6 +26,7 @@ struct vu_frontend_config {
 	bool no_event_idx;        /* do not negotiate EVENT_IDX even if offered */
 	bool packed;              /* packed virtqueues (VIRTIO_F_RING_PACKED); start fails if not offered */
 	bool want_shmem;          /* take the backend's shared-memory region 0 (F_SHMEM) as a DAX window */
+	uint64_t max_window;      /* make the window at most this big (a multiple of 2 MiB); 0: the backend's size */
 	/* Tests: a file made the dirty log, logging on from the start as QEMU has it during a migration (LOG_SHMFD,
 	 * LOG_ALL, rings logged at their used ring); start fails if the backend lacks it. NULL: no logging. */
 	const char *dirty_log;
@@ -54,6 +55,7 @@ struct vu_frontend {
 	unsigned nqueues, queue_size, hiprio_size;
 	char tag[37];             /* the device's tag from its config space (F_CONFIG), or "" */
 	bool want_packed, want_shmem;
+	uint64_t max_window;
 	int log_fd;               /* the dirty log (-1: none), log_size bytes: one bit per page of mem */
 	uint64_t log_size;
 	/* The DAX window (window.base NULL: none) and the backend channel that maps into it. */

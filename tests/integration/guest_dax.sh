@@ -99,13 +99,19 @@ check_trunc() {   # name: QEMU and the guest lived through the host's truncation
 boot() {   # name mount-opts guest-script [guest.sh options...]
   local name=$1 opts=$2 script=$3; shift 3
   SOCK=$TESTDIR/$name.sock BACKEND_LOG=$TESTDIR/vufsd-$name.log
-  # shellcheck disable=SC2086
-  start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --tag=myfs --dax-window=64M \
-    --cache=auto --log-level=${VUFSD_LOG_LEVEL:-info} ${VUFSD_EXTRA:-} ||
-    { cat "$BACKEND_LOG"; fail "$name: vufsd did not start"; }
-  local grc=0
-  "$GUEST" --qemu 11.1 --device generic --mount-opts "$opts" "$@" "$SOCK" "$script" "$DAXMAP" "$FSX" \
-    >"$TESTDIR/console-$name.txt" 2>"$TESTDIR/guest-$name.err" || grc=$?
+  local grc attempt
+  for attempt in 1 2; do
+    # shellcheck disable=SC2086
+    start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --tag=myfs --dax-window=64M \
+      --cache=auto --log-level=${VUFSD_LOG_LEVEL:-info} ${VUFSD_EXTRA:-} ||
+      { cat "$BACKEND_LOG"; fail "$name: vufsd did not start"; }
+    grc=0
+    "$GUEST" --qemu 11.1 --device generic --mount-opts "$opts" "$@" "$SOCK" "$script" "$DAXMAP" "$FSX" \
+      >"$TESTDIR/console-$name.txt" 2>"$TESTDIR/guest-$name.err" || grc=$?
+    boot_crashed $grc "$TESTDIR/console-$name.txt" && [ $attempt = 1 ] || break
+    echo "== $name: the guest kernel died while booting: once more"
+    wait_backend_exit 20 || stop_backend 5 || true
+  done
   if [ $grc -ne 0 ]; then
     sed -n '/GUEST-MOUNT/,$p' "$TESTDIR/console-$name.txt" | tail -n 40; tail -n 20 "$TESTDIR/guest-$name.err"
     problems+=("$name: guest.sh exit $grc")

@@ -61,11 +61,16 @@ for cache in ${VUFS_GUEST_CACHES:-$([ -n "$DAX" ] && echo auto || echo never aut
   share=$TESTDIR/share-$cache SOCK=$TESTDIR/vufsd-$cache.sock BACKEND_LOG=$TESTDIR/vufsd-$cache.log
   console=$TESTDIR/console-$cache.txt out=$TESTDIR/posix-$cache.txt
   mkdir -p "$share"
-  start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --sandbox=none --seccomp=none \
-                --cache="$cache" --xattr --posix-lock --flock "${packed_opts[@]}" "${dax_opts[@]}" "${sid_opts[@]}" ||
-    { cat "$BACKEND_LOG"; fail "cache=$cache: vufsd did not start"; }
-  grc=0
-  "$GUEST" "${dax_guest[@]}" "$SOCK" "$TESTDIR/guest-posix.sh" "$POSIX" >"$console" 2>"$TESTDIR/guest-$cache.err" || grc=$?
+  for attempt in 1 2; do
+    start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --sandbox=none --seccomp=none \
+                  --cache="$cache" --xattr --posix-lock --flock "${packed_opts[@]}" "${dax_opts[@]}" "${sid_opts[@]}" ||
+      { cat "$BACKEND_LOG"; fail "cache=$cache: vufsd did not start"; }
+    grc=0
+    "$GUEST" "${dax_guest[@]}" "$SOCK" "$TESTDIR/guest-posix.sh" "$POSIX" >"$console" 2>"$TESTDIR/guest-$cache.err" || grc=$?
+    boot_crashed $grc "$console" && [ $attempt = 1 ] || break
+    echo "== cache=$cache: the guest kernel died while booting ($(grep -m1 -a 'Oops\|panic' "$console")): once more"
+    wait_backend_exit 20 || stop_backend 5 || true
+  done
   console_section VUFS-POSIX-BEGIN VUFS-POSIX-END "$console" >"$out"
   echo "== cache=$cache: guest.sh exit $grc, $(grep '^RESULT' "$out" || echo 'no RESULT line') ($((SECONDS - t))s)"
   if [ $grc -ne 0 ]; then

@@ -118,12 +118,13 @@ rm -f "$SHARE"/shrink "$SHARE"/rr*
 for mode in "--cache=always --writeback" "--cache=never"; do
   # shellcheck disable=SC2086
   start_vufsd --dax-window=32M $mode
-  mount_backend --dax=always
+  mount_backend --dax=always --dax-window=8M   # 4 ranges of vufsd's 16: reclaim all along
   case $mode in *never*) nommap=-N ;; *) nommap= ;; esac
   # shellcheck disable=SC2086
   "$FSX" -q -n 5000 -s 13 $nommap "$MNT" >"$SCRATCH/fsx.txt" 2>&1 || { cat "$SCRATCH/fsx.txt"; fail "fsx, dax, $mode"; }
   finish
   grep -q "from the window: [1-9]" "$SCRATCH/mount.log" || fail "fsx, $mode: nothing served from the window"
+  grep -q "a DAX window of 8 MiB" "$SCRATCH/mount.log" || fail "fsx, $mode: --dax-window=8M not taken"
   echo "fsx $mode: $(tail -1 "$SCRATCH/fsx.txt")"
 done
 

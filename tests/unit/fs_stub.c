@@ -103,9 +103,11 @@ static ssize_t give_value(const char *value, size_t len, void *buf, size_t size)
 	return (ssize_t)len;
 }
 
-static void stub_session_start(struct fs *fs, bool guest_caches_writes)
+static void stub_session_start(struct fs *fs, const struct fs_session *s)
 {
-	stub(fs)->last.other = guest_caches_writes;
+	stub(fs)->last.op = "session_start";
+	stub(fs)->last.other = s->guest_caches_writes;
+	stub(fs)->last.flags = s->dax_per_inode;
 }
 
 static void stub_reset(struct fs *fs)

@@ -616,6 +616,27 @@ static void test_shared_handles_keep_their_open_flags(void **state)
 		assert_int_equal(fs_release(fs, node, fhs[i], true, 0), 0);
 }
 
+static void test_dax_inode_guest_shares_only_files_it_maps(void **state)
+{
+	(void)state;
+	struct fs_session dax_inode = { .dax_per_inode = true };
+	fs_session_start(fs, &dax_inode);
+	uint64_t odd = make_file("odd", 5000), pages = make_file("pages", 8192), fo, fp, taken, broken;
+	assert_int_equal(fs_open(fs, &root, odd, O_RDONLY, &fo), 0);   /* not FUSE_ATTR_DAX: its own description */
+	assert_int_equal(fs_open(fs, &root, pages, O_RDONLY, &fp), 0); /* FUSE_ATTR_DAX: the shared one */
+	assert_int_equal(fs_setupmapping(fs, pages, 0, RANGE, 0, false), 0);
+	lease_counts(&taken, &broken);
+	assert_int_equal(taken, 1);
+	assert_int_equal(fs_setupmapping(fs, odd, 0, RANGE, RANGE, false), 0); /* a hostile guest maps it anyway */
+	lease_counts(&taken, &broken);
+	assert_int_equal(taken, 1); /* no lease with another description open: copies, safe */
+	uint64_t ranges, parts, copies;
+	counts(&ranges, &parts, &copies);
+	assert_int_equal(copies, 1);
+	assert_int_equal(fs_release(fs, odd, fo, false, 0), 0);
+	assert_int_equal(fs_release(fs, pages, fp, false, 0), 0);
+}
+
 static void test_guest_truncate_leaves_no_file_page_past_eof(void **state)
 {
 	(void)state;
@@ -646,6 +667,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_host_reader_leaves_ranges_shared_and_lease_returns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_open_elsewhere_is_mapped_as_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_handles_keep_their_open_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dax_inode_guest_shares_only_files_it_maps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_truncate_leaves_no_file_page_past_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shrink_then_regrow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_mappings_are_refused, setup, teardown),

@@ -594,6 +594,7 @@ static void test_session_state_travels_and_is_checked(void **state)
 	build_getattr(FUSE_GETATTR);
 	assert_int_equal(call(NULL, 0), -EIO); /* before the state: no session */
 	assert_int_equal(fuse_server_state_load(srv, st, len), 0);
+	assert_string_equal(fs_stub_last(fs)->op, "session_start"); /* the destination's fs learns the session too */
 	assert_int_equal(fs_stub_refs(fs), 1);
 	assert_int_equal(fuse_server_minor(srv), minor);
 	build_getattr(FUSE_GETATTR);
