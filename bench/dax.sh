@@ -15,36 +15,15 @@
 # guest's page cache grows while it reads a 512 MiB file. Ratios are between figures of this run.
 # Results to stdout and build/bench-dax.md (--out); progress to stderr. Needs root and scripts/deps.sh bench.
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$ROOT/build OUT=$BUILD/bench-dax.md QUICK=
-for a in "$@"; do
-  case $a in
-    --quick) QUICK=1 ;;
-    --out=*) OUT=${a#--out=} ;;
-    *) echo "usage: bench/dax.sh [--quick] [--out=FILE]" >&2; exit 2 ;;
-  esac
-done
+. "$(dirname "$0")/lib.sh"
+bench_init dax "$@"
 REPS=${REPS:-$([ -n "$QUICK" ] && echo 1 || echo 3)} SECS=${SECS:-$([ -n "$QUICK" ] && echo 2 || echo 5)}
 BIG_MIB=${BIG_MIB:-$([ -n "$QUICK" ] && echo 128 || echo 512)}
-note() { echo "dax.sh: $*" >&2; }
-[ "$(id -u)" = 0 ] || { note "needs root"; exit 1; }
-[ -x "$BUILD/vufsd" ] || { note "build first: make all"; exit 1; }
-"$ROOT/scripts/peers/qemu111.sh" --version >/dev/null 2>&1 || { note "QEMU 11.1 unavailable"; exit 1; }
-
-WORK=$(mktemp -d /tmp/vufs-bench-dax.XXXXXX)
-SHARE=$WORK/share BIN=$WORK/bin PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  umount "$SHARE" 2>/dev/null; rm -rf "$WORK"
-}
-trap cleanup EXIT
-mkdir -p "$SHARE" "$BIN"
-mount -t tmpfs -o size=$((BIG_MIB + 512))m tmpfs "$SHARE" || { note "cannot mount a tmpfs"; exit 1; }
+bench_share $((BIG_MIB + 512))
 head -c $((64 << 20)) /dev/urandom >"$SHARE/data64"
 head -c $((BIG_MIB << 20)) /dev/zero >"$SHARE/big"
 chmod -R a+rwX "$SHARE"
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -o "$BIN/vufs-metabench" "$ROOT/bench/vufs-metabench.c" ||
-  { note "cannot build a static vufs-metabench"; exit 1; }
+bench_metabench
 
 cat >"$WORK/guest.sh" <<EOF
 B=/bin/vufs-metabench
@@ -62,27 +41,20 @@ EOF
 run() {
   local t=$1 sock=$WORK/$1.sock opts=() target
   case $t in
-    vufsd-dax) "$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --tag=myfs --dax-window=256M \
-                 --cache=auto 2>"$WORK/$t.log" & PIDS+=($!); opts=(--device generic --mount-opts dax=always) ;;
-    vufsd) "$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --tag=myfs --cache=auto 2>"$WORK/$t.log" &
-           PIDS+=($!); opts=(--device generic) ;;
-    rust) "$ROOT/scripts/peers/virtiofsd-rust.sh" --socket-path="$sock" --shared-dir="$SHARE" --tag=myfs \
-            --cache=auto 2>"$WORK/$t.log" & PIDS+=($!); opts=(--device generic) ;;
-    9p) ;;
+    vufsd-dax) bench_start "$sock" "$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --tag=myfs \
+                 --dax-window=256M --cache=auto; opts=(--device generic --mount-opts dax=always) ;;
+    vufsd) bench_start "$sock" "$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --tag=myfs --cache=auto
+           opts=(--device generic) ;;
+    rust) bench_start "$sock" "$ROOT/scripts/peers/virtiofsd-rust.sh" --socket-path="$sock" --shared-dir="$SHARE" \
+            --tag=myfs --cache=auto; opts=(--device generic) ;;
   esac
-  if [ "$t" = 9p ]; then
-    target=9p:$SHARE
-  else
-    target=$sock
-    for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
-  fi
+  target=$sock; [ "$t" = 9p ] && target=9p:$SHARE
   note "$t: booting"
   "$ROOT/tests/vm/guest.sh" --qemu 11.1 "${opts[@]}" "$target" "$WORK/guest.sh" "$BIN/vufs-metabench" \
     >"$WORK/console-$t.txt" 2>"$WORK/guest-$t.err" || note "$t: guest.sh exit $? ($(tail -1 "$WORK/guest-$t.err"))"
   wait "${PIDS[@]}" 2>/dev/null; PIDS=()
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "" }'; }
 # fig TARGET STEP -> the median figure: MiB/s for read/write, ops/s for the random rows, KiB for bigcache
 fig() {
   local vals
@@ -112,4 +84,4 @@ for t in "${TARGETS[@]}"; do run "$t"; done
   done
   echo "| guest page cache after reading a $BIG_MIB MiB file, MiB | $(( $(fig vufsd-dax bigcache || echo 0) / 1024 )) | $(( $(fig vufsd bigcache || echo 0) / 1024 )) | $(( $(fig rust bigcache || echo 0) / 1024 )) | $(( $(fig 9p bigcache || echo 0) / 1024 )) | | | |"
 } | tee "$OUT"
-grep -h 'dax:' "$WORK/vufsd-dax.log" >&2
+grep -h 'dax:' "$WORK/backend-vufsd-dax.sock.log" >&2

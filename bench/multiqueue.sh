@@ -9,42 +9,21 @@
 # In the guest, 4 processes pinned one per vCPU (taskset) run at once, each on files of its own:
 #   stat   stat of 1,000 files (vufs-metabench stat), the time of the slowest process -> stats/s for all four
 #   read   4 KiB random preads of a 16 MiB file for SECS s (vufs-metabench randread), summed over the four
-# Each figure is the median of REPS rounds inside the boot. virtio-9p is not in the table: sid's kernel package
-# has no modules, so no 9p (bench/run.sh section (c) compares 9p with the 6.1 guest).
+# Each figure is the median of REPS rounds inside the boot. virtio-9p (QEMU 11.1's, the same guest with the 9p
+# modules of sid's linux-modules package, its default cache=none) is the last row.
 # Results to stdout and build/bench-multiqueue.md (--out); progress to stderr. Needs root.
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=$ROOT/build OUT=$BUILD/bench-multiqueue.md QUICK=
-for a in "$@"; do
-  case $a in
-    --quick) QUICK=1 ;;
-    --out=*) OUT=${a#--out=} ;;
-    *) echo "usage: bench/multiqueue.sh [--quick] [--out=FILE]" >&2; exit 2 ;;
-  esac
-done
+. "$(dirname "$0")/lib.sh"
+bench_init multiqueue "$@"
 REPS=${REPS:-$([ -n "$QUICK" ] && echo 1 || echo 3)} SECS=${SECS:-$([ -n "$QUICK" ] && echo 2 || echo 4)}
-note() { echo "multiqueue.sh: $*" >&2; }
-[ "$(id -u)" = 0 ] || { note "needs root"; exit 1; }
-[ -x "$BUILD/vufsd" ] || { note "build first: make all"; exit 1; }
-"$ROOT/scripts/peers/qemu111.sh" --version >/dev/null 2>&1 || { note "QEMU 11.1 unavailable"; exit 1; }
-
-WORK=$(mktemp -d /tmp/vufs-bench-mq.XXXXXX)
-SHARE=$WORK/share BIN=$WORK/bin PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  umount "$SHARE" 2>/dev/null; rm -rf "$WORK"
-}
-trap cleanup EXIT
-mkdir -p "$SHARE" "$BIN"
-mount -t tmpfs -o size=256m tmpfs "$SHARE" || { note "cannot mount a tmpfs"; exit 1; }
+bench_share 256
 for p in 0 1 2 3; do
   mkdir -p "$SHARE/d$p"
   for i in $(seq 0 999); do : >"$SHARE/d$p/$(printf 'f%06d' "$i")"; done
   head -c $((16 << 20)) /dev/urandom >"$SHARE/data$p"
 done
 chmod -R a+rwX "$SHARE"
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -o "$BIN/vufs-metabench" "$ROOT/bench/vufs-metabench.c" ||
-  { note "cannot build a static vufs-metabench"; exit 1; }
+bench_metabench
 
 cat >"$WORK/guest.sh" <<EOF
 B=/bin/vufs-metabench
@@ -57,23 +36,16 @@ for r in \$(seq 1 $REPS); do
 done
 EOF
 
-# One boot against the backend on SOCK with QUEUES request queues; prints "stat N" and "read N" (medians).
-boot() {   # name sock queues
-  local c=$WORK/console-$1.txt
-  "$ROOT/tests/vm/guest.sh" --qemu 11.1 --kernel sid --smp 4 --mem 1G --queues "$3" --timeout 600 \
+# One boot against TARGET (a socket, or 9p:DIR) with QUEUES request queues; prints "stat N" and "read N" (medians).
+boot() {   # name target queues
+  local c=$WORK/console-$1.txt q=(--queues "$3")
+  [[ $2 == 9p:* ]] && q=()
+  "$ROOT/tests/vm/guest.sh" --qemu 11.1 --kernel sid --smp 4 --mem 1G "${q[@]}" --timeout 600 \
     "$2" "$WORK/guest.sh" "$BIN/vufs-metabench" >"$c" 2>"$WORK/guest-$1.err" || {
     note "$1: guest.sh failed: $(tail -n 2 "$WORK/guest-$1.err" | tr '\n' ' ')"; return 1; }
   for row in stat read; do
-    echo "$row $(grep -a "^GRES $row " "$c" | awk '{ print $3 }' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
+    echo "$row $(grep -a "^GRES $row " "$c" | awk '{ print $3 }' | median)"
   done
-}
-
-start() {   # sock cmd...: starts a backend, waits for its socket
-  local sock=$1; shift
-  "$@" >"$WORK/backend-$(basename "$sock").log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
-  note "no socket $sock"; return 1
 }
 
 declare -A R
@@ -81,7 +53,7 @@ targets=()
 for q in 1 2 4; do
   name="vufsd, $q queue$([ $q -gt 1 ] && echo s)"
   sock=$WORK/vufsd-q$q.sock
-  start "$sock" "$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --cache=never --queues=$q || continue
+  bench_start "$sock" "$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --cache=never --queues=$q || continue
   note "booting: $name"
   res=$(boot "q$q" "$sock" $q) || continue
   R["$name stat"]=$(sed -n 's/^stat //p' <<<"$res") R["$name read"]=$(sed -n 's/^read //p' <<<"$res")
@@ -90,13 +62,19 @@ done
 if "$ROOT/scripts/peers/virtiofsd-rust.sh" --version >/dev/null 2>&1; then
   name="Rust virtiofsd 1.14, 1 queue"
   sock=$WORK/rust.sock
-  if start "$sock" "$ROOT/scripts/peers/virtiofsd-rust.sh" --socket-path="$sock" --shared-dir="$SHARE" --cache=never; then
+  if bench_start "$sock" "$ROOT/scripts/peers/virtiofsd-rust.sh" --socket-path="$sock" --shared-dir="$SHARE" --cache=never; then
     note "booting: $name"
     if res=$(boot rust "$sock" 1); then
       R["$name stat"]=$(sed -n 's/^stat //p' <<<"$res") R["$name read"]=$(sed -n 's/^read //p' <<<"$res")
       targets+=("$name")
     fi
   fi
+fi
+name="virtio-9p (QEMU 11.1)"
+note "booting: $name"
+if res=$(boot 9p "9p:$SHARE" 1); then
+  R["$name stat"]=$(sed -n 's/^stat //p' <<<"$res") R["$name read"]=$(sed -n 's/^read //p' <<<"$res")
+  targets+=("$name")
 fi
 
 base="vufsd, 1 queue"

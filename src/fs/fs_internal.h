@@ -152,6 +152,59 @@ struct fs {
 	struct fs_dax dax;
 };
 
+/* The passthrough's operations table (fs_ops.c) as designated initialisers, so that a table that differs in a few
+ * operations (idmap_ops.c) names only those after it: a later designator overrides an earlier one (C11 6.7.9). */
+#define FS_PASSTHROUGH_OPS_FIELDS \
+	.session_start = fs_session_start, \
+	.reset = fs_reset, \
+	.lookup = fs_lookup, \
+	.forget = fs_forget, \
+	.getattr = fs_getattr, \
+	.getattr_btime = fs_getattr_btime, \
+	.setattr = fs_setattr, \
+	.readlink = fs_readlink, \
+	.mknod = fs_mknod, \
+	.mkdir = fs_mkdir, \
+	.symlink = fs_symlink, \
+	.link = fs_link, \
+	.unlink = fs_unlink, \
+	.rmdir = fs_rmdir, \
+	.rename = fs_rename, \
+	.statfs = fs_statfs, \
+	.access = fs_access, \
+	.open = fs_open, \
+	.create = fs_create, \
+	.tmpfile = fs_tmpfile, \
+	.read = fs_read, \
+	.write = fs_write, \
+	.flush = fs_flush, \
+	.release = fs_release, \
+	.fsync = fs_fsync, \
+	.fallocate = fs_fallocate, \
+	.lseek = fs_lseek, \
+	.copy_file_range = fs_copy_file_range, \
+	.syncfs = fs_syncfs, \
+	.opendir = fs_opendir, \
+	.readdir = fs_readdir, \
+	.releasedir = fs_releasedir, \
+	.fsyncdir = fs_fsyncdir, \
+	.setxattr = fs_setxattr, \
+	.getxattr = fs_getxattr, \
+	.listxattr = fs_listxattr, \
+	.removexattr = fs_removexattr, \
+	.getlk = fs_getlk, \
+	.setlk = fs_setlk, \
+	.flock = fs_flock, \
+	.dax_window = fs_dax_window, \
+	.setupmapping = fs_setupmapping, \
+	.removemapping = fs_removemapping, \
+	.attr_dax = fs_attr_dax, \
+	.state_save = fs_state_save, \
+	.state_load = fs_state_load, \
+	.open_policy = fs_open_policy, \
+	.cache_timeout = fs_cache_timeout, \
+	.caches_data = fs_caches_data
+
 /* inodes.c */
 int itab_init(struct inode_table *t, uint64_t max);
 void itab_destroy(struct inode_table *t);

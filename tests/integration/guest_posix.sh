@@ -11,6 +11,8 @@
 # virtqueues with vufsd, and vufsd's log must show that its queues ran packed. VUFS_GUEST_CACHES: the cache modes
 # to boot (default: never auto always). VUFS_GUEST_DAX=1 (guest_posix_dax.sh): QEMU 11.1.3's generic device with a
 # 64 MiB DAX window, the guest mounted dax=always (default cache mode auto only); known-limits key "vufsd:dax".
+# VUFS_GUEST_FSX=OPS (guest_posix_sid.sh): the same boot then runs vufs-fsx for OPS operations in /mnt/fsx (random
+# reads, writes, truncates, mmap, fallocate, copy_file_range against a model), which must print "FSX OK".
 # timeout: 720
 set -uo pipefail
 TESTDIR_PREFIX=vufs-guest-posix
@@ -18,8 +20,9 @@ TESTDIR_PREFIX=vufs-guest-posix
 . "$(dirname "$0")/../vm/lib.sh"
 san_env
 SAN_BUILD=${VUFS_SAN_BUILD:-$VUFS_ROOT/build-san}
-VUFSD=$SAN_BUILD/vufsd POSIX=$VUFS_BUILD/vufs-posix
-export GUEST_TIMEOUT=${GUEST_TIMEOUT:-200}
+VUFSD=$SAN_BUILD/vufsd POSIX=$VUFS_BUILD/vufs-posix FSX_OPS=${VUFS_GUEST_FSX:-}
+guest_bins=("$POSIX"); [ -n "$FSX_OPS" ] && guest_bins+=("$VUFS_BUILD/vufs-fsx")
+export GUEST_TIMEOUT=${GUEST_TIMEOUT:-$([ -n "$FSX_OPS" ] && echo 300 || echo 200)}
 fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$VUFSD" ] && [ -x "$POSIX" ] || fail "build first: make all && make SAN=1 all ($VUFSD, $POSIX)"
 [ "$(id -u)" = 0 ] || skip "must run as root (vufs-posix switches uids; vufsd serves any owner)"
@@ -35,6 +38,10 @@ cat >"$TESTDIR/guest-posix.sh" <<'EOF'
 echo VUFS-POSIX-BEGIN
 vufs-posix -q /mnt
 echo "VUFS-POSIX-END $?"
+EOF
+[ -n "$FSX_OPS" ] && cat >>"$TESTDIR/guest-posix.sh" <<EOF
+mkdir /mnt/fsx && vufs-fsx -q -n $FSX_OPS -s 7 /mnt/fsx
+echo "FSX-EXIT \$?"
 EOF
 
 PACKED=${VUFS_GUEST_PACKED:-}
@@ -66,7 +73,7 @@ for cache in ${VUFS_GUEST_CACHES:-$([ -n "$DAX" ] && echo auto || echo never aut
                   --cache="$cache" --xattr --posix-lock --flock "${packed_opts[@]}" "${dax_opts[@]}" "${sid_opts[@]}" ||
       { cat "$BACKEND_LOG"; fail "cache=$cache: vufsd did not start"; }
     grc=0
-    "$GUEST" "${dax_guest[@]}" "$SOCK" "$TESTDIR/guest-posix.sh" "$POSIX" >"$console" 2>"$TESTDIR/guest-$cache.err" || grc=$?
+    "$GUEST" "${dax_guest[@]}" "$SOCK" "$TESTDIR/guest-posix.sh" "${guest_bins[@]}" >"$console" 2>"$TESTDIR/guest-$cache.err" || grc=$?
     boot_crashed $grc "$console" && [ $attempt = 1 ] || break
     echo "== cache=$cache: the guest kernel died while booting ($(grep -m1 -a 'Oops\|panic' "$console")): once more"
     wait_backend_exit 20 || stop_backend 5 || true
@@ -81,6 +88,12 @@ for cache in ${VUFS_GUEST_CACHES:-$([ -n "$DAX" ] && echo auto || echo never aut
   fi
   if ! "$VUFS_ROOT/tests/posix/compare.sh" "$TESTDIR/posix-native.txt" "$out" vufsd "vufsd:$cache" guest $dax_key $kernel_key; then
     problems+=("cache=$cache: results differ from the native reference (DIFFERENT lines above)")
+  fi
+  if [ -n "$FSX_OPS" ]; then
+    fsx=$(grep -a -m1 '^FSX ' "$console" || echo "no FSX line")
+    echo "== cache=$cache: vufs-fsx $FSX_OPS operations: $fsx"
+    grep -aq '^FSX OK' "$console" && grep -aq '^FSX-EXIT 0' "$console" ||
+      problems+=("cache=$cache: vufs-fsx did not pass in the guest ($fsx)")
   fi
   if [ ${#sid_opts[@]} -gt 0 ] && ! grep -q '^PASS file_mmap_shared' "$out"; then
     problems+=("cache=$cache: shared writable mmap does not work in the 7.2 guest with --allow-mmap")

@@ -35,10 +35,10 @@
 #                           (packed rings if offered: packed=off does not apply). Needs --qemu 11.1
 #                           [VIRTIO_FS_DEVICE, default fs]
 #       --kernel bookworm|sid  the guest kernel: bookworm's linux-image-amd64 (6.1), or Debian sid's current one
-#                           (7.x; only its linux-binary package: virtio, fuse and virtiofs are built in, there are
-#                           no modules, so no 9p and no --modules). sid's is resolved with the private apt lists of
-#                           scripts/peers/sid-apt.sh and cached under CACHE/sid/, keyed by version [GUEST_KERNEL,
-#                           default bookworm]
+#                           (7.x; its linux-binary package: virtio, fuse and virtiofs are built in; its
+#                           linux-modules package, 110 MB, is fetched too only for 9p or --modules). sid's is
+#                           resolved with the private apt lists of scripts/peers/sid-apt.sh and cached under
+#                           CACHE/sid/, keyed by version [GUEST_KERNEL, default bookworm]
 #       --qemu-args ARGS    extra QEMU arguments, split on spaces [QEMU_ARGS]
 #       (no flag)           options appended to the backend's -chardev socket, e.g. ",reconnect-ms=1000"
 #                           [CHARDEV_OPTS]
@@ -116,9 +116,7 @@ case $VIRTIO_FS_DEVICE in fs) ;; generic)
   [ "$QEMU_VERSION" = 11.1 ] || die "--device generic needs --qemu 11.1 (QEMU 7.2 has no vhost-user-test-device-pci)"
   [ "$fs" = virtiofs ] || die "--device generic serves a vhost-user socket, not 9p" ;;
   *) die "--device: fs or generic, not $VIRTIO_FS_DEVICE" ;; esac
-case $GUEST_KERNEL in bookworm) ;; sid)
-  [ "$fs" = virtiofs ] || die "--kernel sid has no 9p (only sid's linux-binary package is used: no modules)"
-  [ -z "$EXTRA_MODULES" ] || die "--kernel sid has no modules (--modules $EXTRA_MODULES)" ;;
+case $GUEST_KERNEL in bookworm|sid) ;;
   *) die "--kernel: bookworm or sid, not $GUEST_KERNEL" ;; esac
 
 # --- host packages (idempotent: apt only when something is missing) -------------------------------------
@@ -209,13 +207,24 @@ if [ ! -f "$kdir/.complete" ]; then
     find "$kbase" -maxdepth 1 -name 'linux-*' -type d ! -name "linux-$kver" -exec rm -rf {} +
   fi
 fi
-exec {lockfd}>&-
 moddir=$kdir/lib/modules/$kver
+if [ "$GUEST_KERNEL" = sid ]; then
+  moddir=$kdir/usr/lib/modules/$kver
+  # sid's modules come in their own package: fetched (once per version) only when the guest needs one
+  if { [ "$fs" = 9p ] || [ -n "$EXTRA_MODULES" ]; } && [ ! -f "$kdir/.modules-complete" ]; then
+    note "downloading and unpacking linux-modules-$kver into $kdir (once per kernel version)"
+    dl=$(mktemp -d "$CACHE/.dl.XXXXXX")
+    (cd "$dl" && kapt apt-get download "linux-modules-$kver") >"$dl/apt.log" 2>&1 &&
+      dpkg -x "$dl"/*.deb "$kdir" || { cat "$dl/apt.log" >&2; rm -rf "$dl"; die "linux-modules-$kver: no modules"; }
+    rm -rf "$dl"; touch "$kdir/.modules-complete"
+  fi
+fi
+exec {lockfd}>&-
 
 # --- modules: the wanted ones plus their dependencies, in load order ----------------------------------
 # The package has no modules.dep (depmod runs at install time), so read each module's own "depends=" field.
 wanted="virtio_pci virtiofs $EXTRA_MODULES"
-[ "$GUEST_KERNEL" = bookworm ] || wanted=""     # sid's kernel has them built in (and comes without modules)
+[ "$GUEST_KERNEL" = bookworm ] || wanted=$EXTRA_MODULES   # sid's kernel has virtio_pci and virtiofs built in
 unpack_ko() {
   case $1 in
     *.ko.xz)  xz -dc "$1" ;;
