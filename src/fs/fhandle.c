@@ -254,12 +254,13 @@ int fs_inode_handles_start(struct fs *fs)
 		         mode == FS_HANDLES_PREFER ? "prefer" : "mandatory");
 		return 0;
 	}
-	const char *why = ret == -EPERM ? "open_by_handle_at is not allowed (it needs CAP_DAC_READ_SEARCH in the "
-	                                  "initial user namespace)"
-	                                : "the shared directory's file system cannot make file handles";
+	const char *why = ret == -EPERM        ? "open_by_handle_at is not allowed (it needs CAP_DAC_READ_SEARCH in the "
+	                                         "initial user namespace)"
+	                  : ret == -EOPNOTSUPP ? "the shared directory's file system cannot make file handles"
+	                                       : "a file handle of the shared directory did not open again";
 	if (mode == FS_HANDLES_MANDATORY) {
 		log_err("fs: --inode-file-handles=mandatory: %s (%s)", why, strerror(-ret));
-		return ret == -EPERM ? ret : -EOPNOTSUPP;
+		return ret;
 	}
 	log_warn("fs: --inode-file-handles=prefer: %s (%s): inodes keep O_PATH fds, as with never", why,
 	         strerror(-ret));

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "fs/fs.h"
+#include "fs_fixture.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,12 +41,7 @@ static int open_fs(const struct fs_config *over)
 	struct fs_config cfg = *over;
 	cfg.source = dir;
 	cfg.inode_file_handles = g_handles;
-	int rc = fs_new(&cfg, &fs);
-	if (rc == 0 && (rc = fs_inode_handles_start(fs)) < 0) {
-		fs_free(fs);
-		fs = NULL;
-	}
-	return rc;
+	return fixture_fs_start(&cfg, &fs);
 }
 
 static int setup(void **state)
