@@ -201,6 +201,9 @@ int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *
 int fs_statx_btime(int dirfd, const char *path, int flags, struct stat *st, struct fs_btime *bt);
 /* Look name up in the directory parent: one lookup reference, entry filled. */
 int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
+/* inode_lookup_name through pfd, an fd of parent the caller has open (READDIRPLUS: the directory handle's), which
+ * spares a handle-based parent an open_by_handle_at per entry. */
+int inode_lookup_name_at(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e);
 /* The same for a name just created (not yet in the table): skips the search for a known inode. */
 int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
 /* Fills e for inode (which the caller has already given a lookup reference); submount stays false. */

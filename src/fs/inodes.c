@@ -416,23 +416,18 @@ static bool still_same_file(int dirfd, const char *name, const struct fs_inode *
  * Returns 1 when answered so, 0 when the inode is not known (a new inode then costs this statx on top of
  * inode_open_name's), or a negative errno from the statx.
  */
-static int lookup_known(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+static int lookup_known(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e)
 {
 	struct fs_inode *inode = NULL;
 	struct stat st;
 	uint64_t mnt_id;
-	int pfd = inode_fd_get(fs, parent), ret;
-
-	if (pfd < 0)
-		return pfd;
-	ret = fs_statx(pfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, &st, &mnt_id);
+	int ret = fs_statx(pfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, &st, &mnt_id);
 	if (ret == 0)
 		inode = known_inode(fs, &st, mnt_id);
 	if (inode && !still_same_file(pfd, name, inode)) {
 		inode_put(fs, inode);
 		inode = NULL;
 	}
-	inode_fd_put(parent, pfd);
 	if (!inode)
 		return ret;
 	inode_add_lookup(fs, inode);
@@ -447,30 +442,16 @@ static int lookup_known(struct fs *fs, struct fs_inode *parent, const char *name
 	return 1;
 }
 
-int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
-{
-	int ret = lookup_known(fs, parent, name, e);
-
-	if (ret != 0)
-		return ret < 0 ? ret : 0;
-	return inode_open_name(fs, parent, name, e);
-}
-
-int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+static int open_name_at(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e)
 {
 	struct fs_inode *inode;
 	struct stat st;
 	uint64_t mnt_id;
-	int fd, ret, pfd = inode_fd_get(fs, parent);
+	int fd, ret;
 
-	if (pfd < 0)
-		return pfd;
 	fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		ret = neg_errno();
-	inode_fd_put(parent, pfd);
-	if (fd < 0)
-		return ret;
+		return neg_errno();
 	ret = fs_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, &mnt_id);
 	if (ret < 0) {
 		close(fd);
@@ -485,6 +466,36 @@ int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, st
 	e->submount = is_submount(parent, &st, mnt_id);
 	inode_put(fs, inode);
 	return 0;
+}
+
+int inode_lookup_name_at(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e)
+{
+	int ret = lookup_known(fs, parent, pfd, name, e);
+
+	if (ret != 0)
+		return ret < 0 ? ret : 0;
+	return open_name_at(fs, parent, pfd, name, e);
+}
+
+/* The parent's fd for one lookup: opened once (by handle) for both steps. */
+int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+{
+	int pfd = inode_fd_get(fs, parent);
+	if (pfd < 0)
+		return pfd;
+	int ret = inode_lookup_name_at(fs, parent, pfd, name, e);
+	inode_fd_put(parent, pfd);
+	return ret;
+}
+
+int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+{
+	int pfd = inode_fd_get(fs, parent);
+	if (pfd < 0)
+		return pfd;
+	int ret = open_name_at(fs, parent, pfd, name, e);
+	inode_fd_put(parent, pfd);
+	return ret;
 }
 
 int inode_fill_entry(struct fs *fs, struct fs_inode *inode, struct fs_entry *e)
