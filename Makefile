@@ -74,7 +74,7 @@ FAULT_WRAP := malloc calloc realloc free strdup open64 openat64 close statx fsta
               ftruncate64 futimens utimensat faccessat mkdirat mknodat symlinkat linkat unlinkat renameat2 \
               readlinkat preadv64v2 pwritev64v2 fcntl64 flock fsync fdatasync fallocate64 lseek64 copy_file_range \
               syncfs syscall fsetxattr fgetxattr flistxattr fremovexattr setxattr getxattr listxattr removexattr \
-              fchdir memfd_create pread64 pwrite64
+              fchdir memfd_create pread64 pwrite64 name_to_handle_at open_by_handle_at
 comma := ,
 $(BUILD)/tests/test_fs_faults: tests/unit/test_fs_faults.c $(BUILD)/libvufs.a
 	@mkdir -p $(dir $@)

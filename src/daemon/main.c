@@ -204,13 +204,15 @@ int main(int argc, char **argv)
 	                          .readonly = o.readonly, .migration_mode = o.migration_mode,
 	                          .migration_on_error = o.migration_on_error,
 	                          .migration_verify_handles = o.migration_verify_handles,
+	                          .inode_file_handles = o.inode_file_handles,
 	                          .uid_map = &o.uid_map, .gid_map = &o.gid_map };
 	rc = fs_new(&fcfg, &fs);
 	if (rc < 0) {
 		log_err("cannot share %s: %s", o.shared_dir, strerror(-rc));
 		return 1;
 	}
-	if (sandbox_confine(&o) < 0) {
+	/* After the sandbox: whether handles can be opened depends on the capabilities kept. */
+	if (sandbox_confine(&o) < 0 || fs_inode_handles_start(fs) < 0) {
 		fs_free(fs);
 		return 1;
 	}

@@ -105,8 +105,10 @@ void vufsd_usage(FILE *out)
 	      "  --readonly                share read-only: every change fails with EROFS\n"
 	      "  --allow-mmap              let the guest mmap files shared that it opened for direct I/O (cache=never;\n"
 	      "                            FUSE_DIRECT_IO_ALLOW_MMAP, guests from Linux 6.6)\n"
-	      "  --inode-file-handles=never  accepted (what vufsd does: an O_PATH fd per inode); prefer and\n"
-	      "                            mandatory are not implemented\n"
+	      "  --inode-file-handles=never|prefer|mandatory  how an inode the guest holds is kept: an O_PATH fd\n"
+	      "                            (never, default), or a file handle opened again when needed (prefer: fd\n"
+	      "                            where the file system makes no handles, or everywhere when the daemon may\n"
+	      "                            not open them; mandatory: refuse to start, or fail the lookup, instead)\n"
 	      "  --queues=N                request queues offered to the VMM (default 1, at most 16)\n"
 	      "  --poll-us=N               poll a queue up to N microseconds before sleeping, adaptively\n"
 	      "                            (default 50; 0: never)\n"
@@ -426,10 +428,14 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_MIGRATION_CONFIRM_PATHS: return 0; /* always so: paths are found and checked at switch-over */
 	case OPT_READONLY: o->readonly = true; return 0;
 	case OPT_INODE_FILE_HANDLES:
-		if (arg && strcmp(arg, "never")) {
-			fprintf(stderr, "vufsd: --inode-file-handles=%s is not implemented yet (only never)\n", arg);
-			return -1;
-		}
+		if (!arg || !strcmp(arg, "never"))
+			o->inode_file_handles = FS_HANDLES_NEVER;
+		else if (!strcmp(arg, "prefer"))
+			o->inode_file_handles = FS_HANDLES_PREFER;
+		else if (!strcmp(arg, "mandatory"))
+			o->inode_file_handles = FS_HANDLES_MANDATORY;
+		else
+			return bad("inode-file-handles mode (never, prefer, mandatory)", arg);
 		return 0;
 	case OPT_LOG_LEVEL: return log_parse_level(arg, &o->log_level) ? bad("log level", arg) : 0;
 	case OPT_SYSLOG: o->syslog = true; return 0;

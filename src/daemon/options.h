@@ -45,6 +45,7 @@ struct vufsd_options {
 	enum fs_dax_coherence dax_coherence;
 	uint16_t request_timeout;     /* seconds offered as FUSE_REQUEST_TIMEOUT (0: not offered) */
 	enum fs_migration_mode migration_mode;
+	enum fs_inode_handles inode_file_handles;
 	enum fs_migration_on_error migration_on_error;
 	bool migration_verify_handles;
 	struct fs_idmap uid_map, gid_map;     /* --translate-uid, --translate-gid */

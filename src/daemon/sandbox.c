@@ -211,7 +211,8 @@ int sandbox_confine(const struct vufsd_options *o)
 	else if (o->sandbox == SANDBOX_CHROOT)
 		rc = chroot_into(o->shared_dir);
 	if (rc == 0)
-		rc = caps_drop(o->modcaps, o->migration_mode == FS_MIGRATE_FILE_HANDLES);
+		rc = caps_drop(o->modcaps, o->migration_mode == FS_MIGRATE_FILE_HANDLES ||
+		                           o->inode_file_handles != FS_HANDLES_NEVER);
 	if (rc == 0)
 		rc = seccomp_install(o->seccomp);
 	return rc;

@@ -11,9 +11,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-static void proc_name(char *buf, size_t size, const struct fs_inode *inode)
+static void proc_name(char *buf, size_t size, int fd)
 {
-	snprintf(buf, size, "%d", inode->fd);
+	snprintf(buf, size, "%d", fd);
 }
 
 /* The attributes of fd, and its birth time if bt is given. */
@@ -40,7 +40,9 @@ static int getattr(struct fs *fs, uint64_t nodeid, uint64_t fh, struct stat *st,
 	ret = inode_get(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
-	ret = stat_fd(inode->fd, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, bt);
+	int fd = inode_fd_get(fs, inode);
+	ret = fd < 0 ? fd : stat_fd(fd, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, bt);
+	inode_fd_put(inode, fd);
 	dax_sync_after(fs, inode);
 	inode_put(fs, inode);
 	return ret;
@@ -64,8 +66,13 @@ int inode_set_mode(struct fs *fs, struct fs_inode *inode, int fd, mode_t mode)
 		return fchmod(fd, mode) < 0 ? neg_errno() : 0;
 	if (inode->type == S_IFLNK)
 		return -EOPNOTSUPP; /* Linux symlinks have no mode of their own */
-	proc_name(name, sizeof(name), inode);
-	return fchmodat(fs->proc_fd, name, mode, 0) < 0 ? neg_errno() : 0;
+	int pfd = inode_fd_get(fs, inode), ret = pfd;
+	if (pfd >= 0) {
+		proc_name(name, sizeof(name), pfd);
+		ret = fchmodat(fs->proc_fd, name, mode, 0) < 0 ? neg_errno() : 0;
+	}
+	inode_fd_put(inode, pfd);
+	return ret;
 }
 
 static int set_size(struct fs *fs, struct fs_inode *inode, struct fs_handle *h, uint64_t size)
@@ -107,14 +114,40 @@ static int set_times(struct fs *fs, struct fs_inode *inode, int fd, const struct
 	else if (sa->valid & FS_SET_MTIME)
 		ts[1] = sa->mtime;
 	if (fd >= 0)
-		ret = futimens(fd, ts);
-	else if (inode->type == S_IFLNK)
-		ret = utimensat(inode->fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	else {
-		proc_name(name, sizeof(name), inode);
+		return futimens(fd, ts) < 0 ? neg_errno() : 0;
+	int pfd = inode_fd_get(fs, inode);
+	if (pfd < 0)
+		return pfd;
+	if (inode->type == S_IFLNK) {
+		ret = utimensat(pfd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	} else {
+		proc_name(name, sizeof(name), pfd);
 		ret = utimensat(fs->proc_fd, name, ts, 0);
 	}
-	return ret < 0 ? neg_errno() : 0;
+	ret = ret < 0 ? neg_errno() : 0;
+	inode_fd_put(inode, pfd);
+	return ret;
+}
+
+static int chown_inode(struct fs *fs, struct fs_inode *inode, uid_t uid, gid_t gid)
+{
+	int fd = inode_fd_get(fs, inode), ret = fd;
+	if (fd >= 0)
+		ret = fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? neg_errno() : 0;
+	inode_fd_put(inode, fd);
+	return ret;
+}
+
+/* The attributes of inode, through fd when one is open (>= 0). */
+static int stat_inode(struct fs *fs, struct fs_inode *inode, int fd, struct stat *st)
+{
+	if (fd >= 0)
+		return fs_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, NULL);
+	int pfd = inode_fd_get(fs, inode), ret = pfd;
+	if (pfd >= 0)
+		ret = fs_statx(pfd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, NULL);
+	inode_fd_put(inode, pfd);
+	return ret;
 }
 
 int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t fh, const struct fs_setattr *sa,
@@ -149,10 +182,9 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 	if (valid & (FS_SET_UID | FS_SET_GID)) {
 		uid_t uid = (valid & FS_SET_UID) ? sa->uid : (uid_t)-1;
 		gid_t gid = (valid & FS_SET_GID) ? sa->gid : (gid_t)-1;
-		if (fchownat(inode->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-			ret = neg_errno();
+		ret = chown_inode(fs, inode, uid, gid);
+		if (ret < 0)
 			goto out;
-		}
 	}
 	if (valid & FS_SET_SIZE) {
 		ret = set_size(fs, inode, h, sa->size);
@@ -166,7 +198,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 	}
 	/* FS_SET_CTIME: the changes above already moved ctime; it cannot be set to a given value. */
 	if ((valid & FS_SET_KILL_SUIDGID) && !(valid & FS_SET_MODE) && inode->type == S_IFREG) {
-		ret = fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, NULL);
+		ret = stat_inode(fs, inode, fd, st);
 		if (ret < 0)
 			goto out;
 		mode_t kill = fs_suidgid_to_kill(st->st_mode);
@@ -176,7 +208,7 @@ int fs_setattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_
 				goto out;
 		}
 	}
-	ret = fs_statx(fd >= 0 ? fd : inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, st, NULL);
+	ret = stat_inode(fs, inode, fd, st);
 out:
 	dax_sync_after_growth(fs, inode);
 	if (h)
@@ -193,8 +225,9 @@ int fs_statfs(struct fs *fs, uint64_t nodeid, struct statvfs *out)
 
 	if (ret < 0)
 		return ret;
-	if (fstatvfs(inode->fd, out) < 0)
-		ret = neg_errno();
+	int fd = inode_fd_get(fs, inode);
+	ret = fd < 0 ? fd : fstatvfs(fd, out) < 0 ? neg_errno() : 0;
+	inode_fd_put(inode, fd);
 	inode_put(fs, inode);
 	return ret;
 }
@@ -213,15 +246,17 @@ int fs_access(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, int mask
 	ret = inode_get(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
+	int fd = inode_fd_get(fs, inode); /* before creds_enter: see inode_fd_get */
 	/* AT_EACCESS: the check uses the fsuid/fsgid and effective capabilities of this thread, i.e. the
 	 * caller's, without faccessat's switch to the real ids. */
-	ret = creds_enter(fs, ctx, &creds);
+	ret = fd < 0 ? fd : creds_enter(fs, ctx, &creds);
 	if (ret == 0) {
-		proc_name(name, sizeof(name), inode);
+		proc_name(name, sizeof(name), fd);
 		if (faccessat(fs->proc_fd, name, mask, AT_EACCESS) < 0)
 			ret = neg_errno();
 		creds_leave(&creds);
 	}
+	inode_fd_put(inode, fd);
 	inode_put(fs, inode);
 	return ret;
 }

@@ -392,7 +392,11 @@ static int share_ensure_locked(struct fs *fs, struct fs_inode *inode, bool rdonl
 static bool inode_attr_dax(const struct fs *fs, const struct fs_inode *inode)
 {
 	struct stat st;
-	return fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, NULL) == 0 && fs_attr_dax(fs, &st);
+	int fd = inode_fd_get(fs, inode);
+	bool dax = fd >= 0 && fs_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, NULL) == 0 &&
+	           fs_attr_dax(fs, &st);
+	inode_fd_put(inode, fd);
+	return dax;
 }
 
 int dax_share_open(struct fs *fs, struct fs_inode *inode, int flags)

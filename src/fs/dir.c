@@ -91,7 +91,7 @@ static int read_dir(struct fs *fs, struct fs_handle *h, uint64_t offset, bool pl
 				ent.st.st_ino = d->d_ino;
 				ent.st.st_mode = DTTOIF(d->d_type);
 			} else {
-				int r = inode_lookup_name(fs, h->inode, name, &ent);
+				int r = inode_lookup_name_at(fs, h->inode, h->fd, name, &ent);
 				if (r == -ENOENT) {
 					/* Gone since getdents: as if it never was. */
 					h->dpos += d->d_reclen;

@@ -29,7 +29,7 @@ int fs_lookup(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const ch
 		if (name[1] == '.' && dir != fs->root) {
 			ret = -EINVAL;
 		} else {
-			ret = inode_fill_entry(dir, e);
+			ret = inode_fill_entry(fs, dir, e);
 			if (ret == 0)
 				inode_add_lookup(fs, dir);
 		}
@@ -55,7 +55,10 @@ static int label_new_name(struct fs *fs, const struct fs_ctx *ctx, struct fs_ino
 {
 	if (!ctx || !ctx->secctx_name)
 		return 0;
-	int ret, fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int ret, fd = -1, dfd = inode_fd_get(fs, dir);
+	if (dfd < 0)
+		return dfd;
+	fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		ret = neg_errno();
 	else
@@ -63,7 +66,8 @@ static int label_new_name(struct fs *fs, const struct fs_ctx *ctx, struct fs_ino
 	if (fd >= 0)
 		close(fd);
 	if (ret < 0)
-		unlinkat(dir->fd, name, type == S_IFDIR ? AT_REMOVEDIR : 0);
+		unlinkat(dfd, name, type == S_IFDIR ? AT_REMOVEDIR : 0);
+	inode_fd_put(dir, dfd);
 	return ret;
 }
 
@@ -74,7 +78,7 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, c
 		return -EROFS;
 	struct fs_inode *dir;
 	struct fs_creds creds;
-	int ret;
+	int ret, dfd = -1;
 
 	ret = fs_check_name(name);
 	if (ret < 0)
@@ -82,29 +86,33 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, c
 	ret = dir_get(fs, parent, &dir);
 	if (ret < 0)
 		return ret;
-	ret = creds_enter_creator(fs, ctx, &creds);
+	dfd = inode_fd_get(fs, dir); /* before creds_enter: see inode_fd_get */
+	ret = dfd < 0 ? dfd : creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;
 	switch (kind) {
 	case MAKE_NOD:
-		ret = mknodat(dir->fd, name, mode, rdev);
+		ret = mknodat(dfd, name, mode, rdev);
 		break;
 	case MAKE_DIR:
-		ret = mkdirat(dir->fd, name, mode);
+		ret = mkdirat(dfd, name, mode);
 		break;
 	case MAKE_SYMLINK:
-		ret = symlinkat(target, dir->fd, name);
+		ret = symlinkat(target, dfd, name);
 		break;
 	}
 	if (ret < 0)
 		ret = neg_errno();
 	creds_leave(&creds);
+	inode_fd_put(dir, dfd);
+	dfd = -1;
 	if (ret == 0)
 		ret = label_new_name(fs, ctx, dir, name, kind == MAKE_DIR ? S_IFDIR : kind == MAKE_SYMLINK ? S_IFLNK :
 		                     (mode & S_IFMT ? mode & S_IFMT : S_IFREG));
 	if (ret == 0)
 		ret = inode_open_name(fs, dir, name, e);
 out:
+	inode_fd_put(dir, dfd);
 	inode_put(fs, dir);
 	return ret;
 }
@@ -139,7 +147,7 @@ int fs_link(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t n
 	struct fs_inode *inode, *dir = NULL;
 	struct fs_creds creds;
 	char procname[16];
-	int ret;
+	int ret, fd = -1, dfd = -1;
 
 	ret = fs_check_name(newname);
 	if (ret < 0)
@@ -158,23 +166,28 @@ int fs_link(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, uint64_t n
 		ret = -EPERM;
 		goto out;
 	}
+	fd = inode_fd_get(fs, inode);
+	dfd = fd < 0 ? fd : inode_fd_get(fs, dir);
 	/* Not as creator: the host's protected_hardlinks check must see the caller's own rights. */
-	ret = creds_enter(fs, ctx, &creds);
+	ret = dfd < 0 ? dfd : creds_enter(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;
 	/* linkat(fd, "", AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, gone with a non-zero fsuid; the magic link in
 	 * /proc/self/fd leads to the inode itself (a symlink too: it is not followed any further). */
-	snprintf(procname, sizeof(procname), "%d", inode->fd);
-	ret = linkat(fs->proc_fd, procname, dir->fd, newname, AT_SYMLINK_FOLLOW);
+	snprintf(procname, sizeof(procname), "%d", fd);
+	ret = linkat(fs->proc_fd, procname, dfd, newname, AT_SYMLINK_FOLLOW);
 	if (ret < 0)
 		ret = neg_errno();
 	creds_leave(&creds);
 	if (ret == 0) {
-		ret = inode_fill_entry(inode, e);
+		ret = inode_fill_entry(fs, inode, e);
 		if (ret == 0)
 			inode_add_lookup(fs, inode);
 	}
 out:
+	if (dir)
+		inode_fd_put(dir, dfd);
+	inode_fd_put(inode, fd);
 	inode_put(fs, dir);
 	inode_put(fs, inode);
 	return ret;
@@ -192,10 +205,13 @@ static int remove_name(struct fs *fs, uint64_t parent, const char *name, int fla
 	ret = inode_get(fs, parent, &dir);
 	if (ret < 0)
 		return ret;
-	if (dir->type != S_IFDIR)
+	if (dir->type != S_IFDIR) {
 		ret = -ENOTDIR;
-	else if (unlinkat(dir->fd, name, flags) < 0)
-		ret = neg_errno();
+	} else {
+		int dfd = inode_fd_get(fs, dir);
+		ret = dfd < 0 ? dfd : unlinkat(dfd, name, flags) < 0 ? neg_errno() : 0;
+		inode_fd_put(dir, dfd);
+	}
 	inode_put(fs, dir);
 	return ret;
 }
@@ -210,6 +226,19 @@ int fs_rmdir(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const cha
 {
 	(void)ctx;
 	return remove_name(fs, parent, name, AT_REMOVEDIR);
+}
+
+static int rename_at(struct fs *fs, struct fs_inode *olddir, const char *name, struct fs_inode *newdir,
+                     const char *newname, unsigned flags)
+{
+	int ofd = inode_fd_get(fs, olddir), nfd = ofd < 0 ? ofd : inode_fd_get(fs, newdir), ret = nfd;
+
+	if (nfd >= 0)
+		ret = renameat2(ofd, name, nfd, newname, flags) < 0 ? neg_errno() : 0;
+	if (nfd >= 0)
+		inode_fd_put(newdir, nfd);
+	inode_fd_put(olddir, ofd);
+	return ret;
 }
 
 int fs_rename(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const char *name, uint64_t newparent,
@@ -236,8 +265,8 @@ int fs_rename(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const ch
 		goto out;
 	if (olddir->type != S_IFDIR || newdir->type != S_IFDIR)
 		ret = -ENOTDIR;
-	else if (renameat2(olddir->fd, name, newdir->fd, newname, flags) < 0)
-		ret = neg_errno();
+	else
+		ret = rename_at(fs, olddir, name, newdir, newname, flags);
 out:
 	inode_put(fs, newdir);
 	inode_put(fs, olddir);
@@ -252,10 +281,15 @@ ssize_t fs_readlink(struct fs *fs, uint64_t nodeid, char *buf, size_t size)
 
 	if (ret < 0)
 		return ret;
-	if (inode->type != S_IFLNK)
+	if (inode->type != S_IFLNK) {
 		n = -EINVAL;
-	else if ((n = readlinkat(inode->fd, "", buf, size)) < 0)
-		n = neg_errno();
+	} else {
+		int fd = inode_fd_get(fs, inode);
+		n = fd < 0 ? fd : readlinkat(fd, "", buf, size);
+		if (n < 0 && fd >= 0)
+			n = neg_errno();
+		inode_fd_put(inode, fd);
+	}
 	inode_put(fs, inode);
 	return n;
 }

@@ -52,8 +52,11 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	fs->switch_creds = geteuid() == 0;
 
 	dax_init(fs);
-	ret = itab_init(&fs->itab, fs->cfg.max_inodes);
+	ret = mounts_init(&fs->mounts);
+	if (ret == 0)
+		ret = itab_init(&fs->itab, fs->cfg.max_inodes);
 	if (ret < 0) {
+		mounts_destroy(fs);
 		dax_destroy(fs);
 		free(fs->source_copy);
 		free(fs);
@@ -61,6 +64,7 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	}
 	ret = htab_init(&fs->htab, fs->cfg.max_handles);
 	if (ret < 0) {
+		mounts_destroy(fs);
 		dax_destroy(fs);
 		itab_destroy(&fs->itab);
 		free(fs->source_copy);
@@ -163,7 +167,8 @@ void fs_free(struct fs *fs)
 		return;
 	dax_destroy(fs);
 	htab_destroy(fs);
-	itab_destroy(&fs->itab);
+	itab_destroy(&fs->itab); /* its inodes let go of their mounts */
+	mounts_destroy(fs);
 	close_if_open(&fs->proc_fd);
 	free(fs->source_copy);
 	free(fs);

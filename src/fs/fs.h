@@ -58,6 +58,12 @@ enum fs_migration_mode {
 	FS_MIGRATE_FIND_PATHS,    /* nodes travel as paths beneath the shared directory */
 	FS_MIGRATE_FILE_HANDLES,  /* as file handles (same file system; unlinked open files too) */
 };
+/* How an inode remembers its file (virtiofsd's --inode-file-handles; src/fs/fhandle.c has the details). */
+enum fs_inode_handles {
+	FS_HANDLES_NEVER,         /* an O_PATH fd per inode */
+	FS_HANDLES_PREFER,        /* a file handle per inode where the file system makes one, else an fd */
+	FS_HANDLES_MANDATORY,     /* a file handle per inode (but the root), or the lookup fails */
+};
 enum fs_migration_on_error {
 	FS_MIGRATE_ABORT,         /* a node that cannot travel fails the migration (the source runs on) */
 	FS_MIGRATE_GUEST_ERROR,   /* that node alone answers errors on the destination */
@@ -102,6 +108,7 @@ struct fs_config {
 	enum fs_migration_mode migration_mode;
 	enum fs_migration_on_error migration_on_error;
 	bool migration_verify_handles; /* find-paths: the destination checks each file's handle too (same fs) */
+	enum fs_inode_handles inode_file_handles; /* takes effect at fs_inode_handles_start */
 	const struct fs_idmap *uid_map, *gid_map; /* NULL or empty: ids pass unchanged (copied at fs_new) */
 };
 
@@ -155,6 +162,14 @@ typedef int (*fs_dirent_fn)(void *arg, const char *name, size_t namelen, uint64_
                             uint64_t next_off, const struct fs_entry *plus);
 
 int fs_new(const struct fs_config *cfg, struct fs **out);
+/* With cfg.inode_file_handles prefer or mandatory: checks, with the capabilities the daemon serves with (after the
+ * sandbox dropped the others), that a file handle of the shared directory opens again (open_by_handle_at needs
+ * CAP_DAC_READ_SEARCH), and if so makes new inodes keep handles instead of fds. prefer falls back to fds with a
+ * warning; mandatory fails (-EOPNOTSUPP: no handles on that file system, -EPERM: not allowed to open them).
+ * Call once, before the fs serves anything. */
+int fs_inode_handles_start(struct fs *fs);
+/* Whether new inodes keep file handles (after fs_inode_handles_start). */
+bool fs_inode_handles_used(const struct fs *fs);
 void fs_free(struct fs *fs);
 /* Release every inode and handle the guest still holds (DESTROY, or the guest went away). */
 void fs_reset(struct fs *fs);

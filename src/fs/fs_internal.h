@@ -8,12 +8,15 @@
  *       -> itab.mu / htab.mu  (the inode table and the handle table: short critical sections without system
  *                              calls, e.g. fds of freed inodes are closed after unlocking; never nested in
  *                              each other)
+ *   mounts.mu  (the table of mount fds that file handles open through, fhandle.c: a leaf, taken with no other
+ *               lock of this room held and none taken under it; fds are opened before and closed after it)
  *     -> dax.mu  (the DAX window's ranges, dax.c: taken under dir_mu by READDIRPLUS lookups, never with lock_mu,
  *                 itab.mu or htab.mu held; itab.mu may nest inside it (inode_put when every range goes at once).
  *                 The device's own lock for backend requests nests inside it)
  *
- * An inode's immutable fields (fd, type, identity, slot, gen) may be read without a lock by anyone holding a
- * reference. nlookup, refs and hash_next belong to itab.mu. A handle's immutable fields (fd, inode, is_dir)
+ * An inode's immutable fields (fd or fh and mount, type, identity, slot, gen) may be read without a lock by anyone
+ * holding a reference; a mount's mnt_id and fd likewise by anyone holding a reference to it (an inode's own).
+ * fs->inode_handles is set by fs_inode_handles_start before the fs serves, and only read after. nlookup, refs and hash_next belong to itab.mu. A handle's immutable fields (fd, inode, is_dir)
  * may be read by anyone holding a reference; refs belongs to htab.mu.
  */
 #ifndef VUFS_FS_INTERNAL_H
@@ -32,10 +35,20 @@
 #define FS_MAX_TABLE_BOUND (1u << 30)
 
 struct fs_lock_owner;
+struct fs_mount;
+
+/* A file handle with room for the largest the kernel makes (MAX_HANDLE_SZ), on the stack. */
+#define FS_HANDLE_MAX_BYTES 128
+struct fs_handle_buf {
+	struct file_handle fh;
+	unsigned char bytes[FS_HANDLE_MAX_BYTES];
+};
 
 struct fs_inode {
-	/* Immutable while the inode lives. */
+	/* Immutable while the inode lives: either fd, or fh and mount (fd -1). The root always has fd. */
 	int fd;                   /* O_PATH|O_NOFOLLOW, owned */
+	struct file_handle *fh;   /* owned (--inode-file-handles): opened through mount's fd when needed */
+	struct fs_mount *mount;   /* with fh: holds one reference */
 	mode_t type;              /* S_IFMT bits */
 	dev_t dev;
 	ino_t ino;
@@ -123,6 +136,15 @@ struct handle_table {
 	uint64_t count, max;
 };
 
+/* Mount id -> an fd on that mount that open_by_handle_at accepts (not O_PATH), for inodes kept by file handle
+ * (fhandle.c). Entries live while some inode refers to them; the table is bounded (past it inodes keep fds). */
+#define FS_MAX_MOUNTS 256u
+struct mount_table {
+	pthread_mutex_t mu;
+	struct fs_mount *m[FS_MAX_MOUNTS];
+	unsigned n;
+};
+
 /* The DAX window's ranges (dax.c, whose header has the lock story). */
 #define FS_DAX_MAX_RANGES 32768u  /* 64 GiB */
 struct dax_range;
@@ -144,7 +166,10 @@ struct fs {
 	bool switch_creds;        /* we may change fsuid/fsgid (running as root) */
 	struct inode_table itab;
 	struct handle_table htab;
+	struct mount_table mounts;
 	struct fs_inode *root;
+	struct fs_mount *root_mount; /* inode_handles: the root's mount, one reference for the fs's life */
+	bool inode_handles;       /* new inodes keep file handles (see the lock story) */
 	uint64_t lock_fds;        /* open lock-owner fds (locks.c, atomic); bounded by max_handles */
 	bool guest_caches_writes; /* negotiated writeback caching (set at INIT, atomic) */
 	bool dax_per_inode;       /* the guest mounted dax=inode (set at INIT, atomic) */
@@ -229,12 +254,21 @@ int fs_statx(int dirfd, const char *path, int flags, struct stat *st, uint64_t *
 int fs_statx_btime(int dirfd, const char *path, int flags, struct stat *st, struct fs_btime *bt);
 /* Look name up in the directory parent: one lookup reference, entry filled. */
 int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
+/* inode_lookup_name through pfd, an fd of parent the caller has open (READDIRPLUS: the directory handle's), which
+ * spares a handle-based parent an open_by_handle_at per entry. */
+int inode_lookup_name_at(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e);
 /* The same for a name just created (not yet in the table): skips the search for a known inode. */
 int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e);
 /* Fills e for inode (which the caller has already given a lookup reference); submount stays false. */
-int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e);
-/* Opens the inode for I/O through /proc/self/fd (O_NOFOLLOW is dropped, O_CLOEXEC added). */
+int inode_fill_entry(struct fs *fs, struct fs_inode *inode, struct fs_entry *e);
+/* Opens the inode for I/O: through /proc/self/fd, or by its file handle (O_NOFOLLOW is dropped, O_CLOEXEC added).
+ * A handle whose file is gone gives -ESTALE. */
 int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags);
+/* An O_PATH fd of the inode for *at() calls: its own (borrowed), or one opened from its file handle; either way
+ * given back with inode_fd_put. Take it before creds_enter: opening a handle needs CAP_DAC_READ_SEARCH, which a
+ * caller's fsuid drops. */
+int inode_fd_get(const struct fs *fs, const struct fs_inode *inode);
+void inode_fd_put(const struct fs_inode *inode, int fd);
 /* The same for any fd of ours (O_PATH or not). */
 int fd_reopen(struct fs *fs, int opath, int flags);
 /* xattr.c: gives a node just created (fd: any fd of it, type: its S_IFMT) the security context the guest sent
@@ -249,6 +283,20 @@ int itab_place(struct fs *fs, uint32_t slot, uint32_t gen, int fd, const struct 
                uint64_t nlookup, struct fs_inode **out);
 int itab_reserve(struct fs *fs, uint32_t slot, uint32_t gen);
 void itab_rebuild_free(struct fs *fs);
+
+/* fhandle.c */
+int mounts_init(struct mount_table *t);
+void mounts_destroy(struct fs *fs);
+/* The handle of dirfd/name (flags: AT_EMPTY_PATH, AT_SYMLINK_FOLLOW) into buf. */
+int fhandle_take(int dirfd, const char *name, int flags, struct fs_handle_buf *buf);
+bool fhandle_equal(const struct file_handle *a, const struct file_handle *b);
+/* With handles in use, gives a new inode (not yet in the table, fd set) a handle and a mount instead of its fd,
+ * which is closed; keeps the fd where prefer allows; fails where mandatory does not. */
+int fhandle_attach(struct fs *fs, struct fs_inode *inode);
+/* Lets go of a handle-based inode's handle and mount. */
+void fhandle_detach(struct fs_inode *inode);
+/* Opens a handle-based inode's file with flags. */
+int fhandle_open(const struct fs_inode *inode, int flags);
 
 /* handles.c */
 int htab_init(struct handle_table *t, uint64_t max);

@@ -48,6 +48,7 @@ static void inode_destroy(struct fs_inode *inode)
 {
 	locks_free_inode(inode);
 	close_if_open(&inode->fd);
+	fhandle_detach(inode);
 	close_if_open(&inode->dax_fd);
 	pthread_mutex_destroy(&inode->lock_mu);
 	free(inode);
@@ -280,8 +281,19 @@ int inode_register(struct fs *fs, int opath_fd, const struct stat *st, uint64_t 
 		close(opath_fd);
 		return -ENOMEM;
 	}
+	ret = fhandle_attach(fs, fresh);
+	if (ret < 0) {
+		inode_destroy(fresh);
+		return ret;
+	}
 	pthread_mutex_lock(&t->mu);
 	inode = hash_find(t, st->st_dev, st->st_ino, mnt_id);
+	if (inode && inode->fh && fresh->fh && !fhandle_equal(inode->fh, fresh->fh)) {
+		/* Nothing pinned the old file: it is gone and its inode number is another file's now. The guest's node
+		 * of it stays (ESTALE) but no longer answers for the identity. */
+		hash_remove(t, inode);
+		inode = NULL;
+	}
 	if (inode) {
 		if ((st->st_mode & S_IFMT) != inode->type)
 			log_warn("fs: inode %llu changed type under us", (unsigned long long)st->st_ino);
@@ -373,62 +385,71 @@ static bool is_submount(const struct fs_inode *parent, const struct stat *st, ui
 	return S_ISDIR(st->st_mode) && (mnt_id != parent->mnt_id || st->st_dev != parent->dev);
 }
 
-/*
- * A name that leads to an inode the table already holds is answered from one statx of the name: the table keeps
- * an fd open on that inode, so its (dev, ino, mount) cannot have been reused for another file, and opening it
- * again would only cost an openat and a close. Returns 1 when answered so, 0 when the inode is not known (a new
- * inode then costs this statx on top of inode_open_name's), or a negative errno from the statx.
- */
-static int lookup_known(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+/* A reference to the inode the table holds for (st, mnt_id), if it has that type. */
+static struct fs_inode *known_inode(struct fs *fs, const struct stat *st, uint64_t mnt_id)
 {
 	struct inode_table *t = &fs->itab;
-	struct fs_inode *inode, *mapped = NULL;
+	struct fs_inode *inode;
+
+	pthread_mutex_lock(&t->mu);
+	inode = hash_find(t, st->st_dev, st->st_ino, mnt_id);
+	if (inode && inode->type == (st->st_mode & S_IFMT))
+		inode->refs++;
+	else
+		inode = NULL;
+	pthread_mutex_unlock(&t->mu);
+	return inode;
+}
+
+/* A handle-based inode is the file at dirfd/name only if their handles agree: nothing kept its inode number from
+ * going to another file. */
+static bool still_same_file(int dirfd, const char *name, const struct fs_inode *inode)
+{
+	struct fs_handle_buf buf;
+	return !inode->fh || (fhandle_take(dirfd, name, 0, &buf) == 0 && fhandle_equal(&buf.fh, inode->fh));
+}
+
+/*
+ * A name that leads to an inode the table already holds is answered from one statx of the name (and for an inode
+ * kept by handle, one name_to_handle_at): the table keeps an fd open on that inode, so its (dev, ino, mount) cannot
+ * have been reused for another file, or its handle tells. Opening it again would only cost an openat and a close.
+ * Returns 1 when answered so, 0 when the inode is not known (a new inode then costs this statx on top of
+ * inode_open_name's), or a negative errno from the statx.
+ */
+static int lookup_known(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e)
+{
+	struct fs_inode *inode = NULL;
 	struct stat st;
 	uint64_t mnt_id;
-	int ret = fs_statx(parent->fd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, &st, &mnt_id);
-
-	if (ret < 0)
+	int ret = fs_statx(pfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, &st, &mnt_id);
+	if (ret == 0)
+		inode = known_inode(fs, &st, mnt_id);
+	if (inode && !still_same_file(pfd, name, inode)) {
+		inode_put(fs, inode);
+		inode = NULL;
+	}
+	if (!inode)
 		return ret;
-	pthread_mutex_lock(&t->mu);
-	inode = hash_find(t, st.st_dev, st.st_ino, mnt_id);
-	if (inode && inode->type == (st.st_mode & S_IFMT)) {
-		inode->nlookup++;
-		e->nodeid = inode_nodeid(inode);
-		e->generation = inode->gen;
-		e->st = st;
-		e->submount = is_submount(parent, &st, mnt_id);
-		ret = 1;
-		if (__atomic_load_n(&inode->dax_ranges, __ATOMIC_ACQUIRE)) {
-			inode->refs++;
-			mapped = inode;
-		}
-	}
-	pthread_mutex_unlock(&t->mu);
-	if (mapped) {
-		/* The reply tells the guest the size: the window must show the file up to it first. */
-		dax_sync_after(fs, mapped);
-		inode_put(fs, mapped);
-	}
-	return ret;
+	inode_add_lookup(fs, inode);
+	e->nodeid = inode_nodeid(inode);
+	e->generation = inode->gen;
+	e->st = st;
+	e->submount = is_submount(parent, &st, mnt_id);
+	/* The reply tells the guest the size: the window must show the file up to it first. */
+	if (__atomic_load_n(&inode->dax_ranges, __ATOMIC_ACQUIRE))
+		dax_sync_after(fs, inode);
+	inode_put(fs, inode);
+	return 1;
 }
 
-int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
-{
-	int ret = lookup_known(fs, parent, name, e);
-
-	if (ret != 0)
-		return ret < 0 ? ret : 0;
-	return inode_open_name(fs, parent, name, e);
-}
-
-int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+static int open_name_at(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e)
 {
 	struct fs_inode *inode;
 	struct stat st;
 	uint64_t mnt_id;
 	int fd, ret;
 
-	fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return neg_errno();
 	ret = fs_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, &mnt_id);
@@ -447,9 +468,42 @@ int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, st
 	return 0;
 }
 
-int inode_fill_entry(struct fs_inode *inode, struct fs_entry *e)
+int inode_lookup_name_at(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e)
 {
-	int ret = fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &e->st, NULL);
+	int ret = lookup_known(fs, parent, pfd, name, e);
+
+	if (ret != 0)
+		return ret < 0 ? ret : 0;
+	return open_name_at(fs, parent, pfd, name, e);
+}
+
+/* The parent's fd for one lookup: opened once (by handle) for both steps. */
+int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+{
+	int pfd = inode_fd_get(fs, parent);
+	if (pfd < 0)
+		return pfd;
+	int ret = inode_lookup_name_at(fs, parent, pfd, name, e);
+	inode_fd_put(parent, pfd);
+	return ret;
+}
+
+int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+{
+	int pfd = inode_fd_get(fs, parent);
+	if (pfd < 0)
+		return pfd;
+	int ret = open_name_at(fs, parent, pfd, name, e);
+	inode_fd_put(parent, pfd);
+	return ret;
+}
+
+int inode_fill_entry(struct fs *fs, struct fs_inode *inode, struct fs_entry *e)
+{
+	int fd = inode_fd_get(fs, inode), ret = fd;
+	if (fd >= 0)
+		ret = fs_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &e->st, NULL);
+	inode_fd_put(inode, fd);
 	if (ret < 0)
 		return ret;
 	e->nodeid = inode_nodeid(inode);
@@ -470,7 +524,7 @@ int fd_reopen(struct fs *fs, int opath, int flags)
 
 int inode_reopen(struct fs *fs, const struct fs_inode *inode, int flags)
 {
-	return fd_reopen(fs, inode->fd, flags);
+	return inode->fd >= 0 ? fd_reopen(fs, inode->fd, flags) : fhandle_open(inode, flags);
 }
 
 /*
@@ -555,8 +609,13 @@ int itab_place(struct fs *fs, uint32_t slot, uint32_t gen, int fd, const struct 
 		close(fd);
 		return -ENOMEM;
 	}
+	int rc = fhandle_attach(fs, inode);
+	if (rc < 0) {
+		inode_destroy(inode);
+		return rc;
+	}
 	pthread_mutex_lock(&t->mu);
-	int rc = slot_claimable(t, slot);
+	rc = slot_claimable(t, slot);
 	if (rc == 0 && hash_find(t, st->st_dev, st->st_ino, mnt_id))
 		rc = -EEXIST; /* two node ids for one file: the state is not one a source made */
 	if (rc == 0) {

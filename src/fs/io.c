@@ -167,7 +167,7 @@ int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const ch
 	struct fs_inode *dir;
 	struct fs_creds creds;
 	bool excl = flags & O_EXCL;
-	int fd, opath = -1, ret;
+	int fd, opath = -1, ret, dfd;
 
 	ret = fs_check_name(name);
 	if (ret < 0)
@@ -176,17 +176,18 @@ int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const ch
 	if (ret < 0)
 		return ret;
 	flags = open_flags(fs, flags) & ~O_DIRECTORY;
-	ret = creds_enter_creator(fs, ctx, &creds);
+	dfd = inode_fd_get(fs, dir); /* before creds_enter: see inode_fd_get */
+	ret = dfd < 0 ? dfd : creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;
 	/* Always O_EXCL: an existing name is opened below as fs_open would, never blindly (a FIFO would block). */
-	fd = openat(dir->fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+	fd = openat(dfd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
 	if (fd < 0)
 		ret = neg_errno();
 	creds_leave(&creds);
 	if (fd < 0 && ret == -EEXIST && !excl) {
 		struct stat st;
-		opath = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		opath = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (opath < 0) {
 			ret = neg_errno();
 			goto out;
@@ -211,11 +212,12 @@ int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, const ch
 	if (opath < 0 && (ret = xattr_set_secctx(fs, ctx, S_IFREG, fd)) < 0) {
 		/* The new file goes again without its label, as in virtiofsd (an existing one is left alone). */
 		close(fd);
-		unlinkat(dir->fd, name, 0);
+		unlinkat(dfd, name, 0);
 		goto out;
 	}
 	ret = register_open_file(fs, fd, opath, flags, e, fh);
 out:
+	inode_fd_put(dir, dfd);
 	inode_put(fs, dir);
 	return ret;
 }
@@ -227,16 +229,17 @@ int fs_tmpfile(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t 
 		return -EROFS;
 	struct fs_inode *dir;
 	struct fs_creds creds;
-	int fd, ret;
+	int fd, ret, dfd;
 
 	ret = dir_get(fs, parent, &dir);
 	if (ret < 0)
 		return ret;
 	flags = open_flags(fs, flags) & ~O_DIRECTORY;
-	ret = creds_enter_creator(fs, ctx, &creds);
+	dfd = inode_fd_get(fs, dir); /* before creds_enter: see inode_fd_get */
+	ret = dfd < 0 ? dfd : creds_enter_creator(fs, ctx, &creds);
 	if (ret < 0)
 		goto out;
-	fd = openat(dir->fd, ".", flags | O_TMPFILE | O_CLOEXEC, mode & 07777);
+	fd = openat(dfd, ".", flags | O_TMPFILE | O_CLOEXEC, mode & 07777);
 	if (fd < 0)
 		ret = neg_errno();
 	creds_leave(&creds);
@@ -245,6 +248,7 @@ int fs_tmpfile(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent, mode_t 
 	else if (fd >= 0)
 		ret = register_open_file(fs, fd, -1, flags, e, fh);
 out:
+	inode_fd_put(dir, dfd);
 	inode_put(fs, dir);
 	return ret;
 }

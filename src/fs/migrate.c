@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #define STATE_MAGIC "VUFSFS\0\1"
-#define STATE_MAX_HANDLE_BYTES 128 /* MAX_HANDLE_SZ */
+#define STATE_MAX_HANDLE_BYTES FS_HANDLE_MAX_BYTES /* MAX_HANDLE_SZ */
 #define MODE_PATHS 1u
 #define MODE_HANDLES 2u
 /* Open flags that would change the file again at the destination, or that make no sense for a reopen. */
@@ -131,10 +131,15 @@ static int path_of(struct fs *fs, const struct fs_inode *inode, char *rel, size_
 	char name[16], root[PATH_MAX], full[PATH_MAX];
 	snprintf(name, sizeof(name), "%d", fs->root->fd);
 	ssize_t rn = readlinkat(fs->proc_fd, name, root, sizeof(root) - 1);
-	snprintf(name, sizeof(name), "%d", inode->fd);
+	int fd = inode_fd_get(fs, inode); /* a handle's file that is gone has no path either */
+	if (fd < 0)
+		return fd == -ESTALE ? -ENOENT : fd;
+	snprintf(name, sizeof(name), "%d", fd);
 	ssize_t n = readlinkat(fs->proc_fd, name, full, sizeof(full) - 1);
+	int err = neg_errno();
+	inode_fd_put(inode, fd);
 	if (rn <= 0 || n <= 0)
-		return neg_errno();
+		return err;
 	root[rn] = full[n] = 0;
 	size_t rlen = strcmp(root, "/") == 0 ? 0 : (size_t)rn;
 	if (strncmp(full, root, rlen) != 0 || full[rlen] != '/' || !full[rlen + 1])
@@ -150,12 +155,13 @@ static int path_of(struct fs *fs, const struct fs_inode *inode, char *rel, size_
 	return 0;
 }
 
-/* A file handle of the inode, for the file-handles mode. */
-static int handle_of(const struct fs_inode *inode, struct file_handle *fh)
+/* A file handle of the inode, for the file-handles mode: the one it keeps, if it is kept by handle. */
+static int handle_of(const struct fs_inode *inode, struct fs_handle_buf *buf)
 {
-	int mnt;
-	fh->handle_bytes = STATE_MAX_HANDLE_BYTES;
-	return name_to_handle_at(inode->fd, "", fh, &mnt, AT_EMPTY_PATH) < 0 ? neg_errno() : 0;
+	if (!inode->fh)
+		return fhandle_take(inode->fd, "", AT_EMPTY_PATH, buf);
+	memcpy(&buf->fh, inode->fh, sizeof(*inode->fh) + inode->fh->handle_bytes);
+	return 0;
 }
 
 /* ---- saving ---- */
@@ -169,15 +175,12 @@ static bool abort_on_error(const struct fs *fs)
 static int save_inode(struct fs *fs, struct wbuf *b, const struct fs_inode *inode, uint64_t nlookup)
 {
 	char rel[PATH_MAX] = "";
-	struct {
-		struct file_handle fh;
-		unsigned char bytes[STATE_MAX_HANDLE_BYTES];
-	} h = { .fh.handle_bytes = 0 };
+	struct fs_handle_buf h = { .fh.handle_bytes = 0 };
 	bool handles = fs->cfg.migration_mode == FS_MIGRATE_FILE_HANDLES;
 	int prc = path_of(fs, inode, rel, sizeof(rel));
-	int rc = handles ? handle_of(inode, &h.fh) : prc;
+	int rc = handles ? handle_of(inode, &h) : prc;
 	if (!handles && rc == 0 && fs->cfg.migration_verify_handles)
-		rc = handle_of(inode, &h.fh); /* for the destination to check it opened the very same file */
+		rc = handle_of(inode, &h); /* for the destination to check it opened the very same file */
 	if (rc < 0) {
 		log_warn("migration: node %#llx (inode %llu) cannot be found again on the destination (%s)%s",
 		         (unsigned long long)inode_nodeid(inode), (unsigned long long)inode->ino, strerror(-rc),
@@ -354,10 +357,7 @@ struct inode_rec {
 	uint32_t slot, gen, type, lost, handle_type;
 	uint64_t nlookup;
 	char rel[PATH_MAX];
-	struct {
-		struct file_handle fh;
-		unsigned char bytes[STATE_MAX_HANDLE_BYTES];
-	} h;
+	struct fs_handle_buf h;
 };
 
 static int read_inode_rec(struct rbuf *b, struct inode_rec *r)
@@ -385,17 +385,9 @@ static int read_inode_rec(struct rbuf *b, struct inode_rec *r)
 /* --migration-verify-handles: the file opened by path is the very file the source had (same handle). */
 static int same_handle(int fd, const struct file_handle *want)
 {
-	struct {
-		struct file_handle fh;
-		unsigned char bytes[STATE_MAX_HANDLE_BYTES];
-	} h = { .fh.handle_bytes = STATE_MAX_HANDLE_BYTES };
-	int mnt;
-	if (name_to_handle_at(fd, "", &h.fh, &mnt, AT_EMPTY_PATH) < 0)
-		return neg_errno();
-	if (h.fh.handle_type != want->handle_type || h.fh.handle_bytes != want->handle_bytes ||
-	    memcmp(h.fh.f_handle, want->f_handle, want->handle_bytes) != 0)
-		return -ESTALE;
-	return 0;
+	struct fs_handle_buf h;
+	int rc = fhandle_take(fd, "", AT_EMPTY_PATH, &h);
+	return rc < 0 ? rc : fhandle_equal(&h.fh, want) ? 0 : -ESTALE;
 }
 
 /* Opens the file a record describes, by the state's mode. */

@@ -140,7 +140,12 @@ static ssize_t xattr_call_on(struct fs *fs, mode_t type, int opath, const struct
 
 static ssize_t xattr_call(struct fs *fs, struct fs_inode *inode, const struct xcall *c)
 {
-	return xattr_call_on(fs, inode->type, inode->fd, c);
+	int fd = inode_fd_get(fs, inode);
+	if (fd < 0)
+		return fd;
+	ssize_t ret = xattr_call_on(fs, inode->type, fd, c);
+	inode_fd_put(inode, fd);
+	return ret;
 }
 
 /* Common prologue: xattrs served at all, and a reference. */
@@ -186,7 +191,10 @@ static int host_name(struct fs *fs, const struct fs_ctx *ctx, enum xop op, const
 static int clear_sgid(struct fs *fs, struct fs_inode *inode)
 {
 	struct stat st;
-	int ret = fs_statx(inode->fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, NULL);
+	int fd = inode_fd_get(fs, inode), ret = fd;
+	if (fd >= 0)
+		ret = fs_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, &st, NULL);
+	inode_fd_put(inode, fd);
 	if (ret < 0 || !(st.st_mode & S_ISGID))
 		return ret;
 	return inode_set_mode(fs, inode, -1, st.st_mode & 07777 & ~(mode_t)S_ISGID);

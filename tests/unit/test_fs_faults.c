@@ -17,7 +17,8 @@
  * creds.c's per-thread state starts over each time. VUFS_FAULTS_VERBOSE=1 prints what each N did. It runs once
  * without faults (every request must then get the reply the script expects) to count K armed calls, then for
  * N = 1..K with the Nth call failing (one-shot), and again with every call from the Nth on failing
- * (persistent). Every run must show:
+ * (persistent); then both again with inodes kept by file handle (--inode-file-handles: prefer one-shot, mandatory
+ * persistent), which adds name_to_handle_at and open_by_handle_at to the calls failed. Every run must show:
  *   - every request that has a reply got a well-formed one (length, unique, error 0 or -1..-4095 and then no
  *     payload, the opcode's size on success, node id non-zero in entries), fsuid/fsgid back to 0 after it;
  *   - after the guest's view is undone (every handle it was given released, every lookup it was given
@@ -65,7 +66,7 @@ enum sym {
 	S_UNLINKAT, S_RENAMEAT2, S_READLINKAT, S_PREADV, S_PWRITEV, S_FCNTL, S_FLOCK, S_FSYNC, S_FDATASYNC,
 	S_FALLOCATE, S_LSEEK, S_COPY_FILE_RANGE, S_SYNCFS, S_SYSCALL, S_FSETXATTR, S_FGETXATTR, S_FLISTXATTR,
 	S_FREMOVEXATTR, S_SETXATTR, S_GETXATTR, S_LISTXATTR, S_REMOVEXATTR, S_FCHDIR, S_MEMFD_CREATE, S_PREAD,
-	S_PWRITE, S_COUNT
+	S_PWRITE, S_NAME_TO_HANDLE, S_OPEN_BY_HANDLE, S_COUNT
 };
 
 static const char *const sym_name[S_COUNT] = {
@@ -74,7 +75,7 @@ static const char *const sym_name[S_COUNT] = {
 	"unlinkat", "renameat2", "readlinkat", "preadv", "pwritev", "fcntl", "flock", "fsync", "fdatasync",
 	"fallocate", "lseek", "copy_file_range", "syncfs", "syscall", "fsetxattr", "fgetxattr", "flistxattr",
 	"fremovexattr", "setxattr", "getxattr", "listxattr", "removexattr", "fchdir", "memfd_create", "pread",
-	"pwrite",
+	"pwrite", "name_to_handle_at", "open_by_handle_at",
 };
 
 /* Only the session thread touches these while armed; the main thread waits for it meanwhile. */
@@ -87,6 +88,7 @@ static enum sym g_fired_sym;
 static int g_fired_step;
 static int g_step;                 /* the script step being served */
 static unsigned long g_sym_calls[S_COUNT];
+static enum fs_inode_handles g_handles; /* how the session's inodes are kept (set between walks) */
 
 /* Allocations made while tracking, until freed: an open-addressing set of pointers. */
 #define LIVE_SLOTS 16384u
@@ -328,6 +330,10 @@ WRAP(S_FCHDIR, EIO, int, fchdir, (int fd), (fd))
 WRAP(S_MEMFD_CREATE, EMFILE, int, memfd_create, (const char *n, unsigned f), (n, f))
 WRAP(S_PREAD, EIO, ssize_t, pread64, (int fd, void *b, size_t n, off64_t o), (fd, b, n, o))
 WRAP(S_PWRITE, ENOSPC, ssize_t, pwrite64, (int fd, const void *b, size_t n, off64_t o), (fd, b, n, o))
+/* Inodes kept by file handle (src/fs/fhandle.c) */
+WRAP(S_NAME_TO_HANDLE, EOPNOTSUPP, int, name_to_handle_at, (int d, const char *p, struct file_handle *h, int *m, int f),
+     (d, p, h, m, f))
+WRAP(S_OPEN_BY_HANDLE, ESTALE, int, open_by_handle_at, (int d, struct file_handle *h, int f), (d, h, f))
 
 /* ---- one session ---- */
 
@@ -1005,7 +1011,7 @@ static void *session_thread(void *arg)
 	g_track = true;
 
 	struct fs_config cfg = { .source = r->dir, .xattr = true, .posix_lock = true, .flock = true,
-	                         .cache = FS_CACHE_AUTO };
+	                         .cache = FS_CACHE_AUTO, .inode_file_handles = g_handles };
 	struct fuse_server_opts so = { .readdirplus = true, .posix_lock = true, .flock = true };
 	struct dev_services svc;
 	if (shm_window_init(&s_win, 8u << 20) < 0)
@@ -1013,6 +1019,10 @@ static void *session_thread(void *arg)
 	shm_window_services(&s_win, &svc);
 	g_armed = true;
 	int rc = fs_new(&cfg, &s_fs);
+	if (rc == 0 && (rc = fs_inode_handles_start(s_fs)) < 0) {
+		fs_free(s_fs);
+		s_fs = NULL;
+	}
 	if (rc == 0) {
 		rc = fuse_server_new(&fs_passthrough_ops, s_fs, &so, &s_srv);
 		if (rc < 0) {
@@ -1111,6 +1121,8 @@ static void walk(bool persistent)
 	for (size_t i = 0; i < ARRAY_SIZE(must); i++)
 		if (!g_sym_calls[must[i]])
 			fail_msg("the baseline made no %s call: is it still the symbol wrapped?", sym_name[must[i]]);
+	if (g_handles && (!g_sym_calls[S_NAME_TO_HANDLE] || !g_sym_calls[S_OPEN_BY_HANDLE]))
+		fail_msg("the baseline with inode file handles made no name_to_handle_at or open_by_handle_at call");
 	if (!persistent) {
 		printf("shares in %s\n", g_base);
 		printf("K = %lu armed calls in the session (%d requests):", k, g_base_run.nsteps);
@@ -1176,6 +1188,24 @@ static void test_every_failure_from_n_on_becomes_an_error_reply_without_leaks(vo
 	walk(true);
 }
 
+/* The same session with inodes kept by file handle: prefer absorbs a handle that cannot be made (that inode keeps
+ * its fd), mandatory turns it into the lookup's error; a handle that does not open is the request's error. */
+static void test_with_handles_every_single_failure_becomes_an_error_reply_without_leaks(void **state)
+{
+	(void)state;
+	g_handles = FS_HANDLES_PREFER;
+	walk(false);
+	g_handles = FS_HANDLES_NEVER;
+}
+
+static void test_with_handles_every_failure_from_n_on_becomes_an_error_reply_without_leaks(void **state)
+{
+	(void)state;
+	g_handles = FS_HANDLES_MANDATORY;
+	walk(true);
+	g_handles = FS_HANDLES_NEVER;
+}
+
 int main(void)
 {
 	log_init("test_fs_faults", LOG_LVL_ERROR, false);
@@ -1189,6 +1219,8 @@ int main(void)
 		cmocka_unit_test(test_baseline_session_gets_the_expected_replies),
 		cmocka_unit_test(test_every_single_failure_becomes_an_error_reply_without_leaks),
 		cmocka_unit_test(test_every_failure_from_n_on_becomes_an_error_reply_without_leaks),
+		cmocka_unit_test(test_with_handles_every_single_failure_becomes_an_error_reply_without_leaks),
+		cmocka_unit_test(test_with_handles_every_failure_from_n_on_becomes_an_error_reply_without_leaks),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
 	fuse_worker_free(g_worker);
