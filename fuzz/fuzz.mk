@@ -9,7 +9,7 @@ FUZZ_CFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefin
 FS_SRC := $(wildcard src/fs/*.c)
 PROTO_SRC := $(wildcard src/protocol/*.c)
 VQ_SRC := src/transport/vq_device.c src/transport/vq_device_packed.c src/transport/guest_mem.c
-VU_SRC := $(VQ_SRC) src/transport/vu_device.c src/transport/vu_queue.c src/transport/vu_backend.c src/transport/vu_state.c \
+VU_SRC := $(VQ_SRC) src/transport/vu_device.c src/transport/vu_queue.c src/transport/vu_pool.c src/transport/vu_backend.c src/transport/vu_state.c \
           src/transport/vhost_user.c src/transport/vu_log.c src/transport/dirty_log.c
 
 obj = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(1))

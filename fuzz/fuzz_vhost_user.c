@@ -137,7 +137,7 @@ static bool in_guest_memory(const struct guest_mem *gm, const void *p, size_t le
 	return false;
 }
 
-static long handle(void *opaque, struct vu_queue *q, struct vq_chain *c)
+static long handle(void *opaque, struct vu_queue *q, struct vq_chain *c, unsigned slot)
 {
 	struct vu_dev *dev = opaque;
 	static const uint8_t reply[4096] = { 0x5a };

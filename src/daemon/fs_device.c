@@ -33,7 +33,12 @@ static void on_wake(int sig)
 	(void)sig;
 }
 
-int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueues)
+static bool slot_used(unsigned slot, unsigned nqueues, unsigned pool_threads)
+{
+	return slot < VU_MAX_QUEUES ? slot < nqueues : slot - VU_MAX_QUEUES < pool_threads;
+}
+
+int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueues, unsigned pool_threads)
 {
 	struct sigaction sa = { .sa_handler = on_wake };
 
@@ -42,7 +47,9 @@ int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueue
 	pthread_mutex_init(&d->waiting_lock, NULL);
 	sigemptyset(&sa.sa_mask);
 	sigaction(WAKE_SIGNAL, &sa, NULL);
-	for (unsigned i = 0; i < nqueues && i < VU_MAX_QUEUES; i++) {
+	for (unsigned i = 0; i < VU_SLOTS; i++) {
+		if (!slot_used(i, nqueues, pool_threads))
+			continue;
 		d->workers[i] = fuse_worker_new(VQ_MAX_SEGS);
 		if (!d->workers[i]) {
 			fs_device_destroy(d);
@@ -55,7 +62,7 @@ int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueue
 void fs_device_destroy(struct fs_device *d)
 {
 	fs_device_cancel_waiting(d);
-	for (unsigned i = 0; i < VU_MAX_QUEUES; i++) {
+	for (unsigned i = 0; i < VU_SLOTS; i++) {
 		fuse_worker_free(d->workers[i]);
 		d->workers[i] = NULL;
 	}
@@ -109,7 +116,7 @@ static int free_slot(struct fs_device *d)
 }
 
 /* Hands the copied request to a thread of its own; false if it could not (too many, too big, out of memory). */
-static bool defer_waiting(struct fs_device *d, struct vu_queue *q, struct vq_chain *c)
+static bool defer_waiting(struct fs_device *d, struct fuse_worker *w, struct vu_queue *q, struct vq_chain *c)
 {
 	struct fs_waiter *wt = malloc(sizeof(*wt));
 	bool ok = false;
@@ -117,7 +124,7 @@ static bool defer_waiting(struct fs_device *d, struct vu_queue *q, struct vq_cha
 	if (!wt)
 		return false;
 	*wt = (struct fs_waiter){ .dev = d, .wr_len = c->wr_len, .w = fuse_worker_new(2) };
-	wt->len = fuse_request_save(d->workers[q->index], wt->req, sizeof(wt->req));
+	wt->len = fuse_request_save(w, wt->req, sizeof(wt->req));
 	pthread_mutex_lock(&d->waiting_lock);
 	int slot = d->cancelled || !wt->len || !wt->w ? -1 : free_slot(d);
 	if (slot >= 0)
@@ -188,15 +195,15 @@ int fs_device_state_load(void *opaque, const void *buf, size_t len)
 	return fuse_server_state_load(d->srv, buf, len);
 }
 
-long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *c)
+long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *c, unsigned slot)
 {
 	struct fs_device *d = opaque;
-	struct fuse_worker *w = d->workers[q->index];
+	struct fuse_worker *w = d->workers[slot];
 
 	/* One copy out of guest memory; every decision below is made from it. */
 	fuse_request_copy(w, vq_chain_rd(c), c->n_rd, c->rd_len);
 	if (fuse_request_may_block(w)) {
-		if (defer_waiting(d, q, c))
+		if (defer_waiting(d, w, q, c))
 			return VU_DEFERRED;
 		/* Blocking here would stall the queue, and with it the unlock that would end the wait. */
 		log_warn("queue %u: too many waiting lock requests; refusing one", q->index);

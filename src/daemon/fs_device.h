@@ -16,7 +16,7 @@ struct fs_waiter;
 
 struct fs_device {
 	struct fuse_server *srv;
-	struct fuse_worker *workers[VU_MAX_QUEUES];   /* one per queue thread, touched only by it */
+	struct fuse_worker *workers[VU_SLOTS];   /* one per serving thread (its slot: queue or pool worker), its own */
 	/* Requests that may block run on threads of their own, each in a slot; waiting_lock guards the slots.
 	 * Every thread is joined: when its slot is reused, or by fs_device_cancel_waiting. */
 	pthread_mutex_t waiting_lock;
@@ -24,7 +24,8 @@ struct fs_device {
 	bool cancelled;
 };
 
-int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueues);
+/* Private state for nqueues queue threads and pool_threads pool workers. */
+int fs_device_init(struct fs_device *d, struct fuse_server *srv, unsigned nqueues, unsigned pool_threads);
 /* Interrupts every waiting request and joins its thread (their replies are dropped when the queues are stopped).
  * Call after the device's queues stopped and before the file system is freed. */
 void fs_device_cancel_waiting(struct fs_device *d);
@@ -35,6 +36,6 @@ void fs_device_config(const char *tag, unsigned request_queues, struct virtio_fs
 int fs_device_state_save(void *opaque, void **buf, size_t *len);
 int fs_device_state_load(void *opaque, const void *buf, size_t len);
 /* The vu_handle_fn for vufsd's device. */
-long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *chain);
+long fs_device_handle(void *opaque, struct vu_queue *q, struct vq_chain *chain, unsigned slot);
 
 #endif

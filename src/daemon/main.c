@@ -108,10 +108,14 @@ static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv
 {
 	struct fs_device fdev;
 	struct vu_dev *dev = malloc(sizeof(*dev));
-	unsigned nqueues = 1 + o->queues;
+	unsigned nqueues = 1 + o->queues, pool = o->thread_pool_size;
 	int rc;
 
-	if (!dev || fs_device_init(&fdev, srv, nqueues) < 0) {
+	if (pool > VU_POOL_MAX) {
+		log_warn("--thread-pool-size=%u: serving with %u worker threads, the most vufsd runs", pool, VU_POOL_MAX);
+		pool = VU_POOL_MAX;
+	}
+	if (!dev || fs_device_init(&fdev, srv, nqueues, pool) < 0) {
 		free(dev);
 		return -ENOMEM;
 	}
@@ -123,7 +127,7 @@ static int serve(const struct vufsd_options *o, int lfd, struct fuse_server *srv
 	}
 	frontend_sock = sock;
 	struct vu_dev_config cfg = { .max_queues = nqueues, .handle = fs_device_handle, .opaque = &fdev,
-	                             .poll_us = o->poll_us, .state_save = fs_device_state_save,
+	                             .pool_threads = pool, .poll_us = o->poll_us, .state_save = fs_device_state_save,
 	                             .state_load = fs_device_state_load };
 	struct virtio_fs_config vcfg;
 	if (o->tag) {

@@ -100,8 +100,8 @@ void vufsd_usage(FILE *out)
 	      "  --killpriv-v2             let the daemon clear setuid/setgid bits on write (FUSE_HANDLE_KILLPRIV_V2)\n"
 	      "  --announce-submounts      tell the guest which directories are mount points on the host, so it\n"
 	      "                            gives them their own st_dev (default off, as virtiofsd)\n"
-	      "  --thread-pool-size=N      accepted for virtiofsd's command lines (Kata passes 1); requests are served\n"
-	      "                            on their queue's thread whatever N is (use --queues for parallelism)\n"
+	      "  --thread-pool-size=N      serve the request queues' requests on N worker threads (at most 64), so\n"
+	      "                            one queue's requests run in parallel (default 0: on the queue's thread)\n"
 	      "  --readonly                share read-only: every change fails with EROFS\n"
 	      "  --allow-mmap              let the guest mmap files shared that it opened for direct I/O (cache=never;\n"
 	      "                            FUSE_DIRECT_IO_ALLOW_MMAP, guests from Linux 6.6)\n"
@@ -196,13 +196,14 @@ static int bad(const char *what, const char *value)
 	return -1;
 }
 
-/* virtiofsd's worker pool size. Accepted whatever it is, so that its users' command lines work (Kata passes 1):
- * vufsd serves each request on the thread of its queue; --queues is what gives it parallelism. */
-static int parse_thread_pool(const char *s)
+/* virtiofsd's worker pool size: 0 and 1 serve on the queue's thread (main.c serves more than VU_POOL_MAX with
+ * VU_POOL_MAX threads, and says so). */
+static int parse_thread_pool(const char *s, unsigned *out)
 {
 	uint64_t v;
 	if (parse_u64(s, 1024, &v))
 		return bad("thread pool size", s);
+	*out = (unsigned)v;
 	return 0;
 }
 
@@ -328,7 +329,7 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 	if (val && !strcmp(item, "dax_coherence"))
 		return parse_dax_coherence(val, &o->dax_coherence);
 	if (val && !strcmp(item, "thread_pool_size"))
-		return parse_thread_pool(val);
+		return parse_thread_pool(val, &o->thread_pool_size);
 	if (val && !strcmp(item, "request_timeout"))
 		return parse_request_timeout(val, &o->request_timeout);
 	if (val && !strcmp(item, "modcaps")) {
@@ -391,7 +392,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_NO_KILLPRIV_V2: o->killpriv_v2 = false; return 0;
 	case OPT_ANNOUNCE_SUBMOUNTS: o->announce_submounts = true; return 0;
 	case OPT_POSIX_ACL: o->posix_acl = true; return 0;
-	case OPT_THREAD_POOL: return parse_thread_pool(arg);
+	case OPT_THREAD_POOL: return parse_thread_pool(arg, &o->thread_pool_size);
 	case OPT_MIGRATION_MODE:
 		if (!strcmp(arg, "find-paths"))
 			o->migration_mode = FS_MIGRATE_FIND_PATHS;

@@ -38,6 +38,7 @@ struct vufsd_options {
 	enum seccomp_mode seccomp;
 	const char *modcaps;          /* "+cap,-cap" adjustments, or NULL */
 	unsigned queues;              /* request queues offered */
+	unsigned thread_pool_size;    /* --thread-pool-size: worker threads for the request queues (0, 1: none) */
 	unsigned poll_us;
 	const char *tag;              /* --tag: answered in the config space (GET_CONFIG), or NULL */
 	uint64_t dax_window;          /* bytes of shared-memory region 0 (0: no window) */

@@ -569,7 +569,10 @@ int vu_dev_init(struct vu_dev *dev, int sock, const struct vu_dev_config *cfg)
 		q->kick_fd = q->call_fd = q->err_fd = q->stop_fd = -1;
 		pthread_mutex_init(&q->push_lock, NULL);
 	}
-	return 0;
+	int rc = vu_pool_new(dev, cfg->pool_threads, &dev->pool);
+	if (rc < 0)
+		vu_dev_destroy(dev);
+	return rc;
 }
 
 int vu_dev_serve(struct vu_dev *dev)
@@ -622,6 +625,8 @@ void vu_dev_destroy(struct vu_dev *dev)
 	gm_clear(&dev->mem);
 	vu_log_drop(dev);
 	pthread_rwlock_unlock(&dev->ctrl_lock);
+	vu_pool_free(dev->pool); /* every queue stopped above: no job is left */
+	dev->pool = NULL;
 	pthread_mutex_destroy(&dev->backend_lock);
 	pthread_mutex_destroy(&dev->window_lock);
 	free(dev->window_regions);

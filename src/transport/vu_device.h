@@ -20,20 +20,28 @@
 
 #define VU_MAX_QUEUES 17   /* hiprio + 16 request queues */
 #define VU_DEFERRED (-1L)  /* handler kept the chain (vu_queue_defer) and will complete it */
+#define VU_POOL_MAX 64     /* worker threads at most (--thread-pool-size) */
+/* The handler's slot (the calling thread's, for its private state): a queue thread's is its queue index, pool
+ * worker i's is VU_MAX_QUEUES + i. So VU_SLOTS slots in all. */
+#define VU_SLOTS (VU_MAX_QUEUES + VU_POOL_MAX)
 
 struct vu_dev;
 struct vu_queue;
 
 /*
- * Serves one chain. Returns the bytes written to its writable part (the used length), or VU_DEFERRED.
+ * Serves one chain, on the thread whose slot (< VU_SLOTS) is given: handlers for different slots run at the same
+ * time. Returns the bytes written to its writable part (the used length), or VU_DEFERRED.
  * The chain's iovecs point into guest memory, which the guest may change at any time.
  */
-typedef long (*vu_handle_fn)(void *opaque, struct vu_queue *q, struct vq_chain *chain);
+typedef long (*vu_handle_fn)(void *opaque, struct vu_queue *q, struct vq_chain *chain, unsigned slot);
 
 struct vu_dev_config {
 	unsigned max_queues;      /* total queues offered, including queue 0 */
 	vu_handle_fn handle;
 	void *opaque;
+	/* Request queues hand their chains to this many worker threads (vu_pool.c; 0 or 1: each queue's own thread
+	 * serves them, one at a time; at most VU_POOL_MAX). The hiprio queue is always served on its own thread. */
+	unsigned pool_threads;
 	unsigned poll_us;         /* busy-poll the ring up to this long before sleeping (0: never); adaptive below it */
 	/* The device's own part of the protocol. */
 	const uint8_t *config;    /* its config space for GET_CONFIG; NULL: VHOST_USER_PROTOCOL_F_CONFIG not offered */
@@ -51,6 +59,7 @@ struct vu_queue {
 	struct vu_dev *dev;
 	unsigned index;
 	uint64_t requests;        /* chains handled since the device was created (atomic: logged at the end) */
+	unsigned pool_jobs;       /* chains of this queue in the worker pool, popped and not yet pushed (pool lock) */
 	/* Set by the vhost-user thread while the queue thread is stopped. */
 	unsigned num;
 	uint64_t desc_ua, avail_ua, used_ua;  /* packed: descriptor ring, driver and device event areas */
@@ -113,6 +122,7 @@ struct vu_dev {
 	struct { uint64_t gpa, size; } *window_regions;
 	/* A device-state transfer between SET_DEVICE_STATE_FD and CHECK_DEVICE_STATE (vu_state.c; ctrl_lock). */
 	struct vu_state_xfer *state_xfer;
+	struct vu_pool *pool;     /* the worker pool, or NULL (cfg.pool_threads < 2); lives as long as dev */
 	struct vu_queue q[VU_MAX_QUEUES];
 };
 

@@ -12,6 +12,24 @@ void vu_queue_stop(struct vu_queue *q);
 unsigned vu_queues_stop_all(struct vu_dev *dev);
 void vu_queues_restart(struct vu_dev *dev, unsigned mask);
 
+/* vu_queue.c, for the pool's workers: the calling thread serves q until serve_end (so a completion on it does not
+ * take ctrl_lock); pushing a chain with len bytes of reply, and notifying; stopping a queue whose ring is corrupt. */
+void vu_queue_serve_begin(const struct vu_queue *q);
+void vu_queue_serve_end(void);
+void vu_queue_push(struct vu_queue *q, const struct vq_chain *chain, uint32_t len);
+void vu_queue_mark_broken(struct vu_queue *q);
+
+/* vu_pool.c (the lock story is there). new: *out NULL when nthreads < 2 (no pool); free after every queue stopped.
+ * The queue thread takes a job's chain (waits while all are in use), pops into it, and submits it or gives it back
+ * (nothing popped); drain waits until none of q's jobs is left, called when q's thread has stopped. */
+struct vu_pool;
+int vu_pool_new(struct vu_dev *dev, unsigned nthreads, struct vu_pool **out);
+void vu_pool_free(struct vu_pool *p);
+struct vq_chain *vu_pool_take(struct vu_pool *p, struct vu_queue *q);
+void vu_pool_submit(struct vu_pool *p, struct vq_chain *chain);
+void vu_pool_give_back(struct vu_pool *p, struct vq_chain *chain);
+void vu_pool_drain(struct vu_pool *p, struct vu_queue *q);
+
 /* vu_backend.c: a memory region the frontend adds for a map we are making (same file, same length) is recorded
  * as ours instead of being mapped; true if so. Removing one of those: true if it was one. */
 bool vu_window_region_add(struct vu_dev *dev, uint64_t gpa, uint64_t size, int fd);

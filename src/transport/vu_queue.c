@@ -42,6 +42,21 @@ static void push_and_notify(struct vu_queue *q, const struct vq_chain *chain, ui
 	pthread_mutex_unlock(&q->push_lock);
 }
 
+void vu_queue_push(struct vu_queue *q, const struct vq_chain *chain, uint32_t len)
+{
+	push_and_notify(q, chain, len, true);
+}
+
+void vu_queue_serve_begin(const struct vu_queue *q)
+{
+	serving = q;
+}
+
+void vu_queue_serve_end(void)
+{
+	serving = NULL;
+}
+
 struct vu_pending {
 	struct vu_queue *q;
 	uint64_t ring_gen;
@@ -107,9 +122,10 @@ void vu_pending_complete(struct vu_pending *p, const void *reply, size_t len)
 	free(p);
 }
 
-static void mark_broken(struct vu_queue *q)
+void vu_queue_mark_broken(struct vu_queue *q)
 {
-	q->broken = true;
+	if (__atomic_exchange_n(&q->broken, true, __ATOMIC_RELAXED))
+		return; /* said once */
 	log_err("queue %u: ring is corrupt; the queue stops", q->index);
 	pthread_mutex_lock(&q->push_lock);
 	if (q->err_fd >= 0)
@@ -126,25 +142,46 @@ static bool memory_lost(uint64_t *seen)
 	return lost;
 }
 
-/* Serves every chain available now. Returns 0, or -EIO when the ring or the memory under it is broken. */
-static int drain(struct vu_queue *q, struct vq_chain *chain, uint64_t *faults)
+/* Hands a popped chain on: to the worker pool (request queues, when there is one), else serves it here and pushes
+ * it with a notification every NOTIFY_EVERY. Returns false when the memory under it was lost meanwhile. */
+static bool serve_chain(struct vu_queue *q, struct vq_chain *chain, bool bad, unsigned *batch, uint64_t *faults)
 {
+	struct vu_pool *pool = q->index ? q->dev->pool : NULL;
+	if (pool && !bad) {
+		vu_pool_submit(pool, chain);
+		return true;
+	}
+	long len = bad ? 0 : q->dev->cfg.handle(q->dev->cfg.opaque, q, chain, q->index);
+	__atomic_add_fetch(&q->requests, 1, __ATOMIC_RELAXED);
+	bool lost = memory_lost(faults); /* the request read zeros where the guest's bytes were: no reply */
+	if (!lost && len != VU_DEFERRED)
+		push_and_notify(q, chain, (uint32_t)len, ++*batch % NOTIFY_EVERY == 0);
+	if (pool)
+		vu_pool_give_back(pool, chain);
+	return !lost;
+}
+
+/* Serves every chain available now. Returns 0, or -EIO when the ring or the memory under it is broken. */
+static int drain(struct vu_queue *q, struct vq_chain *own, uint64_t *faults)
+{
+	struct vu_pool *pool = q->index ? q->dev->pool : NULL;
 	unsigned batch = 0;
 	for (;;) {
+		if (__atomic_load_n(&q->broken, __ATOMIC_RELAXED))
+			return -EIO; /* a worker found it so */
+		struct vq_chain *chain = pool ? vu_pool_take(pool, q) : own;
 		int rc = vq_device_pop(&q->vq, chain);
 		if (memory_lost(faults))
-			return -EIO;
-		if (rc == VQ_EMPTY)
+			rc = -EIO;
+		if (rc == VQ_EMPTY || rc == -EIO) {
+			if (pool)
+				vu_pool_give_back(pool, chain);
+			if (rc == -EIO)
+				return rc;
 			break;
-		if (rc == -EIO)
-			return rc;
-		long len = rc == -EBADMSG ? 0 : q->dev->cfg.handle(q->dev->cfg.opaque, q, chain);
-		__atomic_add_fetch(&q->requests, 1, __ATOMIC_RELAXED);
-		if (memory_lost(faults))
-			return -EIO; /* the request read zeros where the guest's bytes were: its reply means nothing */
-		if (len == VU_DEFERRED)
-			continue;
-		push_and_notify(q, chain, (uint32_t)len, ++batch % NOTIFY_EVERY == 0);
+		}
+		if (!serve_chain(q, chain, rc == -EBADMSG, &batch, faults))
+			return -EIO;
 	}
 	if (batch % NOTIFY_EVERY == 0)
 		return 0; /* nothing pushed since the last notification: no spurious interrupt */
@@ -214,12 +251,12 @@ static void *queue_thread(void *arg)
 	serving = q;
 	for (;;) {
 		if (drain(q, chain, &faults) < 0) {
-			mark_broken(q);
+			vu_queue_mark_broken(q);
 			break;
 		}
 		bool more = busy_poll(q) || arm(q);
 		if (memory_lost(&faults)) {
-			mark_broken(q);
+			vu_queue_mark_broken(q);
 			break;
 		}
 		if (more)
@@ -298,6 +335,8 @@ void vu_queue_stop(struct vu_queue *q)
 		return;
 	eventfd_write(q->stop_fd, 1);
 	pthread_join(q->thread, NULL);
+	if (q->dev->pool)
+		vu_pool_drain(q->dev->pool, q); /* its chains in the pool are pushed before the ring is given back */
 	close_if_open(&q->stop_fd);
 	pthread_mutex_lock(&q->push_lock);
 	q->running = false;

@@ -63,7 +63,26 @@ struct server {
 	int last_queue;
 	bool defer;              /* answer from another thread, as a waiting lock request is (atomic) */
 	int late;                /* such answers not finished yet (atomic) */
+	int delay_us;            /* each call sleeps this long (the pool tests) */
+	int inflight, max_inflight; /* calls running now, and the most at once (atomic) */
+	unsigned max_slot;       /* the highest slot a call came on (atomic) */
 };
+
+static void note_call_start(struct server *s, unsigned slot)
+{
+	int now = __atomic_add_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+	int max = __atomic_load_n(&s->max_inflight, __ATOMIC_SEQ_CST);
+	while (now > max && !__atomic_compare_exchange_n(&s->max_inflight, &max, now, false, __ATOMIC_SEQ_CST,
+	                                                  __ATOMIC_SEQ_CST))
+		;
+	unsigned ms = __atomic_load_n(&s->max_slot, __ATOMIC_SEQ_CST);
+	while (slot > ms && !__atomic_compare_exchange_n(&s->max_slot, &ms, slot, false, __ATOMIC_SEQ_CST,
+	                                                 __ATOMIC_SEQ_CST))
+		;
+	if (s->delay_us)
+		usleep((useconds_t)s->delay_us);
+	__atomic_sub_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+}
 
 struct late_reply {
 	struct server *s;
@@ -101,7 +120,7 @@ static bool reply_later(struct server *s, struct vu_queue *q, struct vq_chain *c
 }
 
 /* Upper-cases the readable bytes into the writable ones; the used length is what it wrote. */
-static long echo_upper(void *opaque, struct vu_queue *q, struct vq_chain *c)
+static long echo_upper(void *opaque, struct vu_queue *q, struct vq_chain *c, unsigned slot)
 {
 	struct server *s = opaque;
 	uint8_t buf[4096];
@@ -110,6 +129,7 @@ static long echo_upper(void *opaque, struct vu_queue *q, struct vq_chain *c)
 
 	__atomic_fetch_add(&s->calls, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&s->last_queue, (int)q->index, __ATOMIC_SEQ_CST);
+	note_call_start(s, slot);
 	for (unsigned i = 0; i < c->n_rd && n < sizeof(buf); i++) {
 		size_t k = MIN(rd[i].iov_len, sizeof(buf) - n);
 		memcpy(buf + n, rd[i].iov_base, k);
@@ -1524,6 +1544,8 @@ struct listener {
 	char dir[64], path[128];
 	unsigned poll_us;
 	uint64_t shmem;          /* bytes of shared-memory region 0 the device offers (0: none) */
+	unsigned pool;           /* worker threads (cfg.pool_threads) */
+	int delay_us;            /* the handler's sleep per call */
 };
 
 static void *accept_and_serve(void *arg)
@@ -1535,7 +1557,9 @@ static void *accept_and_serve(void *arg)
 		return NULL;
 	}
 	l->s->sock[0] = fd;
+	l->s->delay_us = l->delay_us;
 	struct vu_dev_config cfg = { .max_queues = 2, .handle = echo_upper, .opaque = l->s, .poll_us = l->poll_us,
+	                             .pool_threads = l->pool,
 	                             .n_shmem = l->shmem ? 1 : 0, .shmem_sizes = { l->shmem } };
 	l->s->rc = vu_dev_init(&l->s->dev, fd, &cfg);
 	if (l->s->rc == 0)
@@ -1687,6 +1711,113 @@ static void test_frontend_without_window(void **state)
 	vu_frontend_stop(&fe);
 	vu_frontend_close(&fe);
 	listener_finish(&l);
+}
+
+/* 8 requests of 20 ms each submitted at once on one request queue, with `pool` worker threads: every reply is
+ * right, the calls overlapped (pool >= 2) or ran one at a time (no pool); with stop_at_once the frontend stops the
+ * queue while they run, and GET_VRING_BASE must wait until every one of them is back in the used ring. */
+static void pool_parallel(unsigned pool, bool stop_at_once, bool packed)
+{
+	enum { N = 8 };
+	int before = count_fds();
+	struct listener l = { .lfd = -1, .pool = pool, .delay_us = 20000 };
+	listener_start(&l);
+	struct vu_frontend *fe = malloc(sizeof(*fe));
+	assert_non_null(fe);
+	struct vu_frontend_config cfg = { .nqueues = 2, .queue_size = 16, .mem_size = MEM_SIZE, .packed = packed };
+	assert_int_equal(vu_frontend_connect(fe, l.path, &cfg), 0);
+	assert_int_equal(vu_frontend_start(fe), 0);
+	char *in[N], *out[N];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned i = 0; i < N; i++) {
+		uint64_t in_gpa, out_gpa;
+		in[i] = vu_frontend_alloc(fe, 64, 64, &in_gpa);
+		out[i] = vu_frontend_alloc(fe, 64, 64, &out_gpa);
+		assert_non_null(in[i]);
+		assert_non_null(out[i]);
+		int n = snprintf(in[i], 64, "job %u", i);
+		struct vq_seg segs[2] = { { in_gpa, (uint32_t)n }, { out_gpa, 64 } };
+		assert_int_equal(vu_frontend_submit(fe, 1, segs, 1, 1, in[i]), 0);
+	}
+	struct vu_fe_queue *q = &fe->q[1];
+	unsigned got = 0;
+	if (stop_at_once) {
+		usleep(5000); /* the first ones are running */
+		vu_frontend_stop(fe);
+		/* Stopped: whatever was popped is back now, and nothing more comes. */
+		void *tok;
+		uint32_t len;
+		while (vq_driver_get_used(&q->vq, &tok, &len) == 1)
+			got++;
+		assert_true(got >= 1);
+		assert_int_equal(got, __atomic_load_n(&l.s->calls, __ATOMIC_SEQ_CST));
+		assert_false(packed); /* split only: its base is the count */
+		assert_int_equal(fe->q[1].stop_base, got);
+	} else {
+		while (got < N) {
+			void *tok = NULL;
+			uint32_t len = 0;
+			pthread_mutex_lock(&q->lock);
+			int rc = vq_driver_get_used(&q->vq, &tok, &len);
+			bool pending = rc == 0 && vq_driver_arm(&q->vq);
+			pthread_mutex_unlock(&q->lock);
+			assert_true(rc >= 0);
+			if (rc == 1) {
+				unsigned i = 0;
+				while (i < N && tok != in[i])
+					i++;
+				assert_true(i < N);
+				char expect[64];
+				int n = snprintf(expect, sizeof(expect), "JOB %u", i);
+				assert_int_equal(len, n);
+				assert_memory_equal(out[i], expect, (size_t)n);
+				got++;
+				continue;
+			}
+			if (pending)
+				continue;
+			assert_true(readable_within(q->call_fd, WAIT_MS));
+			eventfd_t v;
+			eventfd_read(q->call_fd, &v);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		int most = __atomic_load_n(&l.s->max_inflight, __ATOMIC_SEQ_CST);
+		if (pool >= 2) {
+			assert_true(most >= 2);
+			assert_true(most <= (int)pool);
+			assert_true(ms < N * 20 * 0.75); /* 160 ms one at a time */
+			assert_true(__atomic_load_n(&l.s->max_slot, __ATOMIC_SEQ_CST) >= VU_MAX_QUEUES);
+		} else {
+			assert_int_equal(most, 1);
+			assert_true(ms >= N * 20);
+			assert_int_equal(__atomic_load_n(&l.s->max_slot, __ATOMIC_SEQ_CST), 1);
+		}
+		vu_frontend_stop(fe);
+		/* packed: 16 slots on a ring of 16, one wrap (counters 0 again) */
+		assert_int_equal(fe->q[1].stop_base, packed ? 0u : (unsigned)N);
+	}
+	vu_frontend_close(fe);
+	free(fe);
+	listener_finish(&l);
+	assert_int_equal(count_fds(), before);
+}
+
+static void test_pool_serves_one_queue_in_parallel(void **state)
+{
+	(void)state;
+	pool_parallel(0, false, false);
+	pool_parallel(1, false, false);
+	pool_parallel(4, false, false);
+	pool_parallel(4, false, true);
+}
+
+static void test_pool_stop_waits_for_running_jobs(void **state)
+{
+	(void)state;
+	pool_parallel(4, true, false);
+	pool_parallel(2, true, false);
 }
 
 static void test_frontend_end_to_end_with_event_idx(void **state)
@@ -1904,6 +2035,8 @@ int main(void)
 		cmocka_unit_test(test_overlapping_memory_regions_are_refused),
 		cmocka_unit_test(test_ring_outside_memory_is_refused_at_start),
 		cmocka_unit_test(test_frontend_end_to_end_with_event_idx),
+		cmocka_unit_test(test_pool_serves_one_queue_in_parallel),
+		cmocka_unit_test(test_pool_stop_waits_for_running_jobs),
 		cmocka_unit_test(test_frontend_end_to_end_without_event_idx),
 		cmocka_unit_test(test_frontend_end_to_end_polling_backend),
 		cmocka_unit_test(test_frontend_end_to_end_packed),

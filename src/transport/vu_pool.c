@@ -1,0 +1,224 @@
+/*
+ * The worker pool (--thread-pool-size): a request queue's thread pops chains and hands them to the pool's
+ * threads, so one queue's requests are served in parallel, as virtiofsd's pool serves its one queue. The
+ * hiprio queue (FORGETs, cheap and never waiting) is served on its own thread as before.
+ *
+ * Lock story: pool->lock guards the job lists, `stopping` and every queue's pool_jobs. A job owns its chain
+ * (iovecs into guest memory as mapped when it was popped) until a worker has pushed it; vu_queue_stop waits for
+ * the queue's pool_jobs to reach 0 (vu_pool_drain) before the control plane changes memory or answers
+ * GET_VRING_BASE, so no worker touches guest memory across a memory-table change or a ring taken back. Workers
+ * never take ctrl_lock (the control plane holds it while it drains them): they run with `serving` set to their
+ * job's queue, which tells vu_pending_complete so.
+ */
+#include "transport/vu_internal.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+
+/* Jobs per thread: one in service and one popped and waiting, so the queue thread keeps ahead of the workers
+ * without taking the whole ring (a deeper backlog only moves the wait from the ring into our lists). */
+#define JOBS_PER_THREAD 2
+
+struct vu_job {
+	struct vu_job *next;
+	struct vu_queue *q;
+	struct vq_chain chain;
+};
+
+struct vu_pool {
+	struct vu_dev *dev;
+	pthread_mutex_t lock;
+	pthread_cond_t work;        /* a job was queued, or the pool stops */
+	pthread_cond_t done;        /* a job was finished: one more free, and maybe a queue drained */
+	struct vu_job *free, *head, *tail;
+	struct vu_job *jobs;        /* every job, in one allocation */
+	bool stopping;
+	unsigned busy, most_busy;   /* workers serving now, and the most at once (atomic: logged at the end) */
+	uint64_t served;            /* chains the workers served (atomic) */
+	unsigned nthreads, started;
+	pthread_t threads[VU_POOL_MAX];
+};
+
+struct worker_arg {
+	struct vu_pool *pool;
+	unsigned slot;
+};
+
+static struct vu_job *next_job(struct vu_pool *p)
+{
+	struct vu_job *job;
+	pthread_mutex_lock(&p->lock);
+	while (!p->head && !p->stopping)
+		pthread_cond_wait(&p->work, &p->lock);
+	job = p->head;
+	if (job) {
+		p->head = job->next;
+		if (!p->head)
+			p->tail = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return job;
+}
+
+static void finish_job(struct vu_pool *p, struct vu_job *job)
+{
+	pthread_mutex_lock(&p->lock);
+	job->q->pool_jobs--;
+	job->q = NULL;
+	job->next = p->free;
+	p->free = job;
+	pthread_cond_broadcast(&p->done);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Counts one more worker serving; keeps the most at once (whether the pool really runs requests in parallel). */
+static void note_busy(struct vu_pool *p)
+{
+	unsigned now = __atomic_add_fetch(&p->busy, 1, __ATOMIC_RELAXED);
+	unsigned most = __atomic_load_n(&p->most_busy, __ATOMIC_RELAXED);
+	while (now > most && !__atomic_compare_exchange_n(&p->most_busy, &most, now, true, __ATOMIC_RELAXED,
+	                                                  __ATOMIC_RELAXED))
+		;
+}
+
+static void *worker_thread(void *arg)
+{
+	struct worker_arg wa = *(struct worker_arg *)arg;
+	struct vu_pool *p = wa.pool;
+	struct vu_job *job;
+
+	free(arg);
+	while ((job = next_job(p))) {
+		struct vu_queue *q = job->q;
+		uint64_t faults = gm_fault_count();
+		long len = 0;
+
+		if (!__atomic_load_n(&q->broken, __ATOMIC_RELAXED)) {
+			note_busy(p);
+			vu_queue_serve_begin(q);
+			len = p->dev->cfg.handle(p->dev->cfg.opaque, q, &job->chain, wa.slot);
+			vu_queue_serve_end();
+			__atomic_add_fetch(&q->requests, 1, __ATOMIC_RELAXED);
+			if (gm_fault_count() != faults)
+				vu_queue_mark_broken(q); /* the request read zeros where the guest's bytes were */
+			else if (len != VU_DEFERRED)
+				vu_queue_push(q, &job->chain, (uint32_t)len);
+			__atomic_sub_fetch(&p->busy, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&p->served, 1, __ATOMIC_RELAXED);
+		}
+		finish_job(p, job);
+	}
+	return NULL;
+}
+
+int vu_pool_new(struct vu_dev *dev, unsigned nthreads, struct vu_pool **out)
+{
+	unsigned njobs = nthreads * JOBS_PER_THREAD;
+	struct vu_pool *p;
+
+	*out = NULL;
+	if (nthreads < 2 || nthreads > VU_POOL_MAX)
+		return nthreads < 2 ? 0 : -EINVAL; /* 0 or 1 thread: the queue thread serves, one request at a time */
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->dev = dev;
+	p->nthreads = nthreads;
+	p->jobs = calloc(njobs, sizeof(*p->jobs));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	if (!p->jobs) {
+		vu_pool_free(p);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < njobs; i++) {
+		p->jobs[i].next = p->free;
+		p->free = &p->jobs[i];
+	}
+	for (unsigned i = 0; i < nthreads; i++) {
+		struct worker_arg *wa = malloc(sizeof(*wa));
+		int rc = ENOMEM;
+		if (wa) {
+			*wa = (struct worker_arg){ p, VU_MAX_QUEUES + i };
+			rc = pthread_create(&p->threads[i], NULL, worker_thread, wa);
+		}
+		if (rc) {
+			free(wa);
+			vu_pool_free(p);
+			return -rc;
+		}
+		p->started++;
+	}
+	*out = p;
+	return 0;
+}
+
+void vu_pool_free(struct vu_pool *p)
+{
+	if (!p)
+		return;
+	log_info("pool: %u threads served %llu requests, at most %u at once", p->nthreads,
+	         (unsigned long long)__atomic_load_n(&p->served, __ATOMIC_RELAXED),
+	         __atomic_load_n(&p->most_busy, __ATOMIC_RELAXED));
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (unsigned i = 0; i < p->started; i++)
+		pthread_join(p->threads[i], NULL);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->done);
+	pthread_mutex_destroy(&p->lock);
+	free(p->jobs);
+	free(p);
+}
+
+struct vq_chain *vu_pool_take(struct vu_pool *p, struct vu_queue *q)
+{
+	struct vu_job *job;
+	pthread_mutex_lock(&p->lock);
+	while (!p->free)
+		pthread_cond_wait(&p->done, &p->lock); /* workers finish in bounded time: they never wait on us */
+	job = p->free;
+	p->free = job->next;
+	job->q = q;
+	q->pool_jobs++;
+	pthread_mutex_unlock(&p->lock);
+	return &job->chain;
+}
+
+static struct vu_job *job_of(struct vq_chain *chain)
+{
+	return (struct vu_job *)((char *)chain - offsetof(struct vu_job, chain));
+}
+
+void vu_pool_give_back(struct vu_pool *p, struct vq_chain *chain)
+{
+	finish_job(p, job_of(chain));
+}
+
+void vu_pool_submit(struct vu_pool *p, struct vq_chain *chain)
+{
+	struct vu_job *job = job_of(chain);
+	pthread_mutex_lock(&p->lock);
+	job->next = NULL;
+	if (p->tail)
+		p->tail->next = job;
+	else
+		p->head = job;
+	p->tail = job;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void vu_pool_drain(struct vu_pool *p, struct vu_queue *q)
+{
+	pthread_mutex_lock(&p->lock);
+	while (q->pool_jobs)
+		pthread_cond_wait(&p->done, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
