@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Request queues measured in a real guest: Debian sid's 7.2 kernel (its virtiofs driver maps request queues to
 # CPUs) with 4 vCPUs on QEMU 11.1.3's vhost-user-fs-pci, against vufsd with 1, 2 and 4 request queues and Rust
-# virtiofsd 1.14 (one request queue: "we currently only support one"), in one run.
+# virtiofsd 1.14 (one request queue: "we currently only support one"), in one run; and both on one queue with a
+# worker pool of 4 (--thread-pool-size=4), which serves one queue's requests in parallel.
 #
 #   bench/multiqueue.sh [--quick] [--out=FILE]
 #
@@ -59,16 +60,27 @@ for q in 1 2 4; do
   R["$name stat"]=$(sed -n 's/^stat //p' <<<"$res") R["$name read"]=$(sed -n 's/^read //p' <<<"$res")
   targets+=("$name")
 done
+name="vufsd, 1 queue, pool of 4"
+sock=$WORK/vufsd-pool.sock
+if bench_start "$sock" "$BUILD/vufsd" --socket-path="$sock" --shared-dir="$SHARE" --cache=never --thread-pool-size=4; then
+  note "booting: $name"
+  if res=$(boot pool "$sock" 1); then
+    R["$name stat"]=$(sed -n 's/^stat //p' <<<"$res") R["$name read"]=$(sed -n 's/^read //p' <<<"$res")
+    targets+=("$name")
+  fi
+fi
 if "$ROOT/scripts/peers/virtiofsd-rust.sh" --version >/dev/null 2>&1; then
-  name="Rust virtiofsd 1.14, 1 queue"
-  sock=$WORK/rust.sock
-  if bench_start "$sock" "$ROOT/scripts/peers/virtiofsd-rust.sh" --socket-path="$sock" --shared-dir="$SHARE" --cache=never; then
+  for pool in 0 4; do
+    name="Rust virtiofsd 1.14, 1 queue$([ $pool -gt 0 ] && echo ", pool of $pool")"
+    sock=$WORK/rust$pool.sock
+    bench_start "$sock" "$ROOT/scripts/peers/virtiofsd-rust.sh" --socket-path="$sock" --shared-dir="$SHARE" \
+      --cache=never --thread-pool-size=$pool || continue
     note "booting: $name"
-    if res=$(boot rust "$sock" 1); then
+    if res=$(boot rust$pool "$sock" 1); then
       R["$name stat"]=$(sed -n 's/^stat //p' <<<"$res") R["$name read"]=$(sed -n 's/^read //p' <<<"$res")
       targets+=("$name")
     fi
-  fi
+  done
 fi
 name="virtio-9p (QEMU 11.1)"
 note "booting: $name"

@@ -225,6 +225,8 @@ int main(int argc, char **argv)
 	                                  .allow_mmap = o.allow_mmap, .posix_acl = o.posix_acl,
 	                                  .request_timeout = o.request_timeout,
 	                                  .security_label = o.security_label,
+	                                  .posix_acl_required = o.posix_acl && !o.posix_acl_auto,
+	                                  .security_label_required = o.security_label && !o.security_label_auto,
 	                                  .announce_submounts = o.announce_submounts };
 	rc = fuse_server_new(fs_ops_of(fs), fs, &sopts, &srv);
 	if (rc < 0) {

@@ -15,7 +15,7 @@ enum {
 	OPT_NO_READDIRPLUS, OPT_XATTR, OPT_NO_XATTR, OPT_POSIX_ACL, OPT_THREAD_POOL, OPT_LOG_LEVEL, OPT_SYSLOG,
 	OPT_PRINT_CAPS, OPT_RLIMIT_NOFILE, OPT_SANDBOX, OPT_SECCOMP, OPT_ALLOW_DIRECT_IO, OPT_KILLPRIV_V2,
 	OPT_NO_KILLPRIV_V2, OPT_MODCAPS, OPT_QUEUES, OPT_POLL_US, OPT_NO_FLOCK, OPT_NO_POSIX_LOCK, OPT_FLOCK, OPT_POSIX_LOCK,
-	OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES,
+	OPT_SOCKET, OPT_NO_ANNOUNCE_SUBMOUNTS, OPT_TAG, OPT_ANNOUNCE_SUBMOUNTS, OPT_XATTRMAP, OPT_SECURITY_LABEL, OPT_DAX_WINDOW, OPT_DAX_FILES,
 	OPT_DAX_COHERENCE, OPT_READONLY, OPT_INODE_FILE_HANDLES, OPT_ALLOW_MMAP, OPT_REQUEST_TIMEOUT,
 	OPT_MIGRATION_MODE, OPT_MIGRATION_ON_ERROR, OPT_MIGRATION_VERIFY_HANDLES, OPT_MIGRATION_CONFIRM_PATHS,
 	OPT_TRANSLATE_UID, OPT_TRANSLATE_GID, OPT_UID_MAP, OPT_GID_MAP, OPT_PRESERVE_NOATIME,
@@ -23,6 +23,7 @@ enum {
 
 static const struct option long_opts[] = {
 	{ "socket-path", required_argument, NULL, OPT_SOCKET_PATH },
+	{ "socket", required_argument, NULL, OPT_SOCKET }, /* virtiofsd's deprecated spelling */
 	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 	{ "fd", required_argument, NULL, OPT_FD },
 	{ "shared-dir", required_argument, NULL, OPT_SHARED_DIR },
@@ -32,7 +33,7 @@ static const struct option long_opts[] = {
 	{ "no-readdirplus", no_argument, NULL, OPT_NO_READDIRPLUS },
 	{ "xattr", no_argument, NULL, OPT_XATTR },
 	{ "no-xattr", no_argument, NULL, OPT_NO_XATTR },
-	{ "posix-acl", no_argument, NULL, OPT_POSIX_ACL },
+	{ "posix-acl", optional_argument, NULL, OPT_POSIX_ACL },
 	{ "thread-pool-size", required_argument, NULL, OPT_THREAD_POOL },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "syslog", no_argument, NULL, OPT_SYSLOG },
@@ -52,6 +53,7 @@ static const struct option long_opts[] = {
 	{ "no-posix-lock", no_argument, NULL, OPT_NO_POSIX_LOCK },
 	{ "tag", required_argument, NULL, OPT_TAG },
 	{ "announce-submounts", no_argument, NULL, OPT_ANNOUNCE_SUBMOUNTS },
+	{ "no-announce-submounts", no_argument, NULL, OPT_NO_ANNOUNCE_SUBMOUNTS },
 	{ "dax-window", required_argument, NULL, OPT_DAX_WINDOW },
 	{ "dax-files", required_argument, NULL, OPT_DAX_FILES },
 	{ "dax-coherence", required_argument, NULL, OPT_DAX_COHERENCE },
@@ -60,7 +62,7 @@ static const struct option long_opts[] = {
 	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 	{ "inode-file-handles", optional_argument, NULL, OPT_INODE_FILE_HANDLES },
 	{ "xattrmap", required_argument, NULL, OPT_XATTRMAP },
-	{ "security-label", no_argument, NULL, OPT_SECURITY_LABEL },
+	{ "security-label", optional_argument, NULL, OPT_SECURITY_LABEL },
 	{ "preserve-noatime", no_argument, NULL, OPT_PRESERVE_NOATIME },
 	{ "migration-mode", required_argument, NULL, OPT_MIGRATION_MODE },
 	{ "migration-on-error", required_argument, NULL, OPT_MIGRATION_ON_ERROR },
@@ -88,18 +90,22 @@ void vufsd_usage(FILE *out)
 	      "  --writeback               let the guest cache writes (FUSE writeback cache)\n"
 	      "  --no-readdirplus          do not return attributes with directory listings\n"
 	      "  --xattr / --no-xattr      serve extended attributes (default off)\n"
-	      "  --posix-acl               POSIX ACLs: the guest enforces the ACLs stored on the host, and default ACLs\n"
-	      "                            replace its umask at creation (implies --xattr; default off)\n"
+	      "  --posix-acl[=never|auto|always]  POSIX ACLs: the guest enforces the ACLs stored on the host, and\n"
+	      "                            default ACLs replace its umask at creation (implies --xattr; default never;\n"
+	      "                            alone: always, a guest without ACL support fails to mount; auto: it\n"
+	      "                            mounts without ACLs)\n"
 	      "  --xattrmap=RULES          rename, pass, deny or hide xattr names between guest and host, with\n"
 	      "                            virtiofsd's rules (e.g. :map::user.virtiofs.:; implies --xattr)\n"
-	      "  --security-label          store the security context (SELinux label) the guest gives each new file,\n"
-	      "                            under its name or the one --xattrmap gives it (implies --xattr)\n"
+	      "  --security-label[=never|auto|always]  store the security context (SELinux label) the guest gives\n"
+	      "                            each new file, under its name or the one --xattrmap gives it (implies\n"
+	      "                            --xattr; alone: always, a guest that sends none fails to mount; auto: it\n"
+	      "                            mounts without labels)\n"
 	      "  --posix-lock, --flock     serve POSIX / flock() locks on the host (default off: the guest\n"
 	      "                            kernel keeps them itself, visible inside the guest only)\n"
 	      "  --allow-direct-io         honour the guest's O_DIRECT\n"
 	      "  --killpriv-v2             let the daemon clear setuid/setgid bits on write (FUSE_HANDLE_KILLPRIV_V2)\n"
-	      "  --announce-submounts      tell the guest which directories are mount points on the host, so it\n"
-	      "                            gives them their own st_dev (default off, as virtiofsd)\n"
+	      "  --[no-]announce-submounts  tell the guest which directories are mount points on the host, so it\n"
+	      "                            gives them their own st_dev (default on, as virtiofsd 1.14)\n"
 	      "  --thread-pool-size=N      serve the request queues' requests on N worker threads (at most 64), so\n"
 	      "                            one queue's requests run in parallel (default 0: on the queue's thread)\n"
 	      "  --readonly                share read-only: every change fails with EROFS\n"
@@ -152,7 +158,8 @@ void vufsd_usage(FILE *out)
 	      "  --print-capabilities      print the JSON capabilities libvirt reads, then exit\n"
 	      "  -o OPT[,OPT...]           QEMU virtiofsd style: source=DIR, cache=, xattr, no_xattr, flock,\n"
 	      "                            no_flock, posix_lock, no_posix_lock, writeback, no_writeback,\n"
-	      "                            readdirplus, no_readdirplus, announce_submounts, log_level=LEVEL,\n"
+	      "                            readdirplus, no_readdirplus, announce_submounts,\n"
+	      "                            no_announce_submounts, log_level=LEVEL,\n"
 	      "                            rlimit_nofile=N, dax_window=SIZE, dax_files=POLICY,\n"
 	      "                            dax_coherence=MODE, request_timeout=SECS, readonly,\n"
 	      "                            thread_pool_size=N, modcaps=+cap:-cap, sandbox=MODE, posix_acl,\n"
@@ -194,6 +201,21 @@ static int bad(const char *what, const char *value)
 {
 	fprintf(stderr, "vufsd: invalid %s '%s'\n", what, value);
 	return -1;
+}
+
+/* virtiofsd 1.14's never|auto|always of --posix-acl and --security-label; the option alone is always (a guest that
+ * cannot fails INIT), auto serves such a guest without the feature. */
+static int parse_when(const char *arg, const char *what, bool *on, bool *only_if_guest_can)
+{
+	if (!arg || !strcmp(arg, "always"))
+		*on = true, *only_if_guest_can = false;
+	else if (!strcmp(arg, "auto"))
+		*on = true, *only_if_guest_can = true;
+	else if (!strcmp(arg, "never"))
+		*on = false, *only_if_guest_can = false;
+	else
+		return bad(what, arg);
+	return 0;
 }
 
 /* virtiofsd's worker pool size: 0 and 1 serve on the queue's thread (main.c serves more than VU_POOL_MAX with
@@ -294,6 +316,7 @@ static int parse_o_item(char *item, struct vufsd_options *o)
 		{ "allow_mmap", offsetof(struct vufsd_options, allow_mmap), true },
 		{ "no_killpriv_v2", offsetof(struct vufsd_options, killpriv_v2), false },
 		{ "announce_submounts", offsetof(struct vufsd_options, announce_submounts), true },
+		{ "no_announce_submounts", offsetof(struct vufsd_options, announce_submounts), false },
 		{ "readonly", offsetof(struct vufsd_options, readonly), true },
 		{ "posix_acl", offsetof(struct vufsd_options, posix_acl), true },
 		{ "no_posix_acl", offsetof(struct vufsd_options, posix_acl), false },
@@ -365,7 +388,8 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 {
 	uint64_t v;
 	switch (c) {
-	case OPT_SOCKET_PATH: o->socket_path = arg; return 0;
+	case OPT_SOCKET_PATH:
+	case OPT_SOCKET: o->socket_path = arg; return 0;
 	case OPT_SOCKET_GROUP: o->socket_group = arg; return 0;
 	case OPT_FD:
 		if (parse_u64(arg, INT32_MAX, &v))
@@ -380,7 +404,7 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_XATTR: o->xattr = true; o->no_xattr = false; return 0;
 	case OPT_NO_XATTR: o->xattr = false; o->no_xattr = true; return 0;
 	case OPT_XATTRMAP: o->xattrmap_rules = arg; return 0;
-	case OPT_SECURITY_LABEL: o->security_label = true; return 0;
+	case OPT_SECURITY_LABEL: return parse_when(arg, "security label mode", &o->security_label, &o->security_label_auto);
 	case OPT_NO_FLOCK: o->flock = false; return 0;
 	case OPT_FLOCK: o->flock = true; return 0;
 	case OPT_POSIX_LOCK: o->posix_lock = true; return 0;
@@ -391,7 +415,8 @@ static int parse_one(int c, char *arg, struct vufsd_options *o, const char *optn
 	case OPT_REQUEST_TIMEOUT: return parse_request_timeout(arg, &o->request_timeout);
 	case OPT_NO_KILLPRIV_V2: o->killpriv_v2 = false; return 0;
 	case OPT_ANNOUNCE_SUBMOUNTS: o->announce_submounts = true; return 0;
-	case OPT_POSIX_ACL: o->posix_acl = true; return 0;
+	case OPT_NO_ANNOUNCE_SUBMOUNTS: o->announce_submounts = false; return 0;
+	case OPT_POSIX_ACL: return parse_when(arg, "POSIX ACL mode", &o->posix_acl, &o->posix_acl_auto);
 	case OPT_THREAD_POOL: return parse_thread_pool(arg, &o->thread_pool_size);
 	case OPT_MIGRATION_MODE:
 		if (!strcmp(arg, "find-paths"))
@@ -538,7 +563,7 @@ int vufsd_parse_options(int argc, char **argv, struct vufsd_options *o)
 	*o = (struct vufsd_options){
 		.fd = -1, .cache = FS_CACHE_AUTO, .readdirplus = true, .posix_lock = false, .flock = false,
 		.log_level = LOG_LVL_INFO, .sandbox = SANDBOX_NAMESPACE, .seccomp = SECCOMP_KILL, .queues = 1, .poll_us = 50,
-		.rlimit_nofile = VUFSD_NOFILE_DEFAULT,
+		.rlimit_nofile = VUFSD_NOFILE_DEFAULT, .announce_submounts = true,
 	};
 	int c, idx = -1;
 	while ((c = getopt_long(argc, argv, "o:Vhfd", long_opts, &idx)) != -1) {

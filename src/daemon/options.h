@@ -27,6 +27,7 @@ struct vufsd_options {
 	bool readonly;                 /* every change fails with EROFS */
 	bool posix_acl;                /* FUSE_POSIX_ACL: the guest enforces ACLs we store on the host (needs xattr) */
 	bool security_label;           /* FUSE_SECURITY_CTX: new nodes get the guest's security context (needs xattr) */
+	bool posix_acl_auto, security_label_auto; /* =auto: a guest without the feature is served without it */
 	bool no_xattr;                 /* --no-xattr / -o no_xattr given last: what implies xattr is refused */
 	const char *xattrmap_rules;    /* --xattrmap, or NULL */
 	struct xattrmap *xattrmap;     /* its rules, parsed by vufsd_parse_options; freed by vufsd_free_options */

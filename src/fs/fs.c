@@ -44,6 +44,7 @@ int fs_new(const struct fs_config *cfg, struct fs **out)
 	if (cfg->gid_map)
 		fs->gid_map = *cfg->gid_map;
 	fs->cfg.uid_map = fs->cfg.gid_map = NULL; /* the copies above are the fs's */
+	fs->acl_on = cfg->posix_acl; /* until a session says whether its guest enforces them */
 	fs->cfg.max_inodes = bound(cfg->max_inodes, FS_DEFAULT_MAX_INODES);
 	fs->cfg.max_handles = bound(cfg->max_handles, FS_DEFAULT_MAX_HANDLES);
 	/* The guest already applied its umask to every mode it sends, or (FUSE_DONT_MASK) creds.c sets the caller's
@@ -110,6 +111,7 @@ void fs_session_start(struct fs *fs, const struct fs_session *s)
 {
 	__atomic_store_n(&fs->guest_caches_writes, s->guest_caches_writes, __ATOMIC_RELEASE);
 	__atomic_store_n(&fs->dax_per_inode, s->dax_per_inode, __ATOMIC_RELEASE);
+	__atomic_store_n(&fs->acl_on, fs->cfg.posix_acl && s->posix_acl, __ATOMIC_RELEASE);
 	fs_dax_session_start(fs);
 }
 

@@ -263,6 +263,8 @@ struct fs_session {
 	bool guest_caches_writes; /* writeback caching: the guest also reads pages of files it opened write-only
 	                           * (those are then opened read-write on the host) */
 	bool dax_per_inode;       /* FUSE_HAS_INODE_DAX (dax=inode): the guest maps only files attr_dax marks */
+	bool posix_acl;           /* FUSE_POSIX_ACL agreed: the guest enforces ACLs (else fs_config.posix_acl is idle:
+	                           * --posix-acl=auto with a guest that cannot) */
 };
 void fs_session_start(struct fs *fs, const struct fs_session *s);
 

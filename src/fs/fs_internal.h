@@ -172,6 +172,7 @@ struct fs {
 	bool inode_handles;       /* new inodes keep file handles (see the lock story) */
 	uint64_t lock_fds;        /* open lock-owner fds (locks.c, atomic); bounded by max_handles */
 	bool guest_caches_writes; /* negotiated writeback caching (set at INIT, atomic) */
+	bool acl_on;              /* cfg.posix_acl and the session agreed FUSE_POSIX_ACL (set at INIT, atomic) */
 	bool dax_per_inode;       /* the guest mounted dax=inode (set at INIT, atomic) */
 	struct fs_idmap uid_map, gid_map; /* immutable after fs_new */
 	struct fs_dax dax;
@@ -405,6 +406,12 @@ static inline mode_t fs_suidgid_to_kill(mode_t mode)
 	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
 		kill |= S_ISGID;
 	return kill;
+}
+
+/* Whether system.posix_acl_* names are served: --posix-acl, and a guest that enforces them. */
+static inline bool fs_acl_on(const struct fs *fs)
+{
+	return __atomic_load_n(&fs->acl_on, __ATOMIC_ACQUIRE);
 }
 
 #endif

@@ -172,7 +172,7 @@ static int host_name(struct fs *fs, const struct fs_ctx *ctx, enum xop op, const
 		return -ENOSYS;
 	if (!name)
 		return -EINVAL;
-	if (!fs->cfg.posix_acl && is_acl_name(name))
+	if (!fs_acl_on(fs) && is_acl_name(name))
 		return -EOPNOTSUPP;
 	ret = check_name_access(ctx, name, op != XOP_GET);
 	if (ret < 0)
@@ -209,7 +209,7 @@ int fs_setxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, const 
 	 * and CAP_FSETID), are then the host's. Under --posix-acl the guest checked the ACL's owner itself and
 	 * tells whether S_ISGID goes, knowing the caller's groups that we do not: ACLs are set as the daemon, as
 	 * virtiofsd does. */
-	bool acl = name && fs->cfg.posix_acl && is_acl_name(name);
+	bool acl = name && fs_acl_on(fs) && is_acl_name(name);
 	struct xcall c = { XOP_SET, NULL, (void *)value, size, flags & ~FS_XATTR_KILL_SGID, acl ? NULL : ctx };
 	char buf[XATTR_NAME_MAX + 1];
 	struct fs_inode *inode;
@@ -251,7 +251,7 @@ ssize_t fs_getxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, co
 static const char *listed_name(const struct fs *fs, const char *host)
 {
 	const char *name = fs->cfg.xattrmap ? xattrmap_to_guest(fs->cfg.xattrmap, host) : host;
-	return name && (fs->cfg.posix_acl || !is_acl_name(name)) ? name : NULL;
+	return name && (fs_acl_on(fs) || !is_acl_name(name)) ? name : NULL;
 }
 
 /* The list as the guest sees it (listed_name), into buf (or only its size when size is 0). */
@@ -313,7 +313,7 @@ ssize_t fs_listxattr(struct fs *fs, const struct fs_ctx *ctx, uint64_t nodeid, c
 	ret = xattr_begin(fs, nodeid, &inode);
 	if (ret < 0)
 		return ret;
-	if (fs->cfg.posix_acl && !fs->cfg.xattrmap)
+	if (fs_acl_on(fs) && !fs->cfg.xattrmap)
 		ret = xattr_call(fs, inode, &c);
 	else
 		ret = list_filtered(fs, inode, buf, size);

@@ -106,15 +106,15 @@ static uint64_t supported_flags(const struct fuse_server *srv)
 	return f;
 }
 
-/* What an option promises and the guest cannot do fails INIT, as in virtiofsd: a guest that cannot enforce ACLs
+/* What an option promises and the guest cannot do fails INIT (=always), as in virtiofsd: a guest that cannot enforce ACLs
  * would let every caller past them, one that sends no security context would leave new nodes unlabelled. */
 static bool missing_required(const struct fuse_server *srv, uint64_t offered)
 {
-	if (srv->opts.posix_acl && (offered & POSIX_ACL_FLAGS) != POSIX_ACL_FLAGS) {
+	if (srv->opts.posix_acl_required && (offered & POSIX_ACL_FLAGS) != POSIX_ACL_FLAGS) {
 		log_err("FUSE: --posix-acl, but the guest does not offer POSIX_ACL, DONT_MASK and SETXATTR_EXT");
 		return true;
 	}
-	if (srv->opts.security_label && !(offered & FUSE_SECURITY_CTX)) {
+	if (srv->opts.security_label_required && !(offered & FUSE_SECURITY_CTX)) {
 		log_err("FUSE: --security-label, but the guest does not offer FUSE_SECURITY_CTX");
 		return true;
 	}
@@ -132,7 +132,8 @@ uint64_t fuse_session_flags_allowed(const struct fuse_server *srv)
 void fuse_session_to_fs(struct fuse_server *srv, uint64_t flags)
 {
 	struct fs_session s = { .guest_caches_writes = flags & FUSE_WRITEBACK_CACHE,
-	                        .dax_per_inode = flags & FUSE_HAS_INODE_DAX };
+	                        .dax_per_inode = flags & FUSE_HAS_INODE_DAX,
+	                        .posix_acl = (flags & POSIX_ACL_FLAGS) == POSIX_ACL_FLAGS };
 	FS_CALL(srv, session_start, &s);
 }
 
@@ -162,6 +163,8 @@ static void op_init(struct fuse_req *r)
 		offered |= (uint64_t)*flags2 << 32;
 	}
 	uint64_t flags = offered & supported_flags(srv);
+	if ((flags & POSIX_ACL_FLAGS) != POSIX_ACL_FLAGS)
+		flags &= ~POSIX_ACL_FLAGS; /* ACLs take all three (--posix-acl=auto, a guest without them: none) */
 	if (missing_required(srv, offered)) {
 		reply_err(r, -EPROTO);
 		return;

@@ -20,7 +20,9 @@ struct fuse_server_opts {
 	bool posix_lock;      /* offer FUSE_POSIX_LOCKS */
 	bool flock;           /* offer FUSE_FLOCK_LOCKS */
 	bool posix_acl;       /* offer FUSE_POSIX_ACL (with DONT_MASK and SETXATTR_EXT) */
+	bool posix_acl_required; /* ... and fail INIT without them (--posix-acl=always; auto serves without ACLs) */
 	bool security_label;  /* offer FUSE_SECURITY_CTX: new nodes get the security context the guest sends */
+	bool security_label_required; /* ... and fail INIT without it (--security-label=always) */
 	bool killpriv_v2;     /* offer FUSE_HANDLE_KILLPRIV_V2 */
 	bool allow_mmap;      /* offer FUSE_DIRECT_IO_ALLOW_MMAP: shared mmap of files opened for direct I/O */
 	bool announce_submounts; /* offer FUSE_SUBMOUNTS: entries the fs marks submount get FUSE_ATTR_SUBMOUNT */

@@ -13,6 +13,8 @@
 # 64 MiB DAX window, the guest mounted dax=always (default cache mode auto only); known-limits key "vufsd:dax".
 # VUFS_GUEST_FSX=OPS (guest_posix_sid.sh): the same boot then runs vufs-fsx for OPS operations in /mnt/fsx (random
 # reads, writes, truncates, mmap, fallocate, copy_file_range against a model), which must print "FSX OK".
+# VUFS_GUEST_VUFSD_OPTS: more vufsd options (guest_posix_packed: a worker pool of 4, whose log line at exit must
+# show it served requests; guest_posix_sid: Kata Containers' --thread-pool-size=1 -o announce_submounts).
 # timeout: 720
 set -uo pipefail
 TESTDIR_PREFIX=vufs-guest-posix
@@ -54,6 +56,7 @@ fi
 # --allow-mmap, shared writable mmap must then work in cache=never too.
 # Bookworm's 6.1 guest predates FUSE_CREATE_SUPP_GROUP (Linux 6.3): known-limits key "vufsd:linux6.1".
 sid_opts=() kernel_key=vufsd:linux6.1
+read -r -a extra_opts <<<"${VUFS_GUEST_VUFSD_OPTS:-}"
 [ "${GUEST_KERNEL:-}" = sid ] && sid_opts=(--allow-mmap) kernel_key=
 DAX=${VUFS_GUEST_DAX:-}
 dax_opts=() dax_guest=() dax_key=
@@ -70,7 +73,8 @@ for cache in ${VUFS_GUEST_CACHES:-$([ -n "$DAX" ] && echo auto || echo never aut
   mkdir -p "$share"
   for attempt in 1 2; do
     start_backend "$VUFSD" --socket-path="$SOCK" --shared-dir="$share" --sandbox=none --seccomp=none \
-                  --cache="$cache" --xattr --posix-lock --flock "${packed_opts[@]}" "${dax_opts[@]}" "${sid_opts[@]}" ||
+                  --cache="$cache" --xattr --posix-lock --flock "${packed_opts[@]}" "${dax_opts[@]}" "${sid_opts[@]}" \
+                  "${extra_opts[@]}" ||
       { cat "$BACKEND_LOG"; fail "cache=$cache: vufsd did not start"; }
     grc=0
     "$GUEST" "${dax_guest[@]}" "$SOCK" "$TESTDIR/guest-posix.sh" "${guest_bins[@]}" >"$console" 2>"$TESTDIR/guest-$cache.err" || grc=$?
@@ -116,6 +120,11 @@ for cache in ${VUFS_GUEST_CACHES:-$([ -n "$DAX" ] && echo auto || echo never aut
   if [ -n "$PACKED" ]; then
     grep -q 'started (packed' "$BACKEND_LOG" || problems+=("cache=$cache: vufsd's queues did not run packed rings")
     grep -q 'started (split' "$BACKEND_LOG" && problems+=("cache=$cache: a queue ran a split ring with packed=on")
+  fi
+  if [[ " ${extra_opts[*]} " =~ " --thread-pool-size="([2-9]|[1-9][0-9]+)" " ]]; then
+    pool=$(grep -m1 'pool: .* threads served' "$BACKEND_LOG")
+    echo "== cache=$cache: ${pool#*info: }"
+    [[ $pool =~ served\ [1-9][0-9]*\ requests ]] || problems+=("cache=$cache: vufsd's pool served nothing ($pool)")
   fi
   grep -q 'frontend disconnected' "$BACKEND_LOG" || { cat "$BACKEND_LOG"; problems+=("cache=$cache: vufsd did not log the VMM's disconnect"); }
   leftover=$(find "$share" -mindepth 1 | head -5)

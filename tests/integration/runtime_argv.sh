@@ -6,7 +6,8 @@
 #   QEMU virtiofsd's spellings: -o thread_pool_size=4, -o modcaps=+sys_admin:-mknod
 # And --readonly (-o readonly): reads work, every change (create, write, truncate, mkdir, rename, unlink,
 # chmod, setxattr) fails with EROFS and the host directory is unchanged. --inode-file-handles=never|prefer|mandatory
-# are served (as in virtiofsd 1.14); a mode it does not have is refused with a message.
+# are served (as in virtiofsd 1.14); a mode it does not have is refused with a message. virtiofsd 1.14's other
+# spellings: --socket=PATH, --posix-acl=auto|always|never, --security-label=auto, --no-announce-submounts.
 # timeout: 120
 . "$(dirname "$0")/lib.sh"
 BUILD=${VUFS_BUILD:-$PWD/build}
@@ -34,6 +35,17 @@ serve -o announce_submounts -o xattr -o sandbox=chroot -o modcaps=+sys_admin -o 
 works "runtime (-o announce_submounts -o xattr -o sandbox=chroot -o modcaps=+sys_admin -o cache=always)"
 serve -o thread_pool_size=4 -o modcaps=+sys_admin:-mknod --inode-file-handles=never
 works "QEMU virtiofsd spellings (-o thread_pool_size=4 -o modcaps=+a:-b, --inode-file-handles=never)"
+
+"$BUILD/vufsd" --socket="$SOCK" --shared-dir="$SHARE" --posix-acl=auto --security-label=auto \
+  --no-announce-submounts >"$SCRATCH/backend.log" 2>&1 &
+BACKEND_PID=$!
+wait_for 10 test -S "$SOCK" || { cat "$SCRATCH/backend.log"; fail "--socket= did not start"; }
+mount_backend
+works "virtiofsd 1.14 spellings (--socket=, --posix-acl=auto, --security-label=auto, --no-announce-submounts)"
+serve --posix-acl=never --security-label=never -o no_announce_submounts
+works "--posix-acl=never --security-label=never -o no_announce_submounts"
+"$BUILD/vufsd" --socket-path="$SOCK" --shared-dir="$SHARE" --posix-acl=sometimes >"$SCRATCH/refused.log" 2>&1 &&
+  fail "--posix-acl=sometimes was accepted"
 
 for mode in prefer mandatory; do
   serve --inode-file-handles=$mode

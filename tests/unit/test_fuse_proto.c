@@ -336,6 +336,17 @@ static int setxattr_ext(uint64_t node, const char *name, const void *value, uint
 	return call(NULL, 0);
 }
 
+/* The same without SETXATTR_EXT: the short fuse_setxattr_in of a guest that did not agree it. */
+static int setxattr_short(uint64_t node, const char *name, const void *value, uint32_t size)
+{
+	struct fuse_setxattr_in in = { .size = size };
+	begin(FUSE_SETXATTR, node);
+	put(&in, FUSE_COMPAT_SETXATTR_IN_SIZE);
+	put_str(name);
+	put(value, size);
+	return call(NULL, 0);
+}
+
 static mode_t host_mode(const char *name)
 {
 	struct stat st;
@@ -360,7 +371,27 @@ static void test_posix_acl_negotiation_umask_and_kill_sgid(void **state)
 	assert_int_equal(host_mode("plain"), 0777);
 	teardown(NULL);
 
+	/* --posix-acl=auto: a guest without all three flags gets none of them and no ACLs (ACL names refused, its
+	 * umask its own); one with them gets ACLs. */
 	struct fuse_server_opts opts = { .posix_acl = true };
+	g_posix_acl = true;
+	assert_int_equal(setup_opts(&opts), 0);
+	assert_int_equal(do_init_full(7, 38, acl_flags & ~FUSE_DONT_MASK, 0, &o), 0);
+	assert_int_equal(o.flags & acl_flags, 0);
+	assert_int_equal(create_op(FS_ROOT_ID, "auto", &co), 0);
+	assert_int_equal(setxattr_short(co.e.nodeid, "system.posix_acl_access", minimal_acl, sizeof(minimal_acl)),
+	                 -EOPNOTSUPP);
+	assert_int_equal(setxattr_short(co.e.nodeid, "user.fine", "v", 1), 0);
+	assert_int_equal(mkdir_umask("auto-dir", 0777, 027), 0);
+	assert_int_equal(host_mode("auto-dir"), 0777);
+	teardown(NULL);
+	g_posix_acl = true;
+	assert_int_equal(setup_opts(&opts), 0);
+	assert_int_equal(do_init_full(7, 38, acl_flags, 0, &o), 0);
+	assert_int_equal(o.flags & acl_flags, acl_flags);
+	teardown(NULL);
+
+	opts.posix_acl_required = true; /* --posix-acl=always */
 	g_posix_acl = true;
 	assert_int_equal(setup_opts(&opts), 0);
 	/* A guest that cannot enforce ACLs, keep the umask or report S_ISGID decisions is refused, as virtiofsd. */
@@ -485,9 +516,15 @@ static void test_security_context_labels_every_kind_of_new_node(void **state)
 {
 	(void)state;
 	teardown(NULL);
+	/* --security-label=auto: a guest without FUSE_SECURITY_CTX is served without labels */
 	struct fuse_server_opts opts = { .security_label = true };
 	assert_int_equal(setup_opts(&opts), 0);
 	struct fuse_init_out o;
+	assert_int_equal(do_init_full(7, 38, FUSE_INIT_EXT, 0, &o), 0);
+	assert_int_equal(o.flags2 & (FUSE_SECURITY_CTX >> 32), 0);
+	teardown(NULL);
+	opts.security_label_required = true; /* =always */
+	assert_int_equal(setup_opts(&opts), 0);
 	assert_int_equal(do_init_full(7, 38, FUSE_INIT_EXT, 0, &o), -EPROTO); /* as virtiofsd */
 	init_secctx();
 
