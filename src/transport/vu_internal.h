@@ -3,7 +3,17 @@
 #ifndef VUFS_VU_INTERNAL_H
 #define VUFS_VU_INTERNAL_H
 
+#include <time.h>
+
 #include "transport/vu_device.h"
+
+/* CLOCK_MONOTONIC in nanoseconds (the queue plane's polling windows and the pool's service times). */
+static inline uint64_t vu_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Called by the control plane, under ctrl_lock, while no other thread changes the queue's set-up. */
 int vu_queue_start(struct vu_dev *dev, struct vu_queue *q);
@@ -29,6 +39,10 @@ struct vq_chain *vu_pool_take(struct vu_pool *p, struct vu_queue *q);
 void vu_pool_submit(struct vu_pool *p, struct vq_chain *chain);
 void vu_pool_give_back(struct vu_pool *p, struct vq_chain *chain);
 void vu_pool_drain(struct vu_pool *p, struct vu_queue *q);
+/* Whether a popped chain goes to the pool: its shape's requests take long enough to be worth a worker's wake-up
+ * (the rest are served on the queue thread); and the service time of a chain served, wherever it was. */
+bool vu_pool_worth_handing(struct vu_pool *p, const struct vq_chain *chain);
+void vu_pool_note_cost(struct vu_pool *p, const struct vq_chain *chain, uint64_t ns);
 
 /* vu_backend.c: a memory region the frontend adds for a map we are making (same file, same length) is recorded
  * as ours instead of being mapped; true if so. Removing one of those: true if it was one. */

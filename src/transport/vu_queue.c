@@ -147,11 +147,14 @@ static bool memory_lost(uint64_t *seen)
 static bool serve_chain(struct vu_queue *q, struct vq_chain *chain, bool bad, unsigned *batch, uint64_t *faults)
 {
 	struct vu_pool *pool = q->index ? q->dev->pool : NULL;
-	if (pool && !bad) {
+	if (pool && !bad && vu_pool_worth_handing(pool, chain)) {
 		vu_pool_submit(pool, chain);
 		return true;
 	}
+	uint64_t t0 = pool ? vu_now_ns() : 0;
 	long len = bad ? 0 : q->dev->cfg.handle(q->dev->cfg.opaque, q, chain, q->index);
+	if (pool && !bad)
+		vu_pool_note_cost(pool, chain, vu_now_ns() - t0);
 	__atomic_add_fetch(&q->requests, 1, __ATOMIC_RELAXED);
 	bool lost = memory_lost(faults); /* the request read zeros where the guest's bytes were: no reply */
 	if (!lost && len != VU_DEFERRED)
@@ -191,13 +194,6 @@ static int drain(struct vu_queue *q, struct vq_chain *own, uint64_t *faults)
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Spins on the avail index for the current window before the thread sleeps: a wake-up costs tens of
  * microseconds on a virtual host, more than most requests. The window adapts as QEMU's event loop does
@@ -208,12 +204,12 @@ static bool busy_poll(struct vu_queue *q)
 {
 	if (!q->poll_ns)
 		return false;
-	uint64_t end = mono_ns() + q->poll_ns;
+	uint64_t end = vu_now_ns() + q->poll_ns;
 	do {
 		if (vq_device_has_pending(&q->vq))
 			return true;
 		__builtin_ia32_pause();
-	} while (mono_ns() < end);
+	} while (vu_now_ns() < end);
 	return false;
 }
 
@@ -261,10 +257,10 @@ static void *queue_thread(void *arg)
 		}
 		if (more)
 			continue;
-		uint64_t slept = mono_ns();
+		uint64_t slept = vu_now_ns();
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
-		adapt_poll(q, mono_ns() - slept);
+		adapt_poll(q, vu_now_ns() - slept);
 		if (pfd[1].revents)
 			break;
 		if (pfd[0].revents & POLLIN) {

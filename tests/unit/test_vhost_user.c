@@ -1713,14 +1713,14 @@ static void test_frontend_without_window(void **state)
 	listener_finish(&l);
 }
 
-/* 8 requests of 20 ms each submitted at once on one request queue, with `pool` worker threads: every reply is
+/* 8 requests of delay_us each submitted at once on one request queue, with `pool` worker threads: every reply is
  * right, the calls overlapped (pool >= 2) or ran one at a time (no pool); with stop_at_once the frontend stops the
  * queue while they run, and GET_VRING_BASE must wait until every one of them is back in the used ring. */
-static void pool_parallel(unsigned pool, bool stop_at_once, bool packed)
+static void pool_parallel(unsigned pool, bool stop_at_once, bool packed, int delay_us)
 {
 	enum { N = 8 };
 	int before = count_fds();
-	struct listener l = { .lfd = -1, .pool = pool, .delay_us = 20000 };
+	struct listener l = { .lfd = -1, .pool = pool, .delay_us = delay_us };
 	listener_start(&l);
 	struct vu_frontend *fe = malloc(sizeof(*fe));
 	assert_non_null(fe);
@@ -1784,7 +1784,10 @@ static void pool_parallel(unsigned pool, bool stop_at_once, bool packed)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 		int most = __atomic_load_n(&l.s->max_inflight, __ATOMIC_SEQ_CST);
-		if (pool >= 2) {
+		if (!delay_us) {
+			/* Quick requests are not worth a worker's wake-up: the queue thread keeps them all. */
+			assert_int_equal(__atomic_load_n(&l.s->max_slot, __ATOMIC_SEQ_CST), 1);
+		} else if (pool >= 2) {
 			assert_true(most >= 2);
 			assert_true(most <= (int)pool);
 			assert_true(ms < N * 20 * 0.75); /* 160 ms one at a time */
@@ -1807,17 +1810,23 @@ static void pool_parallel(unsigned pool, bool stop_at_once, bool packed)
 static void test_pool_serves_one_queue_in_parallel(void **state)
 {
 	(void)state;
-	pool_parallel(0, false, false);
-	pool_parallel(1, false, false);
-	pool_parallel(4, false, false);
-	pool_parallel(4, false, true);
+	pool_parallel(0, false, false, 20000);
+	pool_parallel(1, false, false, 20000);
+	pool_parallel(4, false, false, 20000);
+	pool_parallel(4, false, true, 20000);
+}
+
+static void test_pool_keeps_quick_requests_on_the_queue_thread(void **state)
+{
+	(void)state;
+	pool_parallel(4, false, false, 0);
 }
 
 static void test_pool_stop_waits_for_running_jobs(void **state)
 {
 	(void)state;
-	pool_parallel(4, true, false);
-	pool_parallel(2, true, false);
+	pool_parallel(4, true, false, 20000);
+	pool_parallel(2, true, false, 20000);
 }
 
 static void test_frontend_end_to_end_with_event_idx(void **state)
@@ -2037,6 +2046,7 @@ int main(void)
 		cmocka_unit_test(test_frontend_end_to_end_with_event_idx),
 		cmocka_unit_test(test_pool_serves_one_queue_in_parallel),
 		cmocka_unit_test(test_pool_stop_waits_for_running_jobs),
+		cmocka_unit_test(test_pool_keeps_quick_requests_on_the_queue_thread),
 		cmocka_unit_test(test_frontend_end_to_end_without_event_idx),
 		cmocka_unit_test(test_frontend_end_to_end_polling_backend),
 		cmocka_unit_test(test_frontend_end_to_end_packed),
