@@ -477,25 +477,28 @@ int inode_lookup_name_at(struct fs *fs, struct fs_inode *parent, int pfd, const 
 	return open_name_at(fs, parent, pfd, name, e);
 }
 
-/* The parent's fd for one lookup: opened once (by handle) for both steps. */
-int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+typedef int (*name_step_fn)(struct fs *fs, struct fs_inode *parent, int pfd, const char *name, struct fs_entry *e);
+
+/* Runs step with the parent's fd, opened once (by handle under --inode-file-handles) for all it does. */
+static int with_parent_fd(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e,
+                          name_step_fn step)
 {
 	int pfd = inode_fd_get(fs, parent);
 	if (pfd < 0)
 		return pfd;
-	int ret = inode_lookup_name_at(fs, parent, pfd, name, e);
+	int ret = step(fs, parent, pfd, name, e);
 	inode_fd_put(parent, pfd);
 	return ret;
 }
 
+int inode_lookup_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
+{
+	return with_parent_fd(fs, parent, name, e, inode_lookup_name_at);
+}
+
 int inode_open_name(struct fs *fs, struct fs_inode *parent, const char *name, struct fs_entry *e)
 {
-	int pfd = inode_fd_get(fs, parent);
-	if (pfd < 0)
-		return pfd;
-	int ret = open_name_at(fs, parent, pfd, name, e);
-	inode_fd_put(parent, pfd);
-	return ret;
+	return with_parent_fd(fs, parent, name, e, open_name_at);
 }
 
 int inode_fill_entry(struct fs *fs, struct fs_inode *inode, struct fs_entry *e)
